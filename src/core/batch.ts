@@ -1,0 +1,77 @@
+/**
+ * A batch of packets moving through the data path together, in the shape of wireguard-go's
+ * tun.Device and conn.Bind: fixed buffers allocated once and reused, each packet at its own
+ * offset so that headers can be prepended in place. A packet dropped on the way has its size
+ * set to DROPPED; `compact` then closes the gaps, keeping order (reordering a batch would
+ * reorder TCP segments inside the tunnel).
+ */
+import { MAX_OVERHEAD } from './cipher.js';
+
+export const MAX_BATCH = 128;
+/** Room in front of each packet: the largest data-channel overhead, rounded up. */
+export const HEADROOM = 64;
+/** Largest IP packet plus slack; a TUN or UDP read never returns more. */
+export const MAX_PACKET = 65535;
+export const DROPPED = -1;
+
+export interface PacketBatch {
+  readonly bufs: Buffer[];
+  readonly offsets: Int32Array;
+  readonly sizes: Int32Array;
+  count: number;
+}
+
+export function newBatch(n = MAX_BATCH, capacity = HEADROOM + MAX_PACKET, headroom = HEADROOM): PacketBatch {
+  if (headroom < MAX_OVERHEAD) throw new RangeError(`headroom must be at least ${MAX_OVERHEAD} bytes`);
+  const bufs: Buffer[] = [];
+  for (let i = 0; i < n; i++) bufs.push(Buffer.allocUnsafe(capacity));
+  const offsets = new Int32Array(n).fill(headroom);
+  return { bufs, offsets, sizes: new Int32Array(n), count: 0 };
+}
+
+/** Resets every packet to start at `headroom`, ready for the next read. */
+export function resetOffsets(batch: PacketBatch, headroom = HEADROOM): void {
+  batch.offsets.fill(headroom);
+  batch.count = 0;
+}
+
+/** Copies one packet into the next free slot (for tests and control-plane sends). */
+export function pushPacket(batch: PacketBatch, data: Uint8Array, headroom = HEADROOM): void {
+  const i = batch.count;
+  const buf = batch.bufs[i];
+  if (buf === undefined) throw new RangeError(`batch is full (${batch.bufs.length} packets)`);
+  buf.set(data, headroom);
+  batch.offsets[i] = headroom;
+  batch.sizes[i] = data.length;
+  batch.count = i + 1;
+}
+
+/** The bytes of packet i (a view, no copy). */
+export function packetView(batch: PacketBatch, i: number): Buffer {
+  const offset = batch.offsets[i]!;
+  return batch.bufs[i]!.subarray(offset, offset + batch.sizes[i]!);
+}
+
+/**
+ * Removes packets whose size is DROPPED, keeping order. Buffers are swapped, not copied, so
+ * the pool keeps all of them. `sidecar` moves a parallel per-packet record (e.g. endpoints)
+ * along with its packet.
+ */
+export function compact(batch: PacketBatch, sidecar?: { buf: Buffer; slotSize: number }): number {
+  const { bufs, offsets, sizes } = batch;
+  let kept = 0;
+  for (let i = 0; i < batch.count; i++) {
+    if (sizes[i]! === DROPPED) continue;
+    if (kept !== i) {
+      const spare = bufs[kept]!;
+      bufs[kept] = bufs[i]!;
+      bufs[i] = spare;
+      offsets[kept] = offsets[i]!;
+      sizes[kept] = sizes[i]!;
+      if (sidecar) sidecar.buf.copyWithin(kept * sidecar.slotSize, i * sidecar.slotSize, (i + 1) * sidecar.slotSize);
+    }
+    kept++;
+  }
+  batch.count = kept;
+  return kept;
+}

@@ -1,0 +1,149 @@
+/**
+ * The data-channel ciphers and their packet layout, byte-compatible with OpenVPN 2.6:
+ *
+ *   AEAD:  op/key-id(1) peer-id(3) | packet-id(4) | tag(16) | ciphertext
+ *   NONE:  op/key-id(1) peer-id(3) | packet-id(4) | plaintext
+ *
+ * nonce = packet-id(4) ‖ nonce-tail(8); AAD = the first 8 bytes (header and packet-id).
+ * Packets are sealed in place: the plaintext sits at `offset` with at least `overhead` bytes of
+ * headroom before it, and the header, packet-id and tag are written into that headroom.
+ */
+import {
+  createCipheriv,
+  createDecipheriv,
+  createSecretKey,
+  type CipherChaCha20Poly1305Types,
+  type CipherGCMTypes,
+  type KeyObject,
+} from 'node:crypto';
+import { DATA_V2_HEADER_SIZE } from './wire.js';
+
+export const CIPHER_ALGS = ['AES-128-GCM', 'AES-192-GCM', 'AES-256-GCM', 'CHACHA20-POLY1305', 'NONE'] as const;
+export type CipherAlg = (typeof CIPHER_ALGS)[number];
+
+export const PACKET_ID_SIZE = 4;
+export const TAG_SIZE = 16;
+export const NONCE_TAIL_SIZE = 8;
+export const NONCE_SIZE = PACKET_ID_SIZE + NONCE_TAIL_SIZE;
+/** Header plus packet-id: the AEAD's additional authenticated data. */
+export const AAD_SIZE = DATA_V2_HEADER_SIZE + PACKET_ID_SIZE;
+
+type AeadName = CipherGCMTypes | CipherChaCha20Poly1305Types;
+
+export interface CipherInfo {
+  readonly alg: CipherAlg;
+  /** node:crypto algorithm name; null for NONE. */
+  readonly nodeName: AeadName | null;
+  readonly keySize: number;
+  readonly nonceTailSize: number;
+  readonly tagSize: number;
+  /** Bytes added in front of the plaintext. */
+  readonly overhead: number;
+}
+
+function aead(alg: CipherAlg, nodeName: AeadName, keySize: number): CipherInfo {
+  return { alg, nodeName, keySize, nonceTailSize: NONCE_TAIL_SIZE, tagSize: TAG_SIZE, overhead: AAD_SIZE + TAG_SIZE };
+}
+
+const CIPHERS: Record<CipherAlg, CipherInfo> = {
+  'AES-128-GCM': aead('AES-128-GCM', 'aes-128-gcm', 16),
+  'AES-192-GCM': aead('AES-192-GCM', 'aes-192-gcm', 24),
+  'AES-256-GCM': aead('AES-256-GCM', 'aes-256-gcm', 32),
+  'CHACHA20-POLY1305': aead('CHACHA20-POLY1305', 'chacha20-poly1305', 32),
+  NONE: { alg: 'NONE', nodeName: null, keySize: 0, nonceTailSize: 0, tagSize: 0, overhead: AAD_SIZE },
+};
+
+/** Largest overhead of any cipher: the headroom a batch must leave before each packet. */
+export const MAX_OVERHEAD = AAD_SIZE + TAG_SIZE;
+
+export function isCipherAlg(name: string): name is CipherAlg {
+  return (CIPHER_ALGS as readonly string[]).includes(name);
+}
+
+export function cipherInfo(alg: CipherAlg): CipherInfo {
+  const info = CIPHERS[alg];
+  if (info === undefined) {
+    throw new TypeError(`unknown cipher "${String(alg)}": use one of ${CIPHER_ALGS.join(', ')}`);
+  }
+  return info;
+}
+
+/** Allocated once: the options object is read per call, never kept by node:crypto. */
+const AEAD_OPTIONS = { authTagLength: TAG_SIZE };
+
+/** Result codes of `open`; negative so they never collide with a plaintext length. */
+export const enum OpenError {
+  /** Shorter than header, packet-id and tag. */
+  Short = -1,
+  /** Tag did not verify: wrong key, corrupted or forged. */
+  Auth = -2,
+}
+
+/**
+ * One direction's key: the cipher, the key bytes (held as a KeyObject, never printed) and the
+ * nonce tail. Stateless apart from a scratch nonce; packet-ids and replay live in KeyContext.
+ */
+export class DirectionalKey {
+  readonly info: CipherInfo;
+  private readonly key: KeyObject | null;
+  private readonly nonce: Buffer;
+
+  constructor(alg: CipherAlg, key: Uint8Array, nonceTail: Uint8Array) {
+    this.info = cipherInfo(alg);
+    if (key.length !== this.info.keySize) {
+      throw new RangeError(`${alg} needs a ${this.info.keySize}-byte key, got ${key.length} bytes`);
+    }
+    if (nonceTail.length !== this.info.nonceTailSize) {
+      throw new RangeError(`${alg} needs a ${this.info.nonceTailSize}-byte nonce tail, got ${nonceTail.length} bytes`);
+    }
+    this.key = this.info.nodeName === null ? null : createSecretKey(key);
+    this.nonce = Buffer.alloc(NONCE_SIZE);
+    this.nonce.set(nonceTail, PACKET_ID_SIZE);
+  }
+
+  /** Keep key bytes out of logs and JSON dumps. */
+  toJSON(): object {
+    return { alg: this.info.alg };
+  }
+
+  /**
+   * Seals the `size` plaintext bytes at `offset` (header already written at offset-overhead,
+   * packet-id at offset-overhead+4). Writes tag and ciphertext in place.
+   */
+  seal(buf: Buffer, offset: number, size: number, packetId: number): void {
+    if (this.key === null) return;
+    const start = offset - this.info.overhead;
+    this.nonce.writeUInt32BE(packetId, 0);
+    // The overloads differ only in option types; both AEAD families share setAAD/getAuthTag.
+    const cipher = createCipheriv(this.info.nodeName as CipherGCMTypes, this.key, this.nonce, AEAD_OPTIONS);
+    cipher.setAAD(buf.subarray(start, start + AAD_SIZE));
+    const ciphertext = cipher.update(buf.subarray(offset, offset + size));
+    cipher.final();
+    ciphertext.copy(buf, offset);
+    cipher.getAuthTag().copy(buf, start + AAD_SIZE);
+  }
+
+  /**
+   * Opens the whole wire packet at `offset` (header included) in place. Returns the plaintext
+   * length, found at offset+overhead, or an OpenError.
+   */
+  open(buf: Buffer, offset: number, size: number, packetId: number): number {
+    const overhead = this.info.overhead;
+    const length = size - overhead;
+    if (length < 0) return OpenError.Short;
+    if (this.key === null) return length;
+    const body = offset + overhead;
+    this.nonce.writeUInt32BE(packetId, 0);
+    const decipher = createDecipheriv(this.info.nodeName as CipherGCMTypes, this.key, this.nonce, AEAD_OPTIONS);
+    decipher.setAAD(buf.subarray(offset, offset + AAD_SIZE));
+    decipher.setAuthTag(buf.subarray(offset + AAD_SIZE, body));
+    const plaintext = decipher.update(buf.subarray(body, body + length));
+    try {
+      decipher.final();
+    } catch {
+      return OpenError.Auth;
+    }
+    plaintext.copy(buf, body);
+    return length;
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * Why packets were dropped. Bad input never throws through the event loop: every packet the
+ * data path refuses lands in exactly one of these counters.
+ */
+export interface DropCounters {
+  /** Too short or otherwise unparsable. */
+  malformed: number;
+  /** Key-id matches no key slot (or no primary key to seal with). */
+  noKey: number;
+  /** Replayed, duplicated, packet-id 0, or older than the replay window. */
+  replay: number;
+  /** AEAD tag did not verify. */
+  auth: number;
+  /** Transmit packet-ids used up: the key must be replaced before sending more. */
+  keyExhausted: number;
+  /** DATA_V1 packets, which are not offloaded. */
+  dataV1: number;
+  /** DATA_V2 for a peer-id we do not know. */
+  unknownPeer: number;
+  /** No peer route for the packet's destination, or not an IP packet. */
+  noRoute: number;
+  /** Device or socket refused the write (queue full, invalid packet). */
+  io: number;
+}
+
+export function newDropCounters(): DropCounters {
+  return { malformed: 0, noKey: 0, replay: 0, auth: 0, keyExhausted: 0, dataV1: 0, unknownPeer: 0, noRoute: 0, io: 0 };
+}
+
+export function totalDrops(counters: DropCounters): number {
+  let total = 0;
+  for (const value of Object.values(counters) as number[]) total += value;
+  return total;
+}

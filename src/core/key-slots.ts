@@ -1,0 +1,60 @@
+/**
+ * A peer's two key slots. OpenVPN renegotiates keys while traffic flows: the new key is
+ * installed as secondary, then swapped to primary, and the old one lingers as secondary so that
+ * packets still in flight under it can be opened. Sealing always uses the primary; opening picks
+ * the slot whose key-id matches the packet's.
+ */
+import { KeyContext, type KeyConfig } from './key-context.js';
+
+export const enum KeySlot {
+  Primary = 0,
+  Secondary = 1,
+}
+
+export function keySlotName(slot: KeySlot): 'primary' | 'secondary' {
+  return slot === KeySlot.Primary ? 'primary' : 'secondary';
+}
+
+export class KeySlots {
+  private slots: [KeyContext | null, KeyContext | null] = [null, null];
+  /** Forwarded to every installed key: its packet-ids are close to running out. */
+  onSwapNeeded: ((keyId: number) => void) | null = null;
+
+  get primary(): KeyContext | null {
+    return this.slots[KeySlot.Primary];
+  }
+
+  get secondary(): KeyContext | null {
+    return this.slots[KeySlot.Secondary];
+  }
+
+  get(slot: KeySlot): KeyContext | null {
+    return this.slots[slot];
+  }
+
+  /** Installs a new key in `slot`, replacing what was there. */
+  install(slot: KeySlot, config: KeyConfig): KeyContext {
+    const context = new KeyContext(config);
+    context.onSwapNeeded = (keyId) => this.onSwapNeeded?.(keyId);
+    this.slots[slot] = context;
+    return context;
+  }
+
+  /** The key for an incoming packet's key-id, or null: the caller drops and counts it. */
+  forKeyId(keyId: number): KeyContext | null {
+    const [primary, secondary] = this.slots;
+    if (primary !== null && primary.keyId === keyId) return primary;
+    if (secondary !== null && secondary.keyId === keyId) return secondary;
+    return null;
+  }
+
+  swap(): void {
+    this.slots = [this.slots[KeySlot.Secondary], this.slots[KeySlot.Primary]];
+  }
+
+  /** Deletes one slot, or both when no slot is given. */
+  delete(slot?: KeySlot): void {
+    if (slot === undefined) this.slots = [null, null];
+    else this.slots[slot] = null;
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * Known-answer vectors captured from OpenVPN 2.6.14: every vector of every *.json file in
+ * $OVPN_VECTORS (default ../shared/vectors beside the repository) must open to exactly its
+ * plaintext and seal back to exactly its wire bytes.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import {
+  DirectionalKey,
+  HEADROOM,
+  isCipherAlg,
+  KeyContext,
+  parseDataV2Header,
+  sealPacket,
+  type CipherAlg,
+} from '../src/core/index.js';
+
+interface Vector {
+  source: string;
+  cipher: string;
+  key: string;
+  nonce_tail: string;
+  opcode: number;
+  key_id: number;
+  peer_id: number;
+  packet_id: number;
+  wire: string;
+  plaintext: string;
+}
+
+const repoRoot = resolve(fileURLToPath(import.meta.url), '../../..');
+const dir = process.env['OVPN_VECTORS'] ? resolve(process.env['OVPN_VECTORS']) : resolve(repoRoot, '../shared/vectors');
+
+function loadVectors(): { file: string; index: number; vector: Vector }[] {
+  const files = readdirSync(dir).filter((name) => name.endsWith('.json')).sort();
+  return files.flatMap((file) => {
+    const doc = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { format?: string; vectors?: Vector[] };
+    assert.equal(doc.format, 'openvpn-data-v2-kat/1', `${file}: unknown format`);
+    assert.ok(Array.isArray(doc.vectors), `${file}: no "vectors" array`);
+    return doc.vectors.map((vector, index) => ({ file, index, vector }));
+  });
+}
+
+function cipherOf(vector: Vector): CipherAlg {
+  assert.ok(isCipherAlg(vector.cipher), `unknown cipher ${vector.cipher}`);
+  return vector.cipher;
+}
+
+function contextFor(vector: Vector): KeyContext {
+  const material = { key: Buffer.from(vector.key, 'hex'), nonceTail: Buffer.from(vector.nonce_tail, 'hex') };
+  return new KeyContext({ keyId: vector.key_id, cipher: cipherOf(vector), encrypt: material, decrypt: material });
+}
+
+const vectors = loadVectors();
+
+test(`vector directory ${dir} holds vectors`, () => {
+  assert.ok(vectors.length > 0, `no vectors found in ${dir}: set OVPN_VECTORS to a directory of *.json captures`);
+});
+
+for (const { file, index, vector } of vectors) {
+  const name = `${file}#${index} ${vector.cipher} packet-id ${vector.packet_id} (${vector.plaintext.length / 2} bytes)`;
+  const wire = Buffer.from(vector.wire, 'hex');
+  const plaintext = Buffer.from(vector.plaintext, 'hex');
+
+  test(`opens ${name}`, () => {
+    const header = parseDataV2Header(wire, 0, wire.length);
+    assert.deepEqual(header, { keyId: vector.key_id, peerId: vector.peer_id });
+    assert.equal(vector.opcode, 9);
+    const buf = Buffer.alloc(wire.length + 8);
+    wire.copy(buf, 8);
+    const context = contextFor(vector);
+    const length = context.open(buf, 8, wire.length);
+    assert.equal(length, plaintext.length);
+    assert.deepEqual(buf.subarray(8 + context.overhead, 8 + context.overhead + length), plaintext);
+    assert.equal(context.highestPacketIdReceived, vector.packet_id);
+  });
+
+  test(`seals ${name}`, () => {
+    const material = { key: Buffer.from(vector.key, 'hex'), nonceTail: Buffer.from(vector.nonce_tail, 'hex') };
+    const key = new DirectionalKey(cipherOf(vector), material.key, material.nonceTail);
+    const buf = Buffer.alloc(HEADROOM + plaintext.length);
+    plaintext.copy(buf, HEADROOM);
+    const size = sealPacket(key, vector.key_id, vector.peer_id, vector.packet_id, buf, HEADROOM, plaintext.length);
+    const start = HEADROOM - key.info.overhead;
+    assert.equal(size, wire.length);
+    assert.equal(buf.subarray(start, start + size).toString('hex'), vector.wire);
+  });
+}
+
+test('a key context opens each captured stream in order, then refuses every packet again', () => {
+  const streams = new Map<string, Vector[]>();
+  for (const { vector } of vectors) {
+    const id = `${vector.cipher}/${vector.key}/${vector.nonce_tail}/${vector.key_id}`;
+    streams.set(id, [...(streams.get(id) ?? []), vector]);
+  }
+  for (const stream of streams.values()) {
+    const context = contextFor(stream[0]!);
+    const ordered = [...stream].sort((a, b) => a.packet_id - b.packet_id);
+    for (const pass of [0, 1]) {
+      for (const vector of ordered) {
+        const wire = Buffer.from(vector.wire, 'hex');
+        const length = context.open(wire, 0, wire.length);
+        if (pass === 0) assert.equal(length, vector.plaintext.length / 2, `packet-id ${vector.packet_id}`);
+        else assert.ok(length < 0, `replayed packet-id ${vector.packet_id} must be refused`);
+      }
+    }
+  }
+});
