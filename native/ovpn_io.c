@@ -1,0 +1,902 @@
+/*
+ * ovpn_io: the smallest possible bridge from Node to the Linux facilities the
+ * data channel needs and Node does not expose: a TUN fd, recvmmsg/sendmmsg
+ * with per-packet source addresses (IP_PKTINFO), link ioctls, and a uv_poll
+ * watcher so the fds are driven by Node's own event loop.
+ *
+ * Deliberately protocol-blind: every byte of OpenVPN framing, crypto and
+ * routing lives in TypeScript. This file only moves opaque buffers between
+ * the kernel and JS-owned memory, so there is no copy and no allocation on the
+ * hot path beyond the napi calls needed to look the buffers up.
+ *
+ * All calls are synchronous on non-blocking fds. Errors become JS Errors whose
+ * .code is the errno name, so callers can switch on 'EAGAIN', 'EBADFD', ...
+ */
+#define _GNU_SOURCE
+#include <node_api.h>
+#include <uv.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Mirrors MAX_BATCH in src/edge/batch.ts; bounds the on-stack mmsghdr arrays. */
+#define MAX_BATCH 128
+/* Mirrors ENDPOINT_SIZE in src/edge/udp.ts. */
+#define EP_SIZE 48
+#define EP_FAMILY 0
+#define EP_PORT 2
+#define EP_ADDR 4
+#define EP_LFAMILY 20
+#define EP_LADDR 24
+#define EP_IFINDEX 40
+
+/* Big enough for one IPV6_PKTINFO plus one IP_PKTINFO: a dual-stack socket
+ * may deliver either, and we must never truncate the ancillary data. */
+#define CTRL_SIZE (CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo)))
+
+/* ------------------------------------------------------------------ errors */
+
+/* Pending-exception helper: returns NULL so callers can `return throw_errno()`. */
+static napi_value throw_errno(napi_env env, int err, const char *call) {
+  const char *name = strerrorname_np(err);
+  char code[32];
+  char msg[256];
+  if (name == NULL) {
+    snprintf(code, sizeof code, "E%d", err);
+    name = code;
+  }
+  snprintf(msg, sizeof msg, "%s: %s (%s)", call, strerror(err), name);
+  napi_value jcode, jmsg, jerr, jerrno;
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &jcode);
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &jmsg);
+  napi_create_error(env, jcode, jmsg, &jerr);
+  napi_create_int32(env, -err, &jerrno);
+  napi_set_named_property(env, jerr, "errno", jerrno);
+  napi_set_named_property(env, jerr, "syscall", jmsg);
+  napi_throw(env, jerr);
+  return NULL;
+}
+
+static napi_value throw_type(napi_env env, const char *msg) {
+  napi_throw_type_error(env, NULL, msg);
+  return NULL;
+}
+
+#define CHECK(call)                                                          \
+  do {                                                                       \
+    if ((call) != napi_ok) {                                                 \
+      bool pending_ = false;                                                 \
+      napi_is_exception_pending(env, &pending_);                             \
+      if (!pending_) napi_throw_error(env, NULL, "napi call failed: " #call); \
+      return NULL;                                                           \
+    }                                                                        \
+  } while (0)
+
+/* ------------------------------------------------------------ arg helpers */
+
+static int get_i32(napi_env env, napi_value v, int32_t *out) {
+  return napi_get_value_int32(env, v, out) == napi_ok;
+}
+
+static int get_str(napi_env env, napi_value v, char *buf, size_t cap) {
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, v, buf, cap, &len) != napi_ok) return 0;
+  return len < cap - 1; /* reject silently-truncated strings */
+}
+
+/* The batch arguments every I/O call shares: (fd, bufs[], offsets, sizes). */
+typedef struct {
+  int fd;
+  napi_value bufs;
+  uint32_t nbufs;
+  int32_t *offsets;
+  int32_t *sizes;
+  size_t nslots; /* min length of offsets/sizes */
+} batch_args;
+
+static int get_i32_array(napi_env env, napi_value v, int32_t **data, size_t *len) {
+  napi_typedarray_type type;
+  void *ptr;
+  if (napi_get_typedarray_info(env, v, &type, len, &ptr, NULL, NULL) != napi_ok) return 0;
+  if (type != napi_int32_array) return 0;
+  *data = ptr;
+  return 1;
+}
+
+static int parse_batch(napi_env env, napi_value *argv, batch_args *b) {
+  size_t no, ns;
+  bool is_array = false;
+  if (!get_i32(env, argv[0], &b->fd)) return throw_type(env, "fd must be a number"), 0;
+  napi_is_array(env, argv[1], &is_array);
+  if (!is_array) return throw_type(env, "bufs must be an Array of Buffers"), 0;
+  b->bufs = argv[1];
+  napi_get_array_length(env, argv[1], &b->nbufs);
+  if (!get_i32_array(env, argv[2], &b->offsets, &no) || !get_i32_array(env, argv[3], &b->sizes, &ns))
+    return throw_type(env, "offsets and sizes must be Int32Array"), 0;
+  b->nslots = no < ns ? no : ns;
+  return 1;
+}
+
+/* Clamp a requested packet count to what every array in the batch can hold. */
+static uint32_t clamp_count(const batch_args *b, int32_t n) {
+  uint32_t c = n < 0 ? 0 : (uint32_t)n;
+  if (c > b->nbufs) c = b->nbufs;
+  if (c > b->nslots) c = (uint32_t)b->nslots;
+  return c;
+}
+
+/* Resolve packet i to a memory range. For reads the range is [off, end of
+ * buffer); for writes it is [off, off+size). Bounds are checked here so a JS
+ * bug can never make the kernel touch memory outside the Buffer. */
+static int slot_ptr(napi_env env, const batch_args *b, uint32_t i, int for_write, uint8_t **p, size_t *len) {
+  napi_value el;
+  void *data;
+  size_t cap;
+  bool isbuf = false;
+  if (napi_get_element(env, b->bufs, i, &el) != napi_ok) return 0;
+  napi_is_buffer(env, el, &isbuf);
+  if (!isbuf || napi_get_buffer_info(env, el, &data, &cap) != napi_ok)
+    return throw_type(env, "bufs[i] must be a Buffer"), 0;
+  int32_t off = b->offsets[i];
+  if (off < 0 || (size_t)off > cap) return throw_type(env, "offsets[i] outside buffer"), 0;
+  if (for_write) {
+    int32_t sz = b->sizes[i];
+    if (sz < 0 || (size_t)off + (size_t)sz > cap) return throw_type(env, "offsets[i]+sizes[i] outside buffer"), 0;
+    *len = (size_t)sz;
+  } else {
+    *len = cap - (size_t)off;
+  }
+  *p = (uint8_t *)data + off;
+  return 1;
+}
+
+static napi_value ret_u32(napi_env env, uint32_t v) {
+  napi_value r;
+  napi_create_uint32(env, v, &r);
+  return r;
+}
+
+/* Errors that concern one packet, not the fd: the packet is dropped and the
+ * batch goes on, so one bad peer or malformed packet can't stall the rest. */
+static int per_packet_error(int e) {
+  switch (e) {
+    case EINVAL: case EMSGSIZE: case ENETUNREACH: case EHOSTUNREACH: case EPERM:
+    case EACCES: case EADDRNOTAVAIL: case ECONNREFUSED: case EAFNOSUPPORT: case EDESTADDRREQ:
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+/* ---------------------------------------------------------------- TUN */
+
+static napi_value tun_open(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  char name[IFNAMSIZ];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || !get_str(env, argv[0], name, sizeof name))
+    return throw_type(env, "tunOpen: name must be a string shorter than IFNAMSIZ");
+
+  /* TUNSETIFF on an existing *persistent* tun would silently attach to it and
+   * inherit its persistence, and on a non-tun device it says only EINVAL. An
+   * explicit check gives one clear error for "name taken" in all cases. */
+  if (name[0] && if_nametoindex(name) != 0) {
+    char what[96];
+    snprintf(what, sizeof what, "tunOpen: device %s already exists", name);
+    return throw_errno(env, EBUSY, what);
+  }
+
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return throw_errno(env, errno, "tunOpen: open /dev/net/tun");
+
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  /* No TUNSETPERSIST: the device lives exactly as long as this fd, so a crash
+   * (even SIGKILL) removes it and the next start can recreate the name. */
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  memcpy(ifr.ifr_name, name, strlen(name));
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int e = errno;
+    close(fd);
+    return throw_errno(env, e, "tunOpen: ioctl TUNSETIFF");
+  }
+
+  napi_value obj, v;
+  CHECK(napi_create_object(env, &obj));
+  napi_create_int32(env, fd, &v);
+  napi_set_named_property(env, obj, "fd", v);
+  ifr.ifr_name[IFNAMSIZ - 1] = 0;
+  napi_create_string_utf8(env, ifr.ifr_name, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, obj, "name", v);
+  napi_create_uint32(env, if_nametoindex(ifr.ifr_name), &v);
+  napi_set_named_property(env, obj, "ifindex", v);
+  return obj;
+}
+
+/* Link ioctls need some socket in the right netns; AF_INET dgram is universal. */
+static int link_ioctl(unsigned long req, struct ifreq *ifr) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return -errno;
+  int r = ioctl(s, req, ifr);
+  int e = errno;
+  close(s);
+  return r < 0 ? -e : 0;
+}
+
+static napi_value link_set(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], v;
+  char name[IFNAMSIZ];
+  bool has = false;
+  int r;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || !get_str(env, argv[0], name, sizeof name)) return throw_type(env, "linkSet: bad name");
+
+  struct ifreq ifr;
+  napi_has_named_property(env, argv[1], "mtu", &has);
+  if (has) {
+    int32_t mtu;
+    napi_get_named_property(env, argv[1], "mtu", &v);
+    napi_valuetype t;
+    napi_typeof(env, v, &t);
+    if (t != napi_undefined) {
+      if (!get_i32(env, v, &mtu)) return throw_type(env, "linkSet: mtu must be a number");
+      memset(&ifr, 0, sizeof ifr);
+      memcpy(ifr.ifr_name, name, strlen(name));
+      ifr.ifr_mtu = mtu;
+      if ((r = link_ioctl(SIOCSIFMTU, &ifr)) < 0) return throw_errno(env, -r, "linkSet: ioctl SIOCSIFMTU");
+    }
+  }
+  napi_has_named_property(env, argv[1], "up", &has);
+  if (has) {
+    bool up;
+    napi_get_named_property(env, argv[1], "up", &v);
+    if (napi_get_value_bool(env, v, &up) == napi_ok) {
+      memset(&ifr, 0, sizeof ifr);
+      memcpy(ifr.ifr_name, name, strlen(name));
+      if ((r = link_ioctl(SIOCGIFFLAGS, &ifr)) < 0) return throw_errno(env, -r, "linkSet: ioctl SIOCGIFFLAGS");
+      /* read-modify-write so we never clobber flags someone else set */
+      if (up) ifr.ifr_flags |= IFF_UP;
+      else ifr.ifr_flags &= ~IFF_UP;
+      if ((r = link_ioctl(SIOCSIFFLAGS, &ifr)) < 0) return throw_errno(env, -r, "linkSet: ioctl SIOCSIFFLAGS");
+    }
+  }
+  return NULL;
+}
+
+static napi_value link_get(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], obj, v;
+  char name[IFNAMSIZ];
+  struct ifreq ifr;
+  int r, mtu, flags, index;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || !get_str(env, argv[0], name, sizeof name)) return throw_type(env, "linkGet: bad name");
+
+  memset(&ifr, 0, sizeof ifr);
+  memcpy(ifr.ifr_name, name, strlen(name));
+  if ((r = link_ioctl(SIOCGIFFLAGS, &ifr)) < 0) goto fail;
+  flags = ifr.ifr_flags;
+  if ((r = link_ioctl(SIOCGIFMTU, &ifr)) < 0) goto fail;
+  mtu = ifr.ifr_mtu;
+  if ((r = link_ioctl(SIOCGIFINDEX, &ifr)) < 0) goto fail;
+  index = ifr.ifr_ifindex;
+
+  CHECK(napi_create_object(env, &obj));
+  napi_create_int32(env, mtu, &v);
+  napi_set_named_property(env, obj, "mtu", v);
+  napi_get_boolean(env, (flags & IFF_UP) != 0, &v);
+  napi_set_named_property(env, obj, "up", v);
+  napi_create_int32(env, index, &v);
+  napi_set_named_property(env, obj, "ifindex", v);
+  return obj;
+fail:
+  /* "does not exist" is an answer, not an error: the daemon polls for it */
+  if (r == -ENODEV) {
+    napi_get_null(env, &v);
+    return v;
+  }
+  return throw_errno(env, -r, "linkGet: ioctl");
+}
+
+/* TUN read/write are one packet per syscall; batching them here still saves
+ * the per-packet JS->C transition, which dominates at small packet sizes. */
+static napi_value read_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  batch_args b;
+  int32_t max;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5 || !parse_batch(env, argv, &b)) return argc < 5 ? throw_type(env, "readBatch: 5 args") : NULL;
+  if (!get_i32(env, argv[4], &max)) return throw_type(env, "readBatch: max must be a number");
+  uint32_t n = clamp_count(&b, max), i;
+  for (i = 0; i < n; i++) {
+    uint8_t *p;
+    size_t len;
+    if (!slot_ptr(env, &b, i, 0, &p, &len)) return NULL;
+    ssize_t r = read(b.fd, p, len);
+    if (r < 0) {
+      if (errno == EINTR) { i--; continue; }
+      if (errno == EAGAIN) break;
+      /* Packets already read stay valid, but the caller can't see a count and
+       * an error at once; the fd errors we get here (EBADFD after the device
+       * is deleted) are permanent, so the next call reports it regardless. */
+      if (i > 0) break;
+      return throw_errno(env, errno, "readBatch: read");
+    }
+    b.sizes[i] = (int32_t)r;
+  }
+  return ret_u32(env, i);
+}
+
+static napi_value write_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  batch_args b;
+  int32_t count;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5 || !parse_batch(env, argv, &b)) return argc < 5 ? throw_type(env, "writeBatch: 5 args") : NULL;
+  if (!get_i32(env, argv[4], &count)) return throw_type(env, "writeBatch: count must be a number");
+  uint32_t n = clamp_count(&b, count), i;
+  for (i = 0; i < n; i++) {
+    uint8_t *p;
+    size_t len;
+    if (!slot_ptr(env, &b, i, 1, &p, &len)) return NULL;
+    ssize_t r = write(b.fd, p, len);
+    if (r < 0) {
+      if (errno == EINTR) { i--; continue; }
+      if (errno == EAGAIN || errno == ENOBUFS) break;
+      if (per_packet_error(errno)) {
+        /* mark the drop in-band so JS can count it by reason without a
+         * second channel; the batch is rebuilt before its next use anyway */
+        b.sizes[i] = -errno;
+        continue;
+      }
+      if (i > 0) break;
+      return throw_errno(env, errno, "writeBatch: write");
+    }
+  }
+  return ret_u32(env, i);
+}
+
+/* ---------------------------------------------------------------- UDP */
+
+static int set_int(int fd, int level, int opt, int val) {
+  return setsockopt(fd, level, opt, &val, sizeof val);
+}
+
+static napi_value udp_open(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], obj, v;
+  int32_t family, port;
+  char addr[INET6_ADDRSTRLEN + 1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3 || !get_i32(env, argv[0], &family) || !get_str(env, argv[1], addr, sizeof addr) ||
+      !get_i32(env, argv[2], &port) || (family != 4 && family != 6) || port < 0 || port > 65535)
+    return throw_type(env, "udpOpen(family: 4|6, address: string, port: number)");
+
+  struct sockaddr_storage ss;
+  socklen_t sl;
+  memset(&ss, 0, sizeof ss);
+  if (family == 4) {
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, addr[0] ? addr : "0.0.0.0", &s4->sin_addr) != 1)
+      return throw_errno(env, EINVAL, "udpOpen: bad IPv4 address");
+    sl = sizeof *s4;
+  } else {
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    s6->sin6_family = AF_INET6;
+    s6->sin6_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET6, addr[0] ? addr : "::", &s6->sin6_addr) != 1)
+      return throw_errno(env, EINVAL, "udpOpen: bad IPv6 address");
+    sl = sizeof *s6;
+  }
+
+  int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, errno, "udpOpen: socket");
+  const char *fail = NULL;
+  /* restart after a crash must not wait out TIME_WAIT-like lingering */
+  if (set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0) fail = "udpOpen: setsockopt SO_REUSEADDR";
+  if (!fail && family == 4) {
+    if (set_int(fd, IPPROTO_IP, IP_PKTINFO, 1) < 0) fail = "udpOpen: setsockopt IP_PKTINFO";
+  } else if (!fail) {
+    int any = IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr);
+    /* "::" serves v4 peers too (as v4-mapped), regardless of the sysctl default */
+    if (any && set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 0) < 0) fail = "udpOpen: setsockopt IPV6_V6ONLY";
+    if (!fail && set_int(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1) < 0) fail = "udpOpen: setsockopt IPV6_RECVPKTINFO";
+    /* v4 packets on a v6 socket carry only IPv4-level cmsgs, so the IPv4
+     * destination address needs IP_PKTINFO as well */
+    if (!fail && any && set_int(fd, IPPROTO_IP, IP_PKTINFO, 1) < 0) fail = "udpOpen: setsockopt IP_PKTINFO";
+  }
+  if (fail) {
+    int e = errno;
+    close(fd);
+    return throw_errno(env, e, fail);
+  }
+  /* Bursts of a few hundred full-size datagrams between two event-loop turns
+   * overflow the default ~200 KiB; FORCE needs CAP_NET_ADMIN, so fall back to
+   * the capped variant and accept whatever the sysctl allows. */
+  const int big = 4 << 20;
+  if (set_int(fd, SOL_SOCKET, SO_RCVBUFFORCE, big) < 0) set_int(fd, SOL_SOCKET, SO_RCVBUF, big);
+  if (set_int(fd, SOL_SOCKET, SO_SNDBUFFORCE, big) < 0) set_int(fd, SOL_SOCKET, SO_SNDBUF, big);
+
+  if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
+    int e = errno;
+    close(fd);
+    return throw_errno(env, e, "udpOpen: bind");
+  }
+  sl = sizeof ss;
+  getsockname(fd, (struct sockaddr *)&ss, &sl);
+  int bound = ntohs(family == 4 ? ((struct sockaddr_in *)&ss)->sin_port : ((struct sockaddr_in6 *)&ss)->sin6_port);
+
+  CHECK(napi_create_object(env, &obj));
+  napi_create_int32(env, fd, &v);
+  napi_set_named_property(env, obj, "fd", v);
+  napi_create_int32(env, bound, &v);
+  napi_set_named_property(env, obj, "port", v);
+  return obj;
+}
+
+static int get_addrs(napi_env env, napi_value v, uint8_t **p, size_t *len) {
+  bool isbuf = false;
+  void *d;
+  napi_is_buffer(env, v, &isbuf);
+  if (!isbuf || napi_get_buffer_info(env, v, &d, len) != napi_ok) return 0;
+  *p = d;
+  return 1;
+}
+
+static void put_u32le(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)v;
+  p[1] = (uint8_t)(v >> 8);
+  p[2] = (uint8_t)(v >> 16);
+  p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t get_u32le(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Source sockaddr + pktinfo cmsgs -> one 48-byte endpoint slot. */
+static void encode_slot(uint8_t *slot, const struct sockaddr_storage *ss, struct msghdr *mh) {
+  memset(slot, 0, EP_SIZE);
+  if (ss->ss_family == AF_INET) {
+    const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+    slot[EP_FAMILY] = 4;
+    memcpy(slot + EP_PORT, &s4->sin_port, 2);
+    memcpy(slot + EP_ADDR, &s4->sin_addr, 4);
+  } else if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+    memcpy(slot + EP_PORT, &s6->sin6_port, 2);
+    /* Peers are identified by what they really are, so a v4 client looks the
+     * same whether it reached a v4 or a dual-stack socket. */
+    if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+      slot[EP_FAMILY] = 4;
+      memcpy(slot + EP_ADDR, s6->sin6_addr.s6_addr + 12, 4);
+    } else {
+      slot[EP_FAMILY] = 6;
+      memcpy(slot + EP_ADDR, &s6->sin6_addr, 16);
+    }
+  }
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+      struct in_pktinfo pi;
+      memcpy(&pi, CMSG_DATA(c), sizeof pi);
+      slot[EP_LFAMILY] = 4;
+      /* spec_dst is the address a reply should come from; it equals the
+       * header destination for unicast and stays usable for broadcast */
+      memcpy(slot + EP_LADDR, &pi.ipi_spec_dst, 4);
+      put_u32le(slot + EP_IFINDEX, (uint32_t)pi.ipi_ifindex);
+    } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+      struct in6_pktinfo pi;
+      memcpy(&pi, CMSG_DATA(c), sizeof pi);
+      if (IN6_IS_ADDR_V4MAPPED(&pi.ipi6_addr)) {
+        slot[EP_LFAMILY] = 4;
+        memcpy(slot + EP_LADDR, pi.ipi6_addr.s6_addr + 12, 4);
+      } else {
+        slot[EP_LFAMILY] = 6;
+        memcpy(slot + EP_LADDR, &pi.ipi6_addr, 16);
+      }
+      put_u32le(slot + EP_IFINDEX, pi.ipi6_ifindex);
+    }
+  }
+}
+
+static napi_value udp_recv_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  batch_args b;
+  int32_t max;
+  uint8_t *addrs;
+  size_t alen;
+  struct mmsghdr msgs[MAX_BATCH];
+  struct iovec iov[MAX_BATCH];
+  struct sockaddr_storage names[MAX_BATCH];
+  /* union forces cmsg alignment for the control buffers */
+  union { struct cmsghdr align; uint8_t b[CTRL_SIZE]; } ctrl[MAX_BATCH];
+
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 6) return throw_type(env, "udpRecvBatch: 6 args");
+  if (!parse_batch(env, argv, &b)) return NULL;
+  if (!get_addrs(env, argv[4], &addrs, &alen)) return throw_type(env, "udpRecvBatch: addrs must be a Buffer");
+  if (!get_i32(env, argv[5], &max)) return throw_type(env, "udpRecvBatch: max must be a number");
+  uint32_t n = clamp_count(&b, max), i;
+  if (n > MAX_BATCH) n = MAX_BATCH;
+  if (n > alen / EP_SIZE) n = (uint32_t)(alen / EP_SIZE);
+  if (n == 0) return ret_u32(env, 0);
+
+  memset(msgs, 0, sizeof(msgs[0]) * n);
+  for (i = 0; i < n; i++) {
+    uint8_t *p;
+    size_t len;
+    if (!slot_ptr(env, &b, i, 0, &p, &len)) return NULL;
+    iov[i].iov_base = p;
+    iov[i].iov_len = len;
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+    msgs[i].msg_hdr.msg_name = &names[i];
+    msgs[i].msg_hdr.msg_namelen = sizeof names[i];
+    msgs[i].msg_hdr.msg_control = ctrl[i].b;
+    msgs[i].msg_hdr.msg_controllen = CTRL_SIZE;
+  }
+  int r;
+  do r = recvmmsg(b.fd, msgs, n, MSG_DONTWAIT, NULL);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    if (errno == EAGAIN) return ret_u32(env, 0);
+    return throw_errno(env, errno, "udpRecvBatch: recvmmsg");
+  }
+  for (i = 0; i < (uint32_t)r; i++) {
+    /* a truncated datagram is not a packet we can authenticate; -1 lets JS
+     * drop and count it instead of feeding garbage to the decryptor */
+    b.sizes[i] = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? -1 : (int32_t)msgs[i].msg_len;
+    encode_slot(addrs + (size_t)i * EP_SIZE, &names[i], &msgs[i].msg_hdr);
+  }
+  return ret_u32(env, (uint32_t)r);
+}
+
+/* One endpoint slot -> destination sockaddr (+ optional source cmsg) shaped
+ * for this socket's family. Returns 0 if the slot can't be sent on it. */
+static int decode_slot(const uint8_t *slot, int sock_family, struct sockaddr_storage *ss, socklen_t *sl,
+                       uint8_t *ctrl, size_t *ctrllen) {
+  uint16_t port;
+  memcpy(&port, slot + EP_PORT, 2);
+  memset(ss, 0, sizeof *ss);
+  *ctrllen = 0;
+  int fam = slot[EP_FAMILY], lfam = slot[EP_LFAMILY];
+  if (sock_family == AF_INET) {
+    if (fam != 4) return 0;
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    s4->sin_family = AF_INET;
+    s4->sin_port = port;
+    memcpy(&s4->sin_addr, slot + EP_ADDR, 4);
+    *sl = sizeof *s4;
+  } else {
+    if (fam != 4 && fam != 6) return 0;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+    s6->sin6_family = AF_INET6;
+    s6->sin6_port = port;
+    if (fam == 4) {
+      /* the kernel routes v4-mapped destinations through the IPv4 stack */
+      s6->sin6_addr.s6_addr[10] = 0xff;
+      s6->sin6_addr.s6_addr[11] = 0xff;
+      memcpy(s6->sin6_addr.s6_addr + 12, slot + EP_ADDR, 4);
+    } else {
+      memcpy(&s6->sin6_addr, slot + EP_ADDR, 16);
+    }
+    *sl = sizeof *s6;
+  }
+  /* A source of the other family than the destination can't be honoured;
+   * send unpinned rather than fail. */
+  if (lfam == 4 && fam == 4) {
+    struct cmsghdr *c = (struct cmsghdr *)ctrl;
+    struct in_pktinfo pi;
+    memset(&pi, 0, sizeof pi);
+    /* ifindex stays 0: pinning the interface would break when routes move,
+     * and the source address alone is what the peer keys us by */
+    memcpy(&pi.ipi_spec_dst, slot + EP_LADDR, 4);
+    c->cmsg_level = IPPROTO_IP;
+    c->cmsg_type = IP_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof pi);
+    memcpy(CMSG_DATA(c), &pi, sizeof pi);
+    *ctrllen = CMSG_SPACE(sizeof pi);
+  } else if (lfam == 6 && fam == 6 && sock_family == AF_INET6) {
+    struct cmsghdr *c = (struct cmsghdr *)ctrl;
+    struct in6_pktinfo pi;
+    memset(&pi, 0, sizeof pi);
+    memcpy(&pi.ipi6_addr, slot + EP_LADDR, 16);
+    /* a link-local source is ambiguous without its interface */
+    if (IN6_IS_ADDR_LINKLOCAL(&pi.ipi6_addr)) pi.ipi6_ifindex = get_u32le(slot + EP_IFINDEX);
+    c->cmsg_level = IPPROTO_IPV6;
+    c->cmsg_type = IPV6_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof pi);
+    memcpy(CMSG_DATA(c), &pi, sizeof pi);
+    *ctrllen = CMSG_SPACE(sizeof pi);
+  }
+  return 1;
+}
+
+static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  batch_args b;
+  int32_t count;
+  uint8_t *addrs;
+  size_t alen;
+  struct mmsghdr msgs[MAX_BATCH];
+  struct iovec iov[MAX_BATCH];
+  struct sockaddr_storage names[MAX_BATCH];
+  union { struct cmsghdr align; uint8_t b[CTRL_SIZE]; } ctrl[MAX_BATCH];
+  uint32_t i, j, m = 0;
+  uint32_t idx[MAX_BATCH]; /* msgs[k] carries packet idx[k] */
+
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 6) return throw_type(env, "udpSendBatch: 6 args");
+  if (!parse_batch(env, argv, &b)) return NULL;
+  if (!get_addrs(env, argv[4], &addrs, &alen)) return throw_type(env, "udpSendBatch: addrs must be a Buffer");
+  if (!get_i32(env, argv[5], &count)) return throw_type(env, "udpSendBatch: count must be a number");
+  uint32_t n = clamp_count(&b, count);
+  if (n > MAX_BATCH) n = MAX_BATCH;
+  if (n > alen / EP_SIZE) n = (uint32_t)(alen / EP_SIZE);
+
+  struct sockaddr_storage self;
+  socklen_t selflen = sizeof self;
+  if (getsockname(b.fd, (struct sockaddr *)&self, &selflen) < 0)
+    return throw_errno(env, errno, "udpSendBatch: getsockname");
+
+  for (i = 0; i < n; i++) {
+    uint8_t *p;
+    size_t len, clen;
+    if (!slot_ptr(env, &b, i, 1, &p, &len)) return NULL;
+    if (!decode_slot(addrs + (size_t)i * EP_SIZE, self.ss_family, &names[m], &msgs[m].msg_hdr.msg_namelen,
+                     ctrl[m].b, &clen)) {
+      b.sizes[i] = -EAFNOSUPPORT;
+      continue;
+    }
+    iov[m].iov_base = p;
+    iov[m].iov_len = len;
+    msgs[m].msg_hdr.msg_name = &names[m];
+    msgs[m].msg_hdr.msg_iov = &iov[m];
+    msgs[m].msg_hdr.msg_iovlen = 1;
+    msgs[m].msg_hdr.msg_control = clen ? ctrl[m].b : NULL;
+    msgs[m].msg_hdr.msg_controllen = clen;
+    msgs[m].msg_hdr.msg_flags = 0;
+    idx[m++] = i;
+  }
+
+  /* sendmmsg stops at the first failing message and, if it already sent some,
+   * returns only the count; the next call then starts at the failing one and
+   * sees its error. So loop, and deal with each error per packet. */
+  j = 0;
+  while (j < m) {
+    int r = sendmmsg(b.fd, msgs + j, m - j, MSG_DONTWAIT);
+    if (r > 0) {
+      j += (uint32_t)r;
+      continue;
+    }
+    int e = errno;
+    if (r == 0) break;
+    if (e == EINTR) continue;
+    if (e == EAGAIN || e == ENOBUFS) break;
+    uint8_t *slot = addrs + (size_t)idx[j] * EP_SIZE;
+    if (e == EINVAL && msgs[j].msg_hdr.msg_controllen) {
+      /* The pinned source address went away (DHCP renew, interface down).
+       * Forget it in the caller's slot too, so later sends don't pay for the
+       * failure again, and retry this packet with a kernel-chosen source. */
+      msgs[j].msg_hdr.msg_control = NULL;
+      msgs[j].msg_hdr.msg_controllen = 0;
+      memset(slot + EP_LFAMILY, 0, EP_SIZE - EP_LFAMILY);
+      continue;
+    }
+    if (per_packet_error(e)) {
+      b.sizes[idx[j]] = -e;
+      j++;
+      continue;
+    }
+    if (j > 0) break;
+    return throw_errno(env, e, "udpSendBatch: sendmmsg");
+  }
+  /* report progress in caller's numbering: everything before the first
+   * unsent packet has been consumed (sent or dropped) */
+  return ret_u32(env, j < m ? idx[j] : n);
+}
+
+static napi_value close_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || !get_i32(env, argv[0], &fd)) return throw_type(env, "close: fd must be a number");
+  /* Linux releases the fd even when close reports EINTR; retrying could close
+   * an fd another thread just got, so never retry. */
+  if (close(fd) < 0 && errno != EINTR) return throw_errno(env, errno, "close");
+  return NULL;
+}
+
+/* ---------------------------------------------------------------- poll */
+
+/* Owned jointly by the JS wrapper object and the uv handle: freed when both
+ * the handle has finished closing and the wrapper has been collected. */
+typedef struct {
+  uv_poll_t handle;
+  napi_env env;
+  napi_ref cb;
+  napi_async_context actx;
+  int closing;
+  int handle_closed;
+  int js_gone;
+} poller;
+
+static void poller_maybe_free(poller *p) {
+  if (p->handle_closed && p->js_gone) free(p);
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  poller *p = h->data;
+  p->handle_closed = 1;
+  poller_maybe_free(p);
+}
+
+static void env_cleanup(void *arg);
+
+/* Closes the uv handle; the fd is untouched and may be closed right after,
+ * because uv_close removes it from epoll synchronously. */
+static void poller_stop(poller *p, int from_cleanup) {
+  if (p->closing) return;
+  p->closing = 1;
+  uv_poll_stop(&p->handle);
+  uv_close((uv_handle_t *)&p->handle, on_handle_closed);
+  if (!from_cleanup) {
+    napi_remove_env_cleanup_hook(p->env, env_cleanup, p);
+    napi_delete_reference(p->env, p->cb);
+    napi_async_destroy(p->env, p->actx);
+  }
+  p->cb = NULL;
+}
+
+/* Worker threads tear down their loop; a live handle would abort that. */
+static void env_cleanup(void *arg) {
+  poller *p = arg;
+  poller_stop(p, 1);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+  poller *p = h->data;
+  (void)events;
+  if (p->closing) return;
+  napi_env env = p->env;
+  napi_handle_scope scope;
+  napi_value cb, recv, result, arg;
+  /* Errors (status < 0, e.g. UV_EBADF on EPOLLERR once the TUN device was
+   * deleted) still call JS, with the status as argument: the read that follows
+   * surfaces the real errno, which is the useful part. libuv has already
+   * stopped the watcher in that case, so it fires once. */
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  if (napi_get_reference_value(env, p->cb, &cb) == napi_ok && cb != NULL) {
+    napi_get_global(env, &recv); /* make_callback insists on an object receiver */
+    /* make_callback (not call_function) so microtasks and nextTicks queued
+     * by the callback run now, as after any other Node I/O callback */
+    napi_create_int32(env, status, &arg);
+    napi_status st = napi_make_callback(env, p->actx, recv, cb, 1, &arg, &result);
+    if (st == napi_pending_exception) {
+      napi_value err;
+      napi_get_and_clear_last_exception(env, &err);
+      napi_fatal_exception(env, err);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void poller_finalize(napi_env env, void *data, void *hint) {
+  poller *p = data;
+  (void)env;
+  (void)hint;
+  p->js_gone = 1;
+  poller_maybe_free(p);
+}
+
+static poller *this_poller(napi_env env, napi_callback_info info) {
+  napi_value self;
+  void *p = NULL;
+  if (napi_get_cb_info(env, info, NULL, NULL, &self, NULL) != napi_ok) return NULL;
+  if (napi_unwrap(env, self, &p) != napi_ok || p == NULL) {
+    throw_type(env, "poller method called on a foreign object");
+    return NULL;
+  }
+  return p;
+}
+
+static napi_value poller_js_stop(napi_env env, napi_callback_info info) {
+  poller *p = this_poller(env, info);
+  if (p) poller_stop(p, 0);
+  return NULL;
+}
+
+static napi_value poller_js_unref(napi_env env, napi_callback_info info) {
+  poller *p = this_poller(env, info);
+  if (p && !p->closing) uv_unref((uv_handle_t *)&p->handle);
+  return NULL;
+}
+
+static napi_value poller_js_ref(napi_env env, napi_callback_info info) {
+  poller *p = this_poller(env, info);
+  if (p && !p->closing) uv_ref((uv_handle_t *)&p->handle);
+  return NULL;
+}
+
+static napi_value poll_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], obj, name;
+  int32_t fd;
+  napi_valuetype t;
+  uv_loop_t *loop;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || !get_i32(env, argv[0], &fd)) return throw_type(env, "poll(fd, callback)");
+  napi_typeof(env, argv[1], &t);
+  if (t != napi_function) return throw_type(env, "poll: callback must be a function");
+  CHECK(napi_get_uv_event_loop(env, &loop));
+
+  poller *p = calloc(1, sizeof *p);
+  if (!p) return throw_errno(env, ENOMEM, "poll");
+  p->env = env;
+  int r = uv_poll_init(loop, &p->handle, fd);
+  if (r < 0) {
+    free(p);
+    return throw_errno(env, -r, "poll: uv_poll_init");
+  }
+  p->handle.data = p;
+  r = uv_poll_start(&p->handle, UV_READABLE, on_poll);
+  if (r < 0) {
+    /* handle memory must outlive uv_close; hand it to the close path */
+    p->js_gone = 1;
+    p->closing = 1;
+    uv_close((uv_handle_t *)&p->handle, on_handle_closed);
+    return throw_errno(env, -r, "poll: uv_poll_start");
+  }
+  napi_property_descriptor props[] = {
+    {"stop", NULL, poller_js_stop, NULL, NULL, NULL, napi_default, NULL},
+    {"ref", NULL, poller_js_ref, NULL, NULL, NULL, napi_default, NULL},
+    {"unref", NULL, poller_js_unref, NULL, NULL, NULL, napi_default, NULL},
+  };
+  CHECK(napi_create_object(env, &obj));
+  CHECK(napi_define_properties(env, obj, 3, props));
+  CHECK(napi_create_reference(env, argv[1], 1, &p->cb));
+  napi_create_string_utf8(env, "ovpn_io.poll", NAPI_AUTO_LENGTH, &name);
+  CHECK(napi_async_init(env, obj, name, &p->actx));
+  CHECK(napi_wrap(env, obj, p, poller_finalize, NULL, NULL));
+  napi_add_env_cleanup_hook(env, env_cleanup, p);
+  return obj;
+}
+
+/* ---------------------------------------------------------------- init */
+
+NAPI_MODULE_INIT() {
+  napi_property_descriptor fns[] = {
+    {"tunOpen", NULL, tun_open, NULL, NULL, NULL, napi_default, NULL},
+    {"linkSet", NULL, link_set, NULL, NULL, NULL, napi_default, NULL},
+    {"linkGet", NULL, link_get, NULL, NULL, NULL, napi_default, NULL},
+    {"readBatch", NULL, read_batch, NULL, NULL, NULL, napi_default, NULL},
+    {"writeBatch", NULL, write_batch, NULL, NULL, NULL, napi_default, NULL},
+    {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_default, NULL},
+    {"udpRecvBatch", NULL, udp_recv_batch, NULL, NULL, NULL, napi_default, NULL},
+    {"udpSendBatch", NULL, udp_send_batch, NULL, NULL, NULL, napi_default, NULL},
+    {"poll", NULL, poll_fd, NULL, NULL, NULL, napi_default, NULL},
+    {"close", NULL, close_fd, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns);
+  return exports;
+}

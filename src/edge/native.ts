@@ -1,0 +1,75 @@
+/**
+ * Typed loader for the ovpn_io N-API shim (native/ovpn_io.c).
+ *
+ * The addon is found by walking up from this file to the package root rather
+ * than by a fixed relative path, so the same code works from src/ (ts-node,
+ * tests run from source), from dist/src/edge/ and from an installed package.
+ */
+import { createRequire } from "node:module";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** A libuv watcher on an fd, driven by Node's event loop. */
+export interface NativePoller {
+  /** Closes the watcher (idempotent). The fd may be closed right after. */
+  stop(): void;
+  /** Let the process exit while this watcher is active (like socket.unref()). */
+  unref(): void;
+  ref(): void;
+}
+
+export interface NativeIo {
+  tunOpen(name: string): { fd: number; name: string; ifindex: number };
+  linkSet(name: string, opts: { mtu?: number; up?: boolean }): void;
+  linkGet(name: string): { mtu: number; up: boolean; ifindex: number } | null;
+  /** Returns packets read (0 = nothing pending). Throws on fd errors. */
+  readBatch(fd: number, bufs: Buffer[], offsets: Int32Array, sizes: Int32Array, max: number): number;
+  /**
+   * Returns packets consumed from the front (written, or dropped with
+   * sizes[i] = -errno). Less than count means the fd would block (EAGAIN/ENOBUFS).
+   */
+  writeBatch(fd: number, bufs: Buffer[], offsets: Int32Array, sizes: Int32Array, count: number): number;
+  udpOpen(family: 4 | 6, address: string, port: number): { fd: number; port: number };
+  udpRecvBatch(fd: number, bufs: Buffer[], offsets: Int32Array, sizes: Int32Array, addrs: Buffer, max: number): number;
+  udpSendBatch(fd: number, bufs: Buffer[], offsets: Int32Array, sizes: Int32Array, addrs: Buffer, count: number): number;
+  /** status is 0, or a negative libuv errno (e.g. UV_EBADF on EPOLLERR) after which the watcher is stopped. */
+  poll(fd: number, onReadable: (status: number) => void): NativePoller;
+  close(fd: number): void;
+}
+
+/** Error thrown by the addon: .code is the errno name ('EAGAIN', 'EBADFD', ...). */
+export interface NativeError extends Error {
+  code: string;
+  errno: number;
+}
+
+export function isNativeError(e: unknown, code?: string): e is NativeError {
+  return e instanceof Error && typeof (e as NativeError).code === "string" && (code === undefined || (e as NativeError).code === code);
+}
+
+const ADDON = join("build", "Release", "ovpn_io.node");
+
+function locate(): string {
+  const override = process.env["OVPN_IO_ADDON"];
+  if (override) return override;
+  let dir = dirname(fileURLToPath(import.meta.url));
+  const tried: string[] = [];
+  for (;;) {
+    const candidate = join(dir, ADDON);
+    tried.push(candidate);
+    if (existsSync(candidate)) return candidate;
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  throw new Error(`ovpn_io native addon not found (run \`npm install\` or \`npx node-gyp rebuild\`); tried:\n  ${tried.join("\n  ")}`);
+}
+
+let cached: NativeIo | undefined;
+
+/** The addon, loaded on first use so importing this module never fails by itself. */
+export function native(): NativeIo {
+  if (!cached) cached = createRequire(import.meta.url)(locate()) as NativeIo;
+  return cached;
+}

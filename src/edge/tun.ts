@@ -1,0 +1,130 @@
+/**
+ * TUN edge: a layer-3 interface whose packets we read and write in batches.
+ *
+ * Lifetime: the device is created non-persistent, so it exists exactly as
+ * long as our fd. Closing the fd, exiting, or being SIGKILLed removes the
+ * interface, and a restarted daemon can always recreate the same name.
+ *
+ * When someone deletes the interface underneath us (`ip link del NAME`), the
+ * kernel detaches our fd from the (now gone) device but keeps the fd open:
+ *   - the fd polls as EPOLLERR, so the onReadable callback fires once with a
+ *     negative status (libuv's UV_EBADF) and libuv stops watching it;
+ *   - every read() and write() on it then fails with EBADFD ("File descriptor
+ *     in bad state", errno 77), permanently;
+ *   - linkGet(name) returns null.
+ * `read()`/`write()` therefore throw a NativeError with code 'EBADFD', which
+ * is the daemon's signal that the interface is gone and must be recreated.
+ */
+import type { PacketBatch } from "./batch.js";
+import { native, type NativePoller } from "./native.js";
+
+/** errno code that read()/write() report after the interface was deleted. */
+export const TUN_GONE_CODE = "EBADFD";
+
+export class TunDevice {
+  private fd: number;
+  private poller: NativePoller | undefined;
+
+  private constructor(
+    fd: number,
+    /** Interface name as the kernel assigned it (relevant when opened with a %d pattern). */
+    readonly name: string,
+    readonly ifindex: number,
+  ) {
+    this.fd = fd;
+  }
+
+  /**
+   * Create the interface. Throws a NativeError with code 'EBUSY' when a
+   * device of that name already exists (ours from a live process, or any
+   * other kind of link).
+   */
+  static open(name: string): TunDevice {
+    const t = native().tunOpen(name);
+    return new TunDevice(t.fd, t.name, t.ifindex);
+  }
+
+  get closed(): boolean {
+    return this.fd < 0;
+  }
+
+  get mtu(): number {
+    const l = native().linkGet(this.name);
+    if (!l) throw Object.assign(new Error(`tun ${this.name}: interface is gone`), { code: "ENODEV" });
+    return l.mtu;
+  }
+
+  set mtu(mtu: number) {
+    native().linkSet(this.name, { mtu });
+  }
+
+  up(): void {
+    native().linkSet(this.name, { up: true });
+  }
+
+  down(): void {
+    native().linkSet(this.name, { up: false });
+  }
+
+  /** Whether the interface still exists (false after `ip link del` or close()). */
+  exists(): boolean {
+    return native().linkGet(this.name) !== null;
+  }
+
+  /**
+   * Read up to `max` packets into batch (packet i at batch.offsets[i], which
+   * the caller sets; sizes[i] is filled in). Sets and returns batch.count;
+   * 0 means nothing pending. Throws NativeError 'EBADFD' once the interface
+   * was deleted.
+   */
+  read(batch: PacketBatch, max: number = batch.bufs.length): number {
+    const n = native().readBatch(this.checkFd(), batch.bufs, batch.offsets, batch.sizes, max);
+    batch.count = n;
+    return n;
+  }
+
+  /**
+   * Write packets 0..batch.count-1. Returns how many were consumed from the
+   * front: written, or dropped because the kernel rejected that one packet
+   * (then sizes[i] is set to -errno, e.g. -EINVAL for a non-IP packet).
+   * A return below count means the queue is full (EAGAIN): the caller drops
+   * or retries the rest.
+   */
+  write(batch: PacketBatch): number {
+    return native().writeBatch(this.checkFd(), batch.bufs, batch.offsets, batch.sizes, batch.count);
+  }
+
+  /**
+   * Call cb whenever the fd becomes readable (level-triggered: drain with
+   * read() until it returns 0, or it fires again). status < 0 means the fd
+   * errored (interface deleted) and watching has stopped; the next read()
+   * throws the actual errno. Replaces any previous callback.
+   */
+  onReadable(cb: (status: number) => void): { unref(): void; ref(): void } {
+    this.poller?.stop();
+    const p = native().poll(this.checkFd(), cb);
+    this.poller = p;
+    return { unref: () => p.unref(), ref: () => p.ref() };
+  }
+
+  /** Stop watching; the fd stays open. */
+  stopReading(): void {
+    this.poller?.stop();
+    this.poller = undefined;
+  }
+
+  /** Close the fd, which removes the interface. Idempotent. */
+  close(): void {
+    if (this.fd < 0) return;
+    // stop the watcher before the fd number can be reused by someone else
+    this.stopReading();
+    const fd = this.fd;
+    this.fd = -1;
+    native().close(fd);
+  }
+
+  private checkFd(): number {
+    if (this.fd < 0) throw Object.assign(new Error(`tun ${this.name}: closed`), { code: "EBADF" });
+    return this.fd;
+  }
+}
