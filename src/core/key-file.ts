@@ -1,6 +1,7 @@
 /**
  * The pre-shared key file of the seed's ovpn-cli: base64 of two 32-byte keys followed by an
- * 8-byte nonce tail. Both ends load the same file with opposite key directions, so what one
+ * 8-byte nonce tail. Longer files are accepted and their tail ignored, as ovpn-cli does (the
+ * upstream selftests ship a 256-byte data64.key). Both ends load the same file with opposite key directions, so what one
  * encrypts with the other decrypts with. Both directions share the nonce tail; that is safe
  * only because each direction uses a different key.
  */
@@ -27,8 +28,8 @@ export function decodeKeyFile(text: string, source = 'key file'): Buffer {
     throw new Error(`${source} is not valid base64: expected base64 of ${KEY_FILE_SIZE} bytes (two 32-byte keys and an 8-byte nonce tail)`);
   }
   const raw = Buffer.from(compact, 'base64');
-  if (raw.length !== KEY_FILE_SIZE) {
-    throw new Error(`${source} holds ${raw.length} bytes: expected exactly ${KEY_FILE_SIZE} (two 32-byte keys and an 8-byte nonce tail)`);
+  if (raw.length < KEY_FILE_SIZE) {
+    throw new Error(`${source} holds ${raw.length} bytes: expected at least ${KEY_FILE_SIZE} (two 32-byte keys and an 8-byte nonce tail)`);
   }
   return raw;
 }

@@ -6,8 +6,9 @@
 
 export const PACKET_ID_MAX = 0xffffffff;
 /**
- * From here on every sealed packet reports that a key swap is needed (the upstream kernel
- * module warns at the same point), leaving 2^28 packets for the control plane to renegotiate.
+ * Past this id the key reports once that a swap is needed, leaving 2^28 packets for the control
+ * plane to renegotiate. (The upstream kernel module only notifies once the space is gone and
+ * the key is dead; warning early avoids that outage.)
  */
 export const PACKET_ID_WRAP_WARN = 0xf0000000;
 
