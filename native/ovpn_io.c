@@ -693,10 +693,12 @@ static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
     if (e == EINTR) continue;
     if (e == EAGAIN || e == ENOBUFS) break;
     uint8_t *slot = addrs + (size_t)idx[j] * EP_SIZE;
-    if (e == EINVAL && msgs[j].msg_hdr.msg_controllen) {
+    if ((e == EINVAL || e == ENETUNREACH || e == EADDRNOTAVAIL) && msgs[j].msg_hdr.msg_controllen) {
       /* The pinned source address went away (DHCP renew, interface down).
-       * Forget it in the caller's slot too, so later sends don't pay for the
-       * failure again, and retry this packet with a kernel-chosen source. */
+       * IPv6 says EINVAL; IPv4 route lookup says ENETUNREACH on current
+       * kernels (EINVAL on older ones). Forget the source in the caller's
+       * slot too, so later sends don't pay for the failure again, and retry
+       * this packet with a kernel-chosen source. */
       msgs[j].msg_hdr.msg_control = NULL;
       msgs[j].msg_hdr.msg_controllen = 0;
       memset(slot + EP_LFAMILY, 0, EP_SIZE - EP_LFAMILY);

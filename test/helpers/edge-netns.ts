@@ -1,0 +1,331 @@
+/**
+ * Runs one edge scenario for test/edge.test.ts *inside a private network
+ * namespace* (the test starts it under `unshare --net`), so it can create
+ * interfaces and addresses without touching the host. It only observes and
+ * reports: the last stdout line is `RESULT <json>`, and the test asserts on
+ * it, so a failure shows what was actually seen.
+ */
+import { execFileSync, spawn } from "node:child_process";
+import dgram from "node:dgram";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
+import { newBatch, packet, HEADROOM, type PacketBatch } from "../../src/edge/batch.js";
+import { native } from "../../src/edge/native.js";
+import { TunDevice } from "../../src/edge/tun.js";
+import { UdpBind, newEndpoints, writeEndpoint, readEndpoint, ENDPOINT_SIZE, type Endpoint } from "../../src/edge/udp.js";
+
+const debug = (...a: unknown[]) => {
+  if (process.env["EDGE_DEBUG"]) console.error("edge-netns:", ...a);
+};
+const ip = (...args: string[]) => execFileSync("ip", args, { stdio: ["ignore", "ignore", "inherit"] });
+
+// Watchdog only: every wait below is on a real event; this just turns a
+// hang into a readable failure instead of a test-runner timeout.
+setTimeout(() => {
+  console.error("edge-netns: scenario timed out");
+  process.exit(3);
+}, 15_000).unref();
+
+/** Resolves with the poll status the next time dev is readable. */
+function readable(dev: TunDevice | UdpBind): Promise<number> {
+  return new Promise((resolve) => {
+    dev.onReadable((status) => {
+      dev.stopReading();
+      resolve(status);
+    });
+  });
+}
+
+function errCode(f: () => unknown): string {
+  try {
+    f();
+    return "no error";
+  } catch (e) {
+    return String((e as { code?: unknown }).code);
+  }
+}
+
+function sendUdp(sock: dgram.Socket, msg: Buffer, port: number, host: string): Promise<void> {
+  return new Promise((res, rej) => sock.send(msg, port, host, (e) => (e ? rej(e) : res())));
+}
+
+/** An IPv4/UDP packet as a peer behind the tunnel would send it (UDP checksum 0 = none, legal for v4). */
+function craftUdp4(src: string, sport: number, dst: string, dport: number, payload: Buffer): Buffer {
+  const p = Buffer.alloc(28 + payload.length);
+  p[0] = 0x45;
+  p.writeUInt16BE(p.length, 2);
+  p[8] = 64; // TTL
+  p[9] = 17; // UDP
+  Buffer.from(src.split(".").map(Number)).copy(p, 12);
+  Buffer.from(dst.split(".").map(Number)).copy(p, 16);
+  let sum = 0;
+  for (let i = 0; i < 20; i += 2) sum += p.readUInt16BE(i);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  p.writeUInt16BE(~sum & 0xffff, 10);
+  p.writeUInt16BE(sport, 20);
+  p.writeUInt16BE(dport, 22);
+  p.writeUInt16BE(8 + payload.length, 24);
+  payload.copy(p, 28);
+  return p;
+}
+
+const isUdpTo = (p: Buffer, dst: string, dport: number) =>
+  p[0]! >> 4 === 4 && p[9] === 17 && p.subarray(16, 20).join(".") === dst && p.readUInt16BE(22) === dport;
+
+/** Read from the TUN (awaiting readability) until `want` matching packets were seen. */
+async function collectTun(tun: TunDevice, batch: PacketBatch, match: (p: Buffer) => boolean, want: number) {
+  const found: Buffer[] = [];
+  const counts: number[] = [];
+  while (found.length < want) {
+    // always go through the poller, so the event-loop path is what's tested
+    await readable(tun);
+    const n = tun.read(batch);
+    if (n === 0) continue;
+    counts.push(n);
+    for (let i = 0; i < n; i++) {
+      const p = packet(batch, i);
+      if (match(p)) found.push(Buffer.from(p));
+    }
+  }
+  return { found, counts };
+}
+
+async function scenarioTun() {
+  const tun = TunDevice.open("ovt0");
+  tun.mtu = 1400;
+  tun.up();
+  ip("addr", "add", "10.99.0.1/24", "dev", "ovt0");
+  const link = native().linkGet("ovt0");
+  const batch = newBatch();
+
+  // host -> TUN
+  const tx = dgram.createSocket("udp4");
+  await new Promise<void>((r) => tx.bind(0, "10.99.0.1", r));
+  await sendUdp(tx, Buffer.from("hello-tun"), 9999, "10.99.0.2");
+  const one = await collectTun(tun, batch, (p) => isUdpTo(p, "10.99.0.2", 9999), 1);
+
+  // 50 datagrams queued before a single read
+  for (let i = 0; i < 50; i++) await sendUdp(tx, Buffer.from(`burst-${i}`), 9998, "10.99.0.2");
+  const burst = await collectTun(tun, batch, (p) => isUdpTo(p, "10.99.0.2", 9998), 50);
+
+  // TUN -> host: a malformed packet first, to see it dropped without
+  // stopping the batch, then a valid UDP packet for a socket in the namespace
+  const rx = dgram.createSocket("udp4");
+  await new Promise<void>((r) => rx.bind(7777, "10.99.0.1", r));
+  const got = once(rx, "message");
+  const bad = Buffer.from([0x00, 1, 2, 3, 4, 5, 6, 7]);
+  const good = craftUdp4("10.99.0.2", 5555, "10.99.0.1", 7777, Buffer.from("from-tun"));
+  bad.copy(batch.bufs[0]!, HEADROOM);
+  good.copy(batch.bufs[1]!, HEADROOM);
+  batch.offsets[0] = batch.offsets[1] = HEADROOM;
+  batch.sizes[0] = bad.length;
+  batch.sizes[1] = good.length;
+  batch.count = 2;
+  const written = tun.write(batch);
+  const [msg, rinfo] = (await got) as [Buffer, dgram.RemoteInfo];
+
+  tx.close();
+  rx.close();
+  tun.close();
+  return {
+    name: tun.name,
+    link,
+    sent: one.found[0]!.toString("hex"),
+    burstCounts: burst.counts,
+    burstPayloads: burst.found.map((p) => p.subarray(28).toString()),
+    written,
+    writeSizes: [batch.sizes[0], batch.sizes[1]],
+    received: msg.toString("hex"),
+    rinfo: { address: rinfo.address, port: rinfo.port },
+  };
+}
+
+/** Receive until n datagrams arrived; returns payloads, endpoints and per-call counts. */
+async function collectUdp(sock: UdpBind, n: number, batch = newBatch(2048)) {
+  const eps = newEndpoints(batch.bufs.length);
+  const payloads: string[] = [];
+  const endpoints: Endpoint[] = [];
+  const sizes: number[] = [];
+  const counts: number[] = [];
+  const raw: Buffer[] = [];
+  while (payloads.length < n) {
+    await readable(sock);
+    const k = sock.recv(batch, eps);
+    if (k === 0) continue;
+    counts.push(k);
+    for (let i = 0; i < k; i++) {
+      sizes.push(batch.sizes[i]!);
+      payloads.push(batch.sizes[i]! >= 0 ? packet(batch, i).toString() : "<trunc>");
+      endpoints.push(readEndpoint(eps, i));
+      raw.push(Buffer.from(eps.subarray(i * ENDPOINT_SIZE, (i + 1) * ENDPOINT_SIZE)));
+    }
+  }
+  return { payloads, endpoints, sizes, counts, raw };
+}
+
+function fill(batch: PacketBatch, eps: Buffer, msgs: string[], to: (i: number) => Parameters<typeof writeEndpoint>[2]) {
+  msgs.forEach((m, i) => {
+    batch.offsets[i] = HEADROOM;
+    batch.sizes[i] = batch.bufs[i]!.write(m, HEADROOM);
+    writeEndpoint(eps, i, to(i));
+  });
+  batch.count = msgs.length;
+}
+
+async function scenarioUdp() {
+  ip("link", "set", "lo", "up");
+  ip("addr", "add", "127.0.0.2/8", "dev", "lo");
+  const out: Record<string, unknown> = {};
+  const batch = newBatch(2048);
+  const eps = newEndpoints(batch.bufs.length);
+  const msgs = Array.from({ length: 100 }, (_, i) => `pkt-${i}-${"x".repeat(i)}`);
+
+  // v4 -> v4, 100 in one sendmmsg
+  const a = UdpBind.open({ family: 4, address: "127.0.0.1", port: 0 });
+  const b = UdpBind.open({ family: 4, address: "127.0.0.1", port: 0 });
+  fill(batch, eps, msgs, () => ({ address: "127.0.0.1", port: b.port }));
+  out.v4 = { aPort: a.port, bPort: b.port, sent: a.send(batch, eps), ...(await collectUdp(b, 100)) };
+
+  debug('// v6 -> v6');
+  // v6 -> v6
+  const a6 = UdpBind.open({ family: 6, address: "::1", port: 0 });
+  const b6 = UdpBind.open({ family: 6, address: "::1", port: 0 });
+  fill(batch, eps, msgs, () => ({ address: "::1", port: b6.port }));
+  out.v6 = { aPort: a6.port, sent: a6.send(batch, eps), ...(await collectUdp(b6, 100)) };
+
+  debug('// dual-stack "::"');
+  // dual-stack "::": a v4 peer shows up as family 4, and replying straight
+  // from the received slot reaches it (sent as v4-mapped)
+  const d = UdpBind.open({ family: 6, address: "::", port: 0 });
+  fill(batch, eps, ["to-dual"], () => ({ address: "127.0.0.1", port: d.port }));
+  const sentToDual = a.send(batch, eps);
+  debug("sentToDual", sentToDual);
+  const atDual = await collectUdp(d, 1);
+  const replyEps = Buffer.concat(atDual.raw);
+  fill(batch, newEndpoints(1), ["reply-from-dual"], () => ({ address: "127.0.0.1", port: 0 }));
+  const replied = d.send(batch, replyEps);
+  debug("replied", replied, readEndpoint(replyEps, 0));
+  const atA = await collectUdp(a, 1);
+  fill(batch, eps, ["dual-to-v6"], () => ({ address: "::1", port: b6.port }));
+  const dualToV6 = d.send(batch, eps);
+  const atB6 = await collectUdp(b6, 1);
+  out.dual = { dPort: d.port, aPort: a.port, sentToDual, atDual, replied, atA, dualToV6, atB6 };
+
+  debug('// sticky source fro');
+  // sticky source from a wildcard socket: pinned, default, and pinned to an
+  // address this host doesn't have (kernel says EINVAL -> resent unpinned)
+  const w = UdpBind.open({ family: 4, address: "0.0.0.0", port: 0 });
+  fill(batch, eps, ["pin-127.0.0.2", "no-pin", "pin-gone"], (i) => ({
+    address: "127.0.0.1",
+    port: b.port,
+    ...(i === 0 ? { local: "127.0.0.2" } : i === 2 ? { local: "192.0.2.1" } : {}),
+  }));
+  const stickySent = w.send(batch, eps);
+  const afterSend = [0, 1, 2].map((i) => readEndpoint(eps, i));
+  out.sticky = { wPort: w.port, sent: stickySent, afterSend, ...(await collectUdp(b, 3)) };
+
+  debug('const w6 =');
+  const w6 = UdpBind.open({ family: 6, address: "::", port: 0 });
+  fill(batch, eps, ["pin6-::1", "pin6-gone"], (i) => ({
+    address: "::1",
+    port: b6.port,
+    local: i === 0 ? "::1" : "2001:db8::1",
+  }));
+  const sticky6Sent = w6.send(batch, eps);
+  out.sticky6 = { sent: sticky6Sent, afterSend: [0, 1].map((i) => readEndpoint(eps, i)), ...(await collectUdp(b6, 2)) };
+
+  debug('// a datagram larger');
+  // a datagram larger than the receive buffer is reported as truncated
+  const small = newBatch(HEADROOM + 16, 4);
+  fill(batch, eps, ["y".repeat(100)], () => ({ address: "127.0.0.1", port: b.port }));
+  a.send(batch, eps);
+  const trunc = await collectUdp(b, 1, small);
+  out.trunc = { sizes: trunc.sizes };
+
+  for (const s of [a, b, a6, b6, d, w, w6]) s.close();
+  return out;
+}
+
+async function scenarioLinkDel() {
+  const tun = TunDevice.open("ovt0");
+  tun.up();
+  const statusP = readable(tun); // fires on EPOLLERR once the device is gone
+  ip("link", "del", "ovt0");
+  const status = await statusP;
+  const batch = newBatch();
+  let readErr: unknown;
+  try {
+    tun.read(batch);
+  } catch (e) {
+    readErr = e;
+  }
+  batch.sizes[0] = 20;
+  batch.count = 1;
+  const writeCode = errCode(() => tun.write(batch));
+  const exists = tun.exists();
+  tun.close();
+  const r = readErr as { code?: string; errno?: number; message?: string } | undefined;
+  return { status, readCode: r?.code, readErrno: r?.errno, readMessage: r?.message, writeCode, exists };
+}
+
+async function scenarioClose() {
+  const tun = TunDevice.open("ovt0");
+  const busy = errCode(() => TunDevice.open("ovt0"));
+  const before = native().linkGet("ovt0");
+  tun.close();
+  const after = native().linkGet("ovt0");
+  const secondClose = errCode(() => tun.close());
+  const readAfterClose = errCode(() => tun.read(newBatch(256, 1)));
+  const reopened = TunDevice.open("ovt0");
+  reopened.close();
+
+  // a holder killed with SIGKILL must not leave the name taken
+  const holder = spawn(process.execPath, [fileURLToPath(import.meta.url), "hold"], { stdio: ["ignore", "pipe", "inherit"] });
+  const [line] = (await once(holder.stdout!, "data")) as [Buffer];
+  holder.stdout!.destroy(); // a paused pipe would otherwise keep us alive
+  const busyWhileHeld = errCode(() => TunDevice.open("ovt1"));
+  const heldLink = native().linkGet("ovt1");
+  const exited = once(holder, "exit");
+  holder.kill("SIGKILL");
+  const [, signal] = await exited;
+  const afterKill = native().linkGet("ovt1");
+  const recreated = TunDevice.open("ovt1");
+  recreated.close();
+  return {
+    busy,
+    before,
+    after,
+    secondClose,
+    readAfterClose,
+    reopenedName: reopened.name,
+    holderSaid: line.toString().trim(),
+    busyWhileHeld,
+    heldLink,
+    signal,
+    afterKill,
+    recreatedName: recreated.name,
+  };
+}
+
+async function scenarioHold() {
+  const tun = TunDevice.open("ovt1");
+  console.log(`holding ${tun.name}`);
+  tun.onReadable(() => tun.read(newBatch(2048, 4))); // keeps the process alive until killed
+}
+
+const scenarios: Record<string, () => Promise<unknown>> = {
+  tun: scenarioTun,
+  udp: scenarioUdp,
+  linkdel: scenarioLinkDel,
+  close: scenarioClose,
+  hold: scenarioHold,
+};
+
+const name = process.argv[2] ?? "";
+const run = scenarios[name];
+if (!run) {
+  console.error(`unknown scenario ${name}`);
+  process.exit(2);
+}
+const result = await run();
+if (name !== "hold") console.log(`RESULT ${JSON.stringify(result)}`);
