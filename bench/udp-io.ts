@@ -12,7 +12,7 @@
 import dgram from "node:dgram";
 import { writeFileSync, mkdirSync } from "node:fs";
 import { setImmediate as tick } from "node:timers/promises";
-import { newBatch, HEADROOM, MAX_BATCH } from "../src/edge/batch.js";
+import { newBatch, HEADROOM, MAX_BATCH } from "../src/core/batch.js";
 import { UdpBind, newEndpoints, writeEndpoint } from "../src/edge/udp.js";
 
 const SECONDS = Number(process.argv[2] ?? 2);
@@ -50,7 +50,7 @@ async function runDgram(size: number, burst: number): Promise<Result> {
 async function runBatch(size: number): Promise<Result> {
   const rx = UdpBind.open({ family: 4, address: HOST, port: 0 });
   const tx = UdpBind.open({ family: 4, address: HOST, port: 0 });
-  const txb = newBatch(HEADROOM + 2048);
+  const txb = newBatch(MAX_BATCH, HEADROOM + 2048);
   const eps = newEndpoints(MAX_BATCH);
   for (let i = 0; i < MAX_BATCH; i++) {
     txb.bufs[i]!.fill(0xab, HEADROOM, HEADROOM + size);
@@ -58,7 +58,7 @@ async function runBatch(size: number): Promise<Result> {
     writeEndpoint(eps, i, { address: HOST, port: rx.port });
   }
   txb.count = MAX_BATCH;
-  const rxb = newBatch(HEADROOM + 2048);
+  const rxb = newBatch(MAX_BATCH, HEADROOM + 2048);
   const rxeps = newEndpoints(MAX_BATCH);
   let received = 0;
   rx.onReadable(() => {

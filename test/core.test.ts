@@ -5,7 +5,11 @@ import { AEADS, keyPair, openOne, sealOne } from './helpers/keys.js';
 import { describe, test } from 'node:test';
 import {
   classify,
+  BUFFER_SIZE,
   compact,
+  MAX_BATCH,
+  resetOffsets,
+  TAILROOM,
   composeOpByte,
   DROPPED,
   EXIT_NOTIFY_MESSAGE,
@@ -285,6 +289,23 @@ describe('batches', () => {
     assert.equal(drops.auth, 1);
     assert.equal(drops.replay, 1);
     assert.equal(drops.malformed, 1);
+  });
+
+  test('newBatch: fixed, separate buffers with headroom; bad shapes refused', () => {
+    const batch = newBatch();
+    assert.equal(batch.bufs.length, MAX_BATCH);
+    assert.equal(batch.bufs[0]!.length, BUFFER_SIZE);
+    assert.equal(BUFFER_SIZE, HEADROOM + 65535 + TAILROOM);
+    assert.deepEqual(new Set(batch.offsets), new Set([HEADROOM]));
+    assert.notEqual(batch.bufs[0]!.buffer, batch.bufs[1]!.buffer, 'buffers do not share memory');
+    batch.count = 3;
+    batch.offsets[1] = 0;
+    resetOffsets(batch);
+    assert.equal(batch.count, 0);
+    assert.equal(batch.offsets[1], HEADROOM);
+    assert.throws(() => newBatch(0), /batch size must be 1 to 128 packets, got 0/);
+    assert.throws(() => newBatch(MAX_BATCH + 1), /got 129/);
+    assert.throws(() => newBatch(1, 256, 16), /headroom must be at least 24 bytes, got 16/);
   });
 
   test('compact keeps every buffer in the pool', () => {

@@ -9,7 +9,6 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { newBatch, packet, MAX_BATCH, HEADROOM, TAILROOM, BUFFER_SIZE, resetOffsets } from "../src/edge/batch.js";
 import { ENDPOINT_SIZE, writeEndpoint, readEndpoint, endpointEquals, newEndpoints, copyEndpoint } from "../src/edge/udp.js";
 
 const HELPER = fileURLToPath(new URL("./helpers/edge-netns.js", import.meta.url));
@@ -33,40 +32,6 @@ function inNetns(scenario: string): Promise<any> {
   });
 }
 
-test("newBatch: fixed reusable buffers with headroom", () => {
-  const b = newBatch();
-  assert.equal(b.bufs.length, MAX_BATCH);
-  assert.equal(b.offsets.length, MAX_BATCH);
-  assert.equal(b.sizes.length, MAX_BATCH);
-  assert.equal(b.count, 0);
-  assert.equal(BUFFER_SIZE, HEADROOM + 65535 + TAILROOM);
-  assert.ok(HEADROOM >= 24, "room for the OpenVPN DATA_V2 header");
-  for (let i = 0; i < MAX_BATCH; i++) {
-    assert.equal(b.bufs[i]!.length, BUFFER_SIZE);
-    assert.equal(b.offsets[i], HEADROOM);
-  }
-  assert.notEqual(b.bufs[0]!.buffer, b.bufs[1]!.buffer, "buffers do not share memory");
-
-  const s = newBatch(256, 4, 32);
-  assert.equal(s.bufs.length, 4);
-  assert.deepEqual([...s.offsets], [32, 32, 32, 32]);
-  s.bufs[1]!.write("abcdef", 32);
-  s.sizes[1] = 6;
-  assert.equal(packet(s, 1).toString(), "abcdef");
-  // prepend in place: moving the offset back exposes the headroom
-  s.offsets[1] = 32 - 3;
-  s.bufs[1]!.write("hdr", 29);
-  s.sizes[1] = 9;
-  assert.equal(packet(s, 1).toString(), "hdrabcdef");
-  s.count = 2;
-  resetOffsets(s, 32);
-  assert.deepEqual([...s.offsets], [32, 32, 32, 32]);
-  assert.equal(s.count, 0);
-
-  assert.throws(() => newBatch(256, 0), RangeError);
-  assert.throws(() => newBatch(256, MAX_BATCH + 1), RangeError);
-  assert.throws(() => newBatch(16, 1, 16), RangeError);
-});
 
 test("endpoint slots: layout, round trip, equality", () => {
   const eps = newEndpoints(4);

@@ -10,8 +10,12 @@ import { MAX_OVERHEAD } from './cipher.js';
 export const MAX_BATCH = 128;
 /** Room in front of each packet: the largest data-channel overhead, rounded up. */
 export const HEADROOM = 64;
-/** Largest IP packet plus slack; a TUN or UDP read never returns more. */
+/** Largest IP packet, and largest UDP payload: a TUN or UDP read never returns more. */
 export const MAX_PACKET = 65535;
+/** Room after the largest packet, for trailers such as padding. */
+export const TAILROOM = 64;
+/** Default per-buffer capacity: any packet fits with its headroom and tailroom. */
+export const BUFFER_SIZE = HEADROOM + MAX_PACKET + TAILROOM;
 export const DROPPED = -1;
 
 export interface PacketBatch {
@@ -21,10 +25,13 @@ export interface PacketBatch {
   count: number;
 }
 
-export function newBatch(n = MAX_BATCH, capacity = HEADROOM + MAX_PACKET, headroom = HEADROOM): PacketBatch {
-  if (headroom < MAX_OVERHEAD) throw new RangeError(`headroom must be at least ${MAX_OVERHEAD} bytes`);
+export function newBatch(n = MAX_BATCH, capacity = BUFFER_SIZE, headroom = HEADROOM): PacketBatch {
+  if (!Number.isInteger(n) || n < 1 || n > MAX_BATCH) throw new RangeError(`batch size must be 1 to ${MAX_BATCH} packets, got ${n}`);
+  if (headroom < MAX_OVERHEAD) throw new RangeError(`headroom must be at least ${MAX_OVERHEAD} bytes, got ${headroom}`);
+  if (capacity <= headroom) throw new RangeError(`capacity ${capacity} leaves no room after ${headroom} bytes of headroom`);
   const bufs: Buffer[] = [];
-  for (let i = 0; i < n; i++) bufs.push(Buffer.allocUnsafe(capacity));
+  // Unpooled: each buffer owns its memory, so native code may hold it across a syscall batch.
+  for (let i = 0; i < n; i++) bufs.push(Buffer.allocUnsafeSlow(capacity));
   const offsets = new Int32Array(n).fill(headroom);
   return { bufs, offsets, sizes: new Int32Array(n), count: 0 };
 }

@@ -1,7 +1,8 @@
 /**
- * Sealing and opening whole batches: the form the data path calls. Each packet is processed
- * in place; failures are counted, marked DROPPED and compacted away, so what comes out is a
- * batch of good packets in their original order.
+ * Sealing and opening batches: the form the data path calls. Each packet is processed in place;
+ * failures are counted and marked DROPPED. The range forms leave the DROPPED marks for the
+ * caller to compact once per batch (a batch may hold runs for several peers); the whole-batch
+ * forms compact right away, so what comes out is the good packets in their original order.
  */
 import { compact, DROPPED, type PacketBatch } from './batch.js';
 import type { DropCounters } from './drops.js';
@@ -9,17 +10,22 @@ import { KeyError, type KeyContext } from './key-context.js';
 import type { KeySlots } from './key-slots.js';
 import { keyIdOf, Opcode, opcodeOf } from './wire.js';
 
-/** Seals every packet of the batch with `key` (normally the primary). Returns packets kept. */
-export function sealBatch(batch: PacketBatch, key: KeyContext | null, peerId: number, drops: DropCounters): number {
-  if (key === null) {
-    drops.noKey += batch.count;
-    batch.count = 0;
-    return 0;
-  }
+type Sidecar = { buf: Buffer; slotSize: number };
+
+/**
+ * Seals packets [start, end) with `key` (normally a peer's primary) for `peerId`. Returns how
+ * many were marked DROPPED.
+ */
+export function sealRange(batch: PacketBatch, start: number, end: number, key: KeyContext | null, peerId: number, drops: DropCounters): number {
   const { bufs, offsets, sizes } = batch;
+  if (key === null) {
+    for (let i = start; i < end; i++) sizes[i] = DROPPED;
+    drops.noKey += end - start;
+    return end - start;
+  }
   const overhead = key.overhead;
   let dropped = 0;
-  for (let i = 0; i < batch.count; i++) {
+  for (let i = start; i < end; i++) {
     const size = key.seal(bufs[i]!, offsets[i]!, sizes[i]!, peerId);
     if (size < 0) {
       drops.keyExhausted++;
@@ -30,7 +36,12 @@ export function sealBatch(batch: PacketBatch, key: KeyContext | null, peerId: nu
     offsets[i]! -= overhead;
     sizes[i] = size;
   }
-  return dropped === 0 ? batch.count : compact(batch);
+  return dropped;
+}
+
+/** Seals the whole batch with one key and compacts away failures. Returns packets kept. */
+export function sealBatch(batch: PacketBatch, key: KeyContext | null, peerId: number, drops: DropCounters): number {
+  return sealRange(batch, 0, batch.count, key, peerId, drops) === 0 ? batch.count : compact(batch);
 }
 
 /** Counts a KeyError in the matching drop counter. */
@@ -51,26 +62,18 @@ export function keyForPacket(buf: Buffer, offset: number, size: number, slots: K
     return null;
   }
   const key = slots.forKeyId(keyIdOf(buf[offset]!));
-  if (key === null) {
-    drops.noKey++;
-    return null;
-  }
+  if (key === null) drops.noKey++;
   return key;
 }
 
 /**
- * Opens every packet of the batch in place; each then holds its plaintext. `sidecar` is moved
- * along when packets are compacted away. Returns packets kept.
+ * Opens packets [start, end) in place with `slots`; each good one then holds its plaintext
+ * (offset and size updated). Returns how many were marked DROPPED.
  */
-export function openBatch(
-  batch: PacketBatch,
-  slots: KeySlots,
-  drops: DropCounters,
-  sidecar?: { buf: Buffer; slotSize: number },
-): number {
+export function openRange(batch: PacketBatch, start: number, end: number, slots: KeySlots, drops: DropCounters): number {
   const { bufs, offsets, sizes } = batch;
   let dropped = 0;
-  for (let i = 0; i < batch.count; i++) {
+  for (let i = start; i < end; i++) {
     const buf = bufs[i]!;
     const offset = offsets[i]!;
     const key = keyForPacket(buf, offset, sizes[i]!, slots, drops);
@@ -84,5 +87,10 @@ export function openBatch(
     offsets[i] = offset + key!.overhead;
     sizes[i] = length;
   }
-  return dropped === 0 ? batch.count : compact(batch, sidecar);
+  return dropped;
+}
+
+/** Opens the whole batch with one peer's slots and compacts away failures (moving `sidecar` along). */
+export function openBatch(batch: PacketBatch, slots: KeySlots, drops: DropCounters, sidecar?: Sidecar): number {
+  return openRange(batch, 0, batch.count, slots, drops) === 0 ? batch.count : compact(batch, sidecar);
 }

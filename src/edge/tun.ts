@@ -15,7 +15,7 @@
  * `read()`/`write()` therefore throw a NativeError with code 'EBADFD', which
  * is the daemon's signal that the interface is gone and must be recreated.
  */
-import type { PacketBatch } from "./batch.js";
+import type { PacketBatch } from "../core/batch.js";
 import { native, type NativePoller } from "./native.js";
 
 /** errno code that read()/write() report after the interface was deleted. */

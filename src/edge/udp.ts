@@ -19,7 +19,7 @@
  * a kernel-chosen source and the slot's local part is cleared.
  */
 import { isIPv4, isIPv6 } from "node:net";
-import type { PacketBatch } from "./batch.js";
+import type { PacketBatch } from "../core/batch.js";
 import { native, type NativePoller } from "./native.js";
 
 export const ENDPOINT_SIZE = 48;

@@ -9,7 +9,7 @@ import { execFileSync, spawn } from "node:child_process";
 import dgram from "node:dgram";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
-import { newBatch, packet, HEADROOM, type PacketBatch } from "../../src/edge/batch.js";
+import { newBatch, packetView as packet, HEADROOM, MAX_BATCH, type PacketBatch } from "../../src/core/batch.js";
 import { native } from "../../src/edge/native.js";
 import { TunDevice } from "../../src/edge/tun.js";
 import { UdpBind, newEndpoints, writeEndpoint, readEndpoint, ENDPOINT_SIZE, type Endpoint } from "../../src/edge/udp.js";
@@ -141,7 +141,7 @@ async function scenarioTun() {
 }
 
 /** Receive until n datagrams arrived; returns payloads, endpoints and per-call counts. */
-async function collectUdp(sock: UdpBind, n: number, batch = newBatch(2048)) {
+async function collectUdp(sock: UdpBind, n: number, batch = newBatch(MAX_BATCH, 2048)) {
   const eps = newEndpoints(batch.bufs.length);
   const payloads: string[] = [];
   const endpoints: Endpoint[] = [];
@@ -176,7 +176,7 @@ async function scenarioUdp() {
   ip("link", "set", "lo", "up");
   ip("addr", "add", "127.0.0.2/8", "dev", "lo");
   const out: Record<string, unknown> = {};
-  const batch = newBatch(2048);
+  const batch = newBatch(MAX_BATCH, 2048);
   const eps = newEndpoints(batch.bufs.length);
   const msgs = Array.from({ length: 100 }, (_, i) => `pkt-${i}-${"x".repeat(i)}`);
 
@@ -236,7 +236,7 @@ async function scenarioUdp() {
 
   debug('// a datagram larger');
   // a datagram larger than the receive buffer is reported as truncated
-  const small = newBatch(HEADROOM + 16, 4);
+  const small = newBatch(4, HEADROOM + 16);
   fill(batch, eps, ["y".repeat(100)], () => ({ address: "127.0.0.1", port: b.port }));
   a.send(batch, eps);
   const trunc = await collectUdp(b, 1, small);
@@ -275,7 +275,7 @@ async function scenarioClose() {
   tun.close();
   const after = native().linkGet("ovt0");
   const secondClose = errCode(() => tun.close());
-  const readAfterClose = errCode(() => tun.read(newBatch(256, 1)));
+  const readAfterClose = errCode(() => tun.read(newBatch(1, 256)));
   const reopened = TunDevice.open("ovt0");
   reopened.close();
 
@@ -310,7 +310,7 @@ async function scenarioClose() {
 async function scenarioHold() {
   const tun = TunDevice.open("ovt1");
   console.log(`holding ${tun.name}`);
-  tun.onReadable(() => tun.read(newBatch(2048, 4))); // keeps the process alive until killed
+  tun.onReadable(() => tun.read(newBatch(4, 2048))); // keeps the process alive until killed
 }
 
 const scenarios: Record<string, () => Promise<unknown>> = {
