@@ -1,0 +1,167 @@
+/**
+ * The daemon's side of the control socket: parses requests, calls the interface, answers, and
+ * forwards the interface's events to subscribed clients. A bad request gets an error naming
+ * the field and the fix; it never takes the daemon down.
+ */
+import { chmodSync, existsSync, unlinkSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { OvpnError, type OvpnInterface } from '../device/ovpn-interface.js';
+import { camelCase, isCommand, kebabCase, LineSplitter, MAX_LINE, renameKeys, type ErrorBody, type Notification, type Request } from './protocol.js';
+
+export class ControlServer {
+  private readonly server: Server;
+  private readonly subscribers = new Set<Socket>();
+
+  constructor(
+    private readonly iface: OvpnInterface,
+    private readonly path: string,
+    private readonly onDelete: () => void,
+  ) {
+    this.server = createServer((socket) => this.serve(socket));
+    iface.on('peer-del-ntf', (e) => this.notify({ ntf: 'peer-del-ntf', ifname: e.ifname, peer: { id: e.peerId, 'del-reason': e.reason } }));
+    iface.on('key-swap-ntf', (e) => this.notify({ ntf: 'key-swap-ntf', ifname: e.ifname, keyconf: { 'peer-id': e.peerId, 'key-id': e.keyId } }));
+    iface.on('packet-ntf', (e) =>
+      this.notify({
+        ntf: 'packet-ntf',
+        ifname: e.ifname,
+        'peer-id': e.peerId,
+        'local-port': e.localPort,
+        remote: e.remote,
+        data: e.data.toString('base64'),
+      }),
+    );
+  }
+
+  /** Listens on the socket path; a stale file left by a killed daemon is replaced. */
+  async listen(): Promise<void> {
+    // The TUN name is our lock: we only get here after creating it, so nobody else owns the path.
+    if (existsSync(this.path)) unlinkSync(this.path);
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.path, () => resolve());
+    });
+    chmodSync(this.path, 0o600);
+  }
+
+  /** Tells subscribers the interface is gone, then stops listening and removes the socket. */
+  close(reason: string): void {
+    this.notify({ ntf: 'iface-del-ntf', ifname: this.iface.name, reason });
+    for (const socket of this.subscribers) socket.end();
+    this.server.close();
+    try {
+      unlinkSync(this.path);
+    } catch {
+      // already gone
+    }
+  }
+
+  private notify(notification: Notification): void {
+    const line = JSON.stringify(notification) + '\n';
+    for (const socket of this.subscribers) socket.write(line);
+  }
+
+  private serve(socket: Socket): void {
+    const splitter = new LineSplitter();
+    let buffered = 0;
+    socket.setEncoding('utf8');
+    socket.on('error', () => this.subscribers.delete(socket));
+    socket.on('close', () => this.subscribers.delete(socket));
+    socket.on('data', (chunk: string) => {
+      buffered += chunk.length;
+      const lines = splitter.push(chunk);
+      if (lines.length > 0) buffered = 0;
+      if (buffered > MAX_LINE) {
+        socket.end(JSON.stringify({ id: 0, ok: false, error: { code: 'EINVAL', message: `request longer than ${MAX_LINE} bytes` } }) + '\n');
+        return;
+      }
+      for (const line of lines) socket.write(JSON.stringify(this.handleLine(line, socket)) + '\n');
+    });
+  }
+
+  private handleLine(line: string, socket: Socket): object {
+    let request: Request;
+    try {
+      request = JSON.parse(line) as Request;
+    } catch {
+      return { id: 0, ok: false, error: { code: 'EINVAL', message: 'request is not valid JSON: send one JSON object per line' } };
+    }
+    const id = typeof request?.id === 'number' ? request.id : 0;
+    try {
+      if (request === null || typeof request !== 'object') throw new OvpnError('EINVAL', 'request must be a JSON object', 'cmd');
+      return { id, ok: true, ...this.execute(request, socket) };
+    } catch (error) {
+      return { id, ok: false, error: errorBody(error) };
+    }
+  }
+
+  private execute(request: Request, socket: Socket): object {
+    const { cmd } = request;
+    if (!isCommand(cmd)) throw new OvpnError('EINVAL', `unknown cmd ${JSON.stringify(cmd)}: see docs/CONTROL.md for the commands`, 'cmd');
+    const iface = this.iface;
+    const peer = (renameKeys(request.peer ?? {}, camelCase) ?? {}) as Record<string, unknown>;
+    const keyconf = (request.keyconf ?? {}) as Record<string, unknown>;
+    switch (cmd) {
+      case 'iface-get':
+        return { ifname: iface.name, mode: iface.mode, ifindex: iface.tun.ifindex, mtu: iface.tun.mtu, pid: process.pid, drops: iface.drops };
+      case 'iface-del':
+        setImmediate(this.onDelete);
+        return {};
+      case 'peer-new':
+        iface.newPeer(peer as never);
+        return {};
+      case 'peer-set':
+        iface.setPeer(peer as never);
+        return {};
+      case 'peer-get':
+        if (peer['id'] === undefined) return { peers: iface.getPeers().map((p) => renameKeys(p, kebabCase)) };
+        return { peer: renameKeys(iface.getPeer(peer['id'] as number), kebabCase) };
+      case 'peer-del':
+        iface.delPeer(peer['id'] as number);
+        return {};
+      case 'key-new':
+        iface.newKey({
+          peerId: keyconf['peer-id'] as number,
+          slot: keyconf['slot'] as never,
+          keyId: keyconf['key-id'] as number,
+          cipherAlg: keyconf['cipher-alg'] as never,
+          encryptDir: keyDir(keyconf['encrypt-dir'], 'encrypt-dir'),
+          decryptDir: keyDir(keyconf['decrypt-dir'], 'decrypt-dir'),
+        });
+        return {};
+      case 'key-get':
+        return { keyconf: renameKeys(iface.getKey(keyconf['peer-id'] as number, keyconf['slot'] as never), kebabCase) };
+      case 'key-swap':
+        iface.swapKeys(keyconf['peer-id'] as number);
+        return {};
+      case 'key-del':
+        iface.delKey(keyconf['peer-id'] as number, keyconf['slot'] as never);
+        return {};
+      case 'packet-send':
+        iface.sendPacket(request['peer-id'] as number, base64Field(request['data'], 'data'));
+        return {};
+      case 'subscribe':
+        this.subscribers.add(socket);
+        return {};
+    }
+  }
+}
+
+function base64Field(value: unknown, field: string): Buffer {
+  if (typeof value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) {
+    throw new OvpnError('EINVAL', `${field} must be a base64 string`, field);
+  }
+  return Buffer.from(value, 'base64');
+}
+
+function keyDir(value: unknown, field: string): { cipherKey: Buffer; nonceTail: Buffer } {
+  if (value === null || typeof value !== 'object') throw new OvpnError('EINVAL', `${field} must be an object with cipher-key and nonce-tail (base64)`, field);
+  const dir = value as Record<string, unknown>;
+  return { cipherKey: base64Field(dir['cipher-key'] ?? '', `${field}.cipher-key`), nonceTail: base64Field(dir['nonce-tail'] ?? '', `${field}.nonce-tail`) };
+}
+
+function errorBody(error: unknown): ErrorBody {
+  if (error instanceof OvpnError) return { code: error.code, message: error.message, ...(error.field === undefined ? {} : { field: error.field }) };
+  const message = error instanceof Error ? error.message : String(error);
+  const code = (error as { code?: unknown })?.code;
+  return { code: typeof code === 'string' ? code : 'EIO', message };
+}

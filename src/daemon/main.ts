@@ -1,0 +1,44 @@
+/**
+ * The process that owns one interface: creates the TUN and its data paths, serves the control
+ * socket, and exits cleanly when the interface is deleted (del_iface, `ip link del`, SIGTERM).
+ * Prints "ready" on stdout once the socket answers, so the launcher knows when to return.
+ */
+import { parseArgs } from 'node:util';
+import { OvpnError, OvpnInterface, type InterfaceMode } from '../device/ovpn-interface.js';
+import { socketPath } from '../control/paths.js';
+import { ControlServer } from '../control/server.js';
+
+const EXIT_EXISTS = 3;
+
+function log(message: string): void {
+  process.stderr.write(`${new Date().toISOString()} ${message}\n`);
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { ifname: { type: 'string' }, mode: { type: 'string', default: 'P2P' }, mtu: { type: 'string' } } });
+  const ifname = values.ifname ?? '';
+  let iface: OvpnInterface;
+  try {
+    iface = OvpnInterface.create({ name: ifname, mode: values.mode as InterfaceMode, ...(values.mtu ? { mtu: Number(values.mtu) } : {}) });
+  } catch (error) {
+    process.stdout.write(`${(error as Error).message}\n`);
+    process.exit(error instanceof OvpnError && error.code === 'EBUSY' ? EXIT_EXISTS : 1);
+  }
+  const server = new ControlServer(iface, socketPath(ifname, true), () => iface.destroy('deleted by del_iface'));
+  iface.on('peer-del-ntf', (e) => log(`peer ${e.peerId} deleted, reason ${e.reason}`));
+  iface.on('closed', ({ reason }) => {
+    log(`interface ${ifname} closed: ${reason}`);
+    server.close(reason);
+    // Let the goodbye notifications flush before leaving.
+    setImmediate(() => process.exit(0));
+  });
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => iface.destroy(`stopped by ${signal}`));
+  await server.listen();
+  log(`interface ${ifname} up in ${iface.mode} mode, pid ${process.pid}`);
+  process.stdout.write('ready\n');
+}
+
+main().catch((error: unknown) => {
+  log(`fatal: ${(error as Error).stack ?? String(error)}`);
+  process.exit(1);
+});
