@@ -49,16 +49,9 @@ export interface PeerConfig {
   keepaliveTimeout?: number;
 }
 
-export interface PeerInfo extends PeerStats {
-  id: number;
-  remoteIpv4?: string;
-  remoteIpv6?: string;
-  remotePort?: number;
-  localIpv4?: string;
-  localIpv6?: string;
+/** A peer as peer-get reports it: its configuration, where it is now, and its counters. */
+export interface PeerInfo extends PeerStats, Omit<PeerConfig, 'localPort' | 'keepaliveInterval' | 'keepaliveTimeout'> {
   localPort: number;
-  vpnIpv4?: string;
-  vpnIpv6?: string;
   keepaliveInterval: number;
   keepaliveTimeout: number;
   drops: DropCounters;

@@ -16,22 +16,20 @@
  * is the daemon's signal that the interface is gone and must be recreated.
  */
 import type { PacketBatch } from "../core/batch.js";
-import { native, type NativePoller } from "./native.js";
+import { native } from "./native.js";
+import { PolledFd } from "./polled-fd.js";
 
 /** errno code that read()/write() report after the interface was deleted. */
 export const TUN_GONE_CODE = "EBADFD";
 
-export class TunDevice {
-  private fd: number;
-  private poller: NativePoller | undefined;
-
+export class TunDevice extends PolledFd {
   private constructor(
     fd: number,
     /** Interface name as the kernel assigned it (relevant when opened with a %d pattern). */
     readonly name: string,
     readonly ifindex: number,
   ) {
-    this.fd = fd;
+    super(fd, `tun ${name}`);
   }
 
   /**
@@ -42,10 +40,6 @@ export class TunDevice {
   static open(name: string): TunDevice {
     const t = native().tunOpen(name);
     return new TunDevice(t.fd, t.name, t.ifindex);
-  }
-
-  get closed(): boolean {
-    return this.fd < 0;
   }
 
   get mtu(): number {
@@ -92,39 +86,5 @@ export class TunDevice {
    */
   write(batch: PacketBatch): number {
     return native().writeBatch(this.checkFd(), batch.bufs, batch.offsets, batch.sizes, batch.count);
-  }
-
-  /**
-   * Call cb whenever the fd becomes readable (level-triggered: drain with
-   * read() until it returns 0, or it fires again). status < 0 means the fd
-   * errored (interface deleted) and watching has stopped; the next read()
-   * throws the actual errno. Replaces any previous callback.
-   */
-  onReadable(cb: (status: number) => void): { unref(): void; ref(): void } {
-    this.poller?.stop();
-    const p = native().poll(this.checkFd(), cb);
-    this.poller = p;
-    return { unref: () => p.unref(), ref: () => p.ref() };
-  }
-
-  /** Stop watching; the fd stays open. */
-  stopReading(): void {
-    this.poller?.stop();
-    this.poller = undefined;
-  }
-
-  /** Close the fd, which removes the interface. Idempotent. */
-  close(): void {
-    if (this.fd < 0) return;
-    // stop the watcher before the fd number can be reused by someone else
-    this.stopReading();
-    const fd = this.fd;
-    this.fd = -1;
-    native().close(fd);
-  }
-
-  private checkFd(): number {
-    if (this.fd < 0) throw Object.assign(new Error(`tun ${this.name}: closed`), { code: "EBADF" });
-    return this.fd;
   }
 }

@@ -20,7 +20,8 @@
  */
 import { isIPv4, isIPv6 } from "node:net";
 import type { PacketBatch } from "../core/batch.js";
-import { native, type NativePoller } from "./native.js";
+import { native } from "./native.js";
+import { PolledFd } from "./polled-fd.js";
 
 export const ENDPOINT_SIZE = 48;
 const F = 0, PORT = 2, ADDR = 4, LF = 20, LADDR = 24, IFX = 40;
@@ -159,21 +160,14 @@ export interface UdpBindOptions {
   port: number;
 }
 
-export class UdpBind {
-  private fd: number;
-  private poller: NativePoller | undefined;
-
+export class UdpBind extends PolledFd {
   private constructor(fd: number, readonly family: 4 | 6, readonly address: string, readonly port: number) {
-    this.fd = fd;
+    super(fd, "udp bind");
   }
 
   static open(opts: UdpBindOptions): UdpBind {
     const s = native().udpOpen(opts.family, opts.address, opts.port);
     return new UdpBind(s.fd, opts.family, opts.address, s.port);
-  }
-
-  get closed(): boolean {
-    return this.fd < 0;
   }
 
   /**
@@ -195,32 +189,5 @@ export class UdpBind {
    */
   send(batch: PacketBatch, endpoints: Buffer): number {
     return native().udpSendBatch(this.checkFd(), batch.bufs, batch.offsets, batch.sizes, endpoints, batch.count);
-  }
-
-  /** Level-triggered readability callback; replaces any previous one. */
-  onReadable(cb: (status: number) => void): { unref(): void; ref(): void } {
-    this.poller?.stop();
-    const p = native().poll(this.checkFd(), cb);
-    this.poller = p;
-    return { unref: () => p.unref(), ref: () => p.ref() };
-  }
-
-  stopReading(): void {
-    this.poller?.stop();
-    this.poller = undefined;
-  }
-
-  /** Idempotent. */
-  close(): void {
-    if (this.fd < 0) return;
-    this.stopReading();
-    const fd = this.fd;
-    this.fd = -1;
-    native().close(fd);
-  }
-
-  private checkFd(): number {
-    if (this.fd < 0) throw Object.assign(new Error("udp bind: closed"), { code: "EBADF" });
-    return this.fd;
   }
 }
