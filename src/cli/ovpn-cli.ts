@@ -255,7 +255,15 @@ function usage(): string {
 }
 
 async function interfaceExists(ifname: string): Promise<boolean> {
-  return listInterfaces().includes(ifname);
+  if (!listInterfaces().includes(ifname)) return false;
+  // A daemon killed with SIGKILL leaves its socket file behind: only one that answers counts.
+  try {
+    (await ControlClient.connect(ifname)).close();
+    return true;
+  } catch (error) {
+    if (error instanceof ControlError && error.code === 'ENODEV') return false;
+    throw error;
+  }
 }
 
 export async function main(argv: string[]): Promise<number> {
