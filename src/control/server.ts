@@ -102,7 +102,7 @@ export class ControlServer {
     const keyconf = (request.keyconf ?? {}) as Record<string, unknown>;
     switch (cmd) {
       case 'iface-get':
-        return { ifname: iface.name, mode: iface.mode, ifindex: iface.tun.ifindex, mtu: iface.tun.mtu, pid: process.pid, drops: iface.drops };
+        return { ifname: iface.name, mode: iface.mode, ifindex: iface.tun.ifindex, mtu: iface.tun.mtu, pid: process.pid, drops: renameKeys(iface.drops, kebabCase) };
       case 'iface-del':
         setImmediate(this.onDelete);
         return {};
