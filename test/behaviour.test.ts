@@ -9,6 +9,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import {
   cli,
   cliJson,
@@ -248,5 +249,30 @@ test('SIGKILL of a daemon leaves nothing that blocks re-creating the interface',
     const ping = await t.ping('bt0', '-c', '5', '-i', '0.1', '-W', '2');
     assert.deepEqual(pingStats(ping.stdout), { sent: 5, received: 5 }, ping.stdout);
     assert.ok(pidAlive(fresh));
+  });
+});
+
+test('`ip link del` and SIGTERM each stop the daemon cleanly: peers TEARDOWN, socket removed, no trace', { skip }, async () => {
+  await withTunnel({}, async (t) => {
+    for (const [ns, stop] of [
+      ['bt0', async () => void (await inNs('bt0', ['ip', 'link', 'del', 'tun0']))],
+      ['bt1', async (pid: number) => process.kill(pid, 'SIGTERM')],
+    ] as const) {
+      const listener = await t.listen(ns);
+      const pid = await t.daemonPid(ns);
+      await stop(pid);
+      await waitUntil(`the ${ns} daemon to exit`, () => !pidAlive(pid), 5_000, 20);
+      const names = notifications(listener).map((n) => [n.name, n.attrs?.peer?.['del-reason'] ?? null]);
+      assert.deepEqual(names, [
+        ['CMD_PEER_DEL_NTF', 'TEARDOWN'],
+        ['CMD_IFACE_DEL_NTF', null],
+      ]);
+      assert.equal(await linkExists(ns), false);
+      const socket = t.logPath(ns).replace(/tun0\.log$/, 'tun0.sock');
+      assert.equal(existsSync(socket), false, `${socket} must be removed`);
+      assert.doesNotMatch(t.logSinceStart(ns), TRACE);
+      const again = await cli(ns, 'tun0', 'get_peer');
+      assert.notEqual(again.code, 0, 'the interface is gone for the CLI too');
+    }
   });
 });

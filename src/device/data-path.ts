@@ -21,8 +21,9 @@ const PATH_BYTES = 44;
 
 /** Which peer a packet read from the TUN goes to. */
 function route(iface: OvpnInterface): Peer | null {
-  // Point-to-point: everything goes to the one peer. (Multi-peer routing lives in the MP issue.)
-  return iface.p2pPeer;
+  // Point-to-point: everything goes to the one peer. Multi-peer routing by VPN address is not
+  // built yet: rather than guess, MP packets count as noRoute until it is.
+  return iface.mode === 'P2P' ? iface.p2pPeer : null;
 }
 
 export function transmit(iface: OvpnInterface, batch: PacketBatch, now: number): void {
