@@ -91,14 +91,17 @@ for (const { file, index, vector } of vectors) {
 }
 
 test('a key context opens each captured stream in order, then refuses every packet again', () => {
-  const streams = new Map<string, Vector[]>();
+  // One stream per key; the same capture may sit in several files, so each packet-id once.
+  const streams = new Map<string, Map<number, Vector>>();
   for (const { vector } of vectors) {
     const id = `${vector.cipher}/${vector.key}/${vector.nonce_tail}/${vector.key_id}`;
-    streams.set(id, [...(streams.get(id) ?? []), vector]);
+    const stream = streams.get(id) ?? new Map<number, Vector>();
+    stream.set(vector.packet_id, vector);
+    streams.set(id, stream);
   }
   for (const stream of streams.values()) {
-    const context = contextFor(stream[0]!);
-    const ordered = [...stream].sort((a, b) => a.packet_id - b.packet_id);
+    const ordered = [...stream.values()].sort((a, b) => a.packet_id - b.packet_id);
+    const context = contextFor(ordered[0]!);
     for (const pass of [0, 1]) {
       for (const vector of ordered) {
         const wire = Buffer.from(vector.wire, 'hex');
