@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { cipherInfo, isCipherAlg, type CipherAlg } from '../core/cipher.js';
+import { isCipherAlg, type CipherAlg } from '../core/cipher.js';
 import { newBatch, resetOffsets, MAX_BATCH, type PacketBatch } from '../core/batch.js';
 import { newDropCounters, type DropCounters } from '../core/drops.js';
 import { KeySlot, keySlotName } from '../core/key-slots.js';
@@ -15,7 +15,7 @@ import { MAX_KEY_ID, MAX_PEER_ID } from '../core/wire.js';
 import { isNativeError } from '../edge/native.js';
 import { TunDevice, TUN_GONE_CODE } from '../edge/tun.js';
 import { newEndpoints, readEndpoint, writeEndpoint, type Endpoint } from '../edge/udp.js';
-import { DelPeerReason, Peer, type DelPeerReasonName, type PeerStats } from '../peer/peer.js';
+import { Peer, type DelPeerReasonName, type PeerStats } from '../peer/peer.js';
 import { receiveFrom, sendKeepalive, transmit } from './data-path.js';
 import { runKeepalives } from './timers.js';
 import { UdpSocket } from './udp-socket.js';
@@ -343,14 +343,11 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
   }
 
   private socketFor(port: number): UdpSocket {
-    let socket = this.sockets.get(port);
-    if (socket === undefined) {
-      socket = UdpSocket.open(port);
-      const opened = socket;
-      opened.bind.onReadable(() => receiveFrom(this, opened, performance.now()));
-      this.sockets.set(opened.port, opened);
-      socket = opened;
-    }
+    const existing = this.sockets.get(port);
+    if (existing !== undefined) return existing;
+    const socket = UdpSocket.open(port);
+    socket.bind.onReadable(() => receiveFrom(this, socket, performance.now()));
+    this.sockets.set(socket.port, socket);
     return socket;
   }
 
@@ -466,4 +463,3 @@ function peerInfo(peer: Peer): PeerInfo {
   return info;
 }
 
-export { DelPeerReason, cipherInfo };

@@ -2,9 +2,8 @@
  * One UDP port of an interface: the socket, its reusable receive batch and endpoint slots, and
  * how many peers use it. Peers on the same local port share the socket, as MP peers do.
  */
-import { newBatch, resetOffsets, type PacketBatch } from '../core/batch.js';
-import { ENDPOINT_SIZE, newEndpoints, UdpBind } from '../edge/udp.js';
-import { MAX_BATCH } from '../core/batch.js';
+import { MAX_BATCH, newBatch, resetOffsets, type PacketBatch } from '../core/batch.js';
+import { newEndpoints, UdpBind } from '../edge/udp.js';
 
 export class UdpSocket {
   readonly rxBatch: PacketBatch = newBatch();
@@ -43,4 +42,3 @@ export class UdpSocket {
   }
 }
 
-export { ENDPOINT_SIZE };
