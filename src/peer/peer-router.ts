@@ -55,7 +55,8 @@ type Gateway = { family: 4; key: number } | { family: 6; words: Words };
 interface PeerEntry<P> {
   ipv4: number | null;
   ipv6: Words | null;
-  routes: Set<RouteEntry<P>>;
+  /** Created with the first peer route: most peers have none, and an empty Set costs ~200 bytes. */
+  routes: Set<RouteEntry<P>> | null;
 }
 
 // ---- address words -----------------------------------------------------------------------------
@@ -189,7 +190,7 @@ export class PeerRouter<P> {
     const entry = this.peers.get(peer);
     if (entry === undefined) return;
     this.dropVpnAddresses(entry);
-    for (const route of entry.routes) {
+    for (const route of entry.routes ?? []) {
       route.peer = undefined;
       this.fileAway(route);
     }
@@ -203,7 +204,8 @@ export class PeerRouter<P> {
       throw new Error(`peer route ${describe(route)} already belongs to another peer: remove it there first`);
     }
     route.peer = peer;
-    this.entryOf(peer).routes.add(route);
+    const entry = this.entryOf(peer);
+    (entry.routes ??= new Set()).add(route);
   }
 
   /** Detaches a prefix from a peer; false if the peer did not have it. */
@@ -211,7 +213,7 @@ export class PeerRouter<P> {
     const route = this.find(family, wordsOf(checkPrefix(family, dst, prefixLen, 'peer route')), prefixLen);
     if (route === undefined || route.peer !== peer) return false;
     route.peer = undefined;
-    this.peers.get(peer)?.routes.delete(route);
+    this.peers.get(peer)?.routes?.delete(route);
     this.fileAway(route);
     return true;
   }
@@ -290,7 +292,7 @@ export class PeerRouter<P> {
   private entryOf(peer: P): PeerEntry<P> {
     let entry = this.peers.get(peer);
     if (entry === undefined) {
-      entry = { ipv4: null, ipv6: null, routes: new Set() };
+      entry = { ipv4: null, ipv6: null, routes: null };
       this.peers.set(peer, entry);
     }
     return entry;
