@@ -10,7 +10,8 @@
 # server's get_peer shows remote-ipv4 10.10.p.3, and listen_mcast on the server reports a
 # peer-float-ntf for the peer with its new address.
 #
-# Environment: ALG=aes|chachapoly|none (default aes); OVPN_CLI overrides the CLI command.
+# Environment: ALG=aes|chachapoly|none (default aes); OVPN_CLI overrides the CLI command;
+# OVPN_NS_PREFIX names the namespaces (default peer: peer0, peer1, ...).
 # Needs root. Removes everything it created on every exit.
 set -euo pipefail
 
@@ -25,7 +26,6 @@ esac
 STAR_ALG=${ALG:-aes}
 CLIENTS=5
 test_begin "float-test (multi-peer, $CLIENTS clients, ALG=$STAR_ALG, UDP)"
-NS0=peer0
 
 in0() { ip netns exec "$NS0" "$@"; }
 moved() { echo "10.10.$1.3"; }
@@ -35,7 +35,7 @@ moved() { echo "10.10.$1.3"; }
 # packet-ntf. A probe rather than a sleep: the CLI prints nothing when it is ready in --json mode.
 mcast_subscribed() {
   # shellcheck disable=SC2016  # $0 and $1 are the inner shell's
-  ip netns exec peer1 bash -c 'printf "\x38probe" >"/dev/udp/$0/$1"' "${STAR_SRV_LINK[1]}" "$OVPN_PORT"
+  ip netns exec "${STAR_NS[1]}" bash -c 'printf "\x38probe" >"/dev/udp/$0/$1"' "${STAR_SRV_LINK[1]}" "$OVPN_PORT"
   grep -q '"packet-ntf"' "$NTF_LOG"
 }
 
@@ -59,7 +59,8 @@ float_seen() {
 }
 
 step "setting up multi-peer, $CLIENTS clients, $STAR_ALG, UDP"
-star_setup peer "$CLIENTS"
+star_setup "$OVPN_NS_PREFIX" "$CLIENTS"
+NS0=${STAR_NS[0]}
 pass "tunnels up: $NS0 ${STAR_TUN4[0]} ($STAR_MODE) <-> ${STAR_TUN4[*]:1}"
 
 for ((p = 1; p <= CLIENTS; p++)); do
@@ -72,11 +73,11 @@ wait_for 5 "listen_mcast on $NS0 to subscribe" mcast_subscribed
 pass "listen_mcast --json on $NS0 is subscribed"
 
 for ((p = 1; p <= CLIENTS; p++)); do
-  step "peer$p moves from ${STAR_CLI_LINK[p]} to $(moved "$p")"
-  ip -n "peer$p" addr del "${STAR_CLI_LINK[p]}/24" dev "veth$p"
-  ip -n "peer$p" addr add "$(moved "$p")/24" dev "veth$p"
-  check "ping ${STAR_TUN4[0]} from peer$p after the move" ping_summary ip netns exec "peer$p" ping -c 3 -i 0.2 -w 5 "${STAR_TUN4[0]}"
-  check "flood ping 500 packets from peer$p" ping_summary ip netns exec "peer$p" ping -qfc 500 -w 5 "${STAR_TUN4[0]}"
+  step "${STAR_NS[p]} moves from ${STAR_CLI_LINK[p]} to $(moved "$p")"
+  ip -n "${STAR_NS[p]}" addr del "${STAR_CLI_LINK[p]}/24" dev "veth$p"
+  ip -n "${STAR_NS[p]}" addr add "$(moved "$p")/24" dev "veth$p"
+  check "ping ${STAR_TUN4[0]} from ${STAR_NS[p]} after the move" ping_summary ip netns exec "${STAR_NS[p]}" ping -c 3 -i 0.2 -w 5 "${STAR_TUN4[0]}"
+  check "flood ping 500 packets from ${STAR_NS[p]}" ping_summary ip netns exec "${STAR_NS[p]}" ping -qfc 500 -w 5 "${STAR_TUN4[0]}"
   check "get_peer $p on $NS0 shows remote-ipv4 $(moved "$p")" field_is "$NS0" "$p" remote-ipv4 "$(moved "$p")"
   check "listen_mcast reported peer-float-ntf for peer $p" float_seen "$p" "$(moved "$p")"
 done

@@ -17,6 +17,9 @@ OVPN_RUN_DIR=${OVPN_DCO_RUN_DIR:-/run/ovpn-dco}
 OVPN_PORT=1
 OVPN_PEER_ID=1
 OVPN_TUN=tun0
+# The test scripts' namespaces are <prefix>0, <prefix>1, ...; another prefix lets a run go
+# alongside one with the default names.
+OVPN_NS_PREFIX=${OVPN_NS_PREFIX:-peer}
 
 # Every namespace netns_create made, for the teardown.
 CREATED_NS=()
@@ -135,8 +138,8 @@ dump_daemon_logs() {
 # fails the script when a check failed.
 
 # test_begin <name>: sets TEST_NAME, FAILURES and TEST_TMP (a fresh directory for peers files
-# and notification logs), makes sure we run as root on a built tree, and installs the cleanup
-# that tears everything down on every exit.
+# and notification logs), makes sure we run as root on a built tree, installs the cleanup that
+# tears everything down on every exit, and takes the lock of OVPN_NS_PREFIX.
 test_begin() {
   TEST_NAME=$1
   TEST_TMP=""
@@ -153,7 +156,24 @@ test_begin() {
     fail "dist/src/cli/ovpn-cli.js is missing: build first with npm run build"
     exit 1
   fi
+  test_lock "$OVPN_NS_PREFIX"
   TEST_TMP=$(mktemp -d -t ovpn-dco-test.XXXXXX)
+}
+
+# test_lock <prefix>: one run at a time per namespace prefix, from any checkout: a second run
+# waits instead of deleting the first one's namespaces as stale leftovers. The lock goes with
+# the script's file descriptor on exit: the daemons, spawned by node, do not inherit it, and
+# the processes that do (CLI, ping) are gone by then.
+test_lock() {
+  local file=/run/lock/ovpn-dco-test-$1.lock
+  exec {TEST_LOCK_FD}>>"$file"
+  if ! flock -n "$TEST_LOCK_FD"; then
+    log "waiting for another run using the $1N namespaces to finish ($file)"
+    if ! flock -w 120 "$TEST_LOCK_FD"; then
+      fail "another run still holds $file after 120 s"
+      exit 1
+    fi
+  fi
 }
 
 # The EXIT trap: prints the daemons' logs after a failure, removes every namespace, process and

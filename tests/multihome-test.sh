@@ -11,7 +11,8 @@
 # peer p, and each client still has remote-ipv4 10.10.0.p (a reply from another address would
 # have made the client float to it). Pings both ways work throughout.
 #
-# Environment: ALG=aes|chachapoly|none (default aes); OVPN_CLI overrides the CLI command.
+# Environment: ALG=aes|chachapoly|none (default aes); OVPN_CLI overrides the CLI command;
+# OVPN_NS_PREFIX names the namespaces (default peer: peer0, peer1, ...).
 # Needs root. Removes everything it created on every exit.
 set -euo pipefail
 
@@ -27,33 +28,33 @@ STAR_ALG=${ALG:-aes}
 STAR_LAN=bridge
 CLIENTS=5
 test_begin "multihome-test (multi-peer, $CLIENTS clients on one bridge, ALG=$STAR_ALG, UDP)"
-NS0=peer0
 
 # same_path <p>: the server sends to peer p from the address p sent to, and p, having received
 # from the server, still talks to that address.
 same_path() {
   local received
-  field_is "$NS0" "$1" local-ipv4 "${STAR_SRV_LINK[$1]}" && field_is "peer$1" "$1" remote-ipv4 "${STAR_SRV_LINK[$1]}" || return 1
-  received=$(peer_field "peer$1" "$1" link-rx-packets) || return 1
-  echo "peer$1 received $received packets from the server (expected > 0)"
+  field_is "$NS0" "$1" local-ipv4 "${STAR_SRV_LINK[$1]}" && field_is "${STAR_NS[$1]}" "$1" remote-ipv4 "${STAR_SRV_LINK[$1]}" || return 1
+  received=$(peer_field "${STAR_NS[$1]}" "$1" link-rx-packets) || return 1
+  echo "${STAR_NS[$1]} received $received packets from the server (expected > 0)"
   ((received > 0))
 }
 
 step "setting up multi-peer, $CLIENTS clients, server addresses on br0, $STAR_ALG, UDP"
-star_setup peer "$CLIENTS"
+star_setup "$OVPN_NS_PREFIX" "$CLIENTS"
+NS0=${STAR_NS[0]}
 pass "tunnels up: $NS0 ${STAR_TUN4[0]} ($STAR_MODE, ${STAR_SRV_LINK[*]:1}) <-> ${STAR_TUN4[*]:1}"
 
 # The clients speak first: the server learns each one's path from its first packet.
 for ((p = 1; p <= CLIENTS; p++)); do
-  check "ping ${STAR_TUN4[0]} from peer$p (to ${STAR_SRV_LINK[p]})" ping_summary ip netns exec "peer$p" ping -c 3 -i 0.2 -w 5 "${STAR_TUN4[0]}"
+  check "ping ${STAR_TUN4[0]} from ${STAR_NS[p]} (to ${STAR_SRV_LINK[p]})" ping_summary ip netns exec "${STAR_NS[p]}" ping -c 3 -i 0.2 -w 5 "${STAR_TUN4[0]}"
 done
 for ((p = 1; p <= CLIENTS; p++)); do
-  check "replies to peer$p leave from ${STAR_SRV_LINK[p]}" same_path "$p"
+  check "replies to ${STAR_NS[p]} leave from ${STAR_SRV_LINK[p]}" same_path "$p"
 done
 for ((p = 1; p <= CLIENTS; p++)); do
   check "ping ${STAR_TUN4[p]} (peer $p) from $NS0" ping_summary ip netns exec "$NS0" ping -c 3 -i 0.2 -w 5 "${STAR_TUN4[p]}"
-  check "flood ping 500 packets from peer$p" ping_summary ip netns exec "peer$p" ping -qfc 500 -w 5 "${STAR_TUN4[0]}"
-  check "still from ${STAR_SRV_LINK[p]} to peer$p after traffic both ways" same_path "$p"
+  check "flood ping 500 packets from ${STAR_NS[p]}" ping_summary ip netns exec "${STAR_NS[p]}" ping -qfc 500 -w 5 "${STAR_TUN4[0]}"
+  check "still from ${STAR_SRV_LINK[p]} to ${STAR_NS[p]} after traffic both ways" same_path "$p"
   check "get_peer $p counters on $NS0" counters_at_least "$NS0" "$p" 506
 done
 test_end

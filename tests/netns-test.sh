@@ -19,9 +19,11 @@
 # -6 carries the tunnel over IPv6 between the namespaces (fd00:0:0:p::1 <-> ::2).
 #
 # Environment: ALG=aes|chachapoly|none (default aes); OVPN_CLI overrides the CLI command
-# (default: node dist/src/cli/ovpn-cli.js, so build first with `npm run build`). Needs root.
-# Deletes stale peer<N> namespaces of an earlier run, and on every exit removes all it created:
-# interfaces, daemons, namespaces, files.
+# (default: node dist/src/cli/ovpn-cli.js, so build first with `npm run build`); OVPN_NS_PREFIX
+# names the namespaces (default peer: peer0, peer1, ...). Needs root. Runs of any of the
+# scripts with the same prefix wait for each other; then stale <prefix>N namespaces of a crashed
+# run are deleted, and on every exit all it created is removed: interfaces, daemons,
+# namespaces, files.
 set -euo pipefail
 
 # shellcheck source=tests/lib.sh
@@ -56,7 +58,6 @@ else
   CLIENTS=5 STAR_SERVER=mp TOPOLOGY="multi-peer, 5 clients"
 fi
 test_begin "netns-test ($TOPOLOGY, ALG=$STAR_ALG, ${STAR_TRANSPORT^^} over IPv$STAR_FAMILY)"
-NS0=peer0
 
 in0() { ip netns exec "$NS0" "$@"; }
 
@@ -74,7 +75,7 @@ p2p_checks() {
   check "3000-byte pings (fragmented in the tunnel)" ping_summary in0 ping -c 3 -i 0.2 -s 3000 -w 5 "$far4"
   # peer0 received at least the 2000 flood-ping replies, and sent at least the 2000 requests.
   check "get_peer $OVPN_PEER_ID counters on $NS0" counters_at_least "$NS0" "$OVPN_PEER_ID" 2000
-  check "get_peer $OVPN_PEER_ID counters on peer1" counters_at_least peer1 "$OVPN_PEER_ID" 2000
+  check "get_peer $OVPN_PEER_ID counters on ${STAR_NS[1]}" counters_at_least "${STAR_NS[1]}" "$OVPN_PEER_ID" 2000
 }
 
 # --- multi-peer ---------------------------------------------------------------------------------
@@ -130,18 +131,18 @@ mp_checks() {
     check "ping ${STAR_TUN4[p]} (peer $p) from $NS0" ping_summary in0 ping -c 3 -i 0.2 -w 5 "${STAR_TUN4[p]}"
   done
   for ((p = 1; p <= CLIENTS; p++)); do
-    check "ping ${STAR_TUN4[0]} from peer$p" ping_summary ip netns exec "peer$p" ping -c 3 -i 0.2 -w 5 "${STAR_TUN4[0]}"
+    check "ping ${STAR_TUN4[0]} from ${STAR_NS[p]}" ping_summary ip netns exec "${STAR_NS[p]}" ping -c 3 -i 0.2 -w 5 "${STAR_TUN4[0]}"
   done
   check "flood ping 2000 packets from $NS0 to ${STAR_TUN4[3]} (peer 3)" ping_summary in0 ping -qfc 2000 -w 10 "${STAR_TUN4[3]}"
   check "get_peer on $NS0 lists $CLIENTS peers" peer_count "$NS0" "$CLIENTS"
   for ((p = 1; p <= CLIENTS; p++)); do
     # Each direction: 3 pings from the server and 3 from the client, plus the flood for peer 3.
     check "get_peer $p counters on $NS0" counters_at_least "$NS0" "$p" $((p == 3 ? 2006 : 6))
-    check "get_peer $p counters on peer$p" counters_at_least "peer$p" "$p" $((p == 3 ? 2006 : 6))
+    check "get_peer $p counters on ${STAR_NS[p]}" counters_at_least "${STAR_NS[p]}" "$p" $((p == 3 ? 2006 : 6))
   done
 
   pid=$(iface_field "$NS0" pid)
-  ip -n peer1 addr add "$LAN/32" dev lo
+  ip -n "${STAR_NS[1]}" addr add "$LAN/32" dev lo
   ip -n "$NS0" route add "$LAN" via "${STAR_TUN4[1]}" dev "$OVPN_TUN"
   check "route $LAN via ${STAR_TUN4[1]} is followed" wait_for 5 "a reply from $LAN" in0 ping -c 1 -W 1 "$LAN"
   check "ping $LAN (behind peer 1) from $NS0" ping_summary in0 ping -c 3 -i 0.2 -w 5 "$LAN"
@@ -154,7 +155,8 @@ mp_checks() {
 }
 
 step "setting up $TOPOLOGY, $STAR_ALG, ${STAR_TRANSPORT^^} over IPv$STAR_FAMILY"
-star_setup peer "$CLIENTS"
+star_setup "$OVPN_NS_PREFIX" "$CLIENTS"
+NS0=${STAR_NS[0]}
 pass "tunnels up: $NS0 ${STAR_TUN4[0]} ($STAR_MODE) <-> ${STAR_TUN4[*]:1}"
 
 if ((P2P)); then p2p_checks; else mp_checks; fi
