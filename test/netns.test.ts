@@ -19,7 +19,8 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
-const NAMESPACES = ['peer0', 'peer1', 'peer2', 'peer3', 'peer4', 'peer5'];
+/** The scripts' namespace names: <prefix>0 (server) .. <prefix>5; OVPN_NS_PREFIX passes through. */
+const NAMESPACES = [0, 1, 2, 3, 4, 5].map((i) => `${process.env['OVPN_NS_PREFIX'] ?? 'peer'}${i}`);
 const TIMEOUT_MS = 90_000;
 const NOT_ROOT = process.getuid?.() === 0 ? false : 'needs root to create network namespaces and TUN devices';
 
