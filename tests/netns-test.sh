@@ -128,6 +128,10 @@ no_peer_counted() {
 mp_checks() {
   local p pid
   for ((p = 1; p <= CLIENTS; p++)); do
+    # Over TCP this proves the listed peers went to the connections in the order they came.
+    check "get_peer $p on $NS0 has ${STAR_NS[p]}'s address" field_is "$NS0" "$p" "remote-ipv$STAR_FAMILY" "${STAR_CLI_LINK[p]}"
+  done
+  for ((p = 1; p <= CLIENTS; p++)); do
     check "ping ${STAR_TUN4[p]} (peer $p) from $NS0" ping_summary in0 ping -c 3 -i 0.2 -w 5 "${STAR_TUN4[p]}"
   done
   for ((p = 1; p <= CLIENTS; p++)); do
