@@ -122,6 +122,26 @@ async function addMultiPeers(ifname: string, lport: number, file: string): Promi
   });
 }
 
+/** TCP server: each peer of the file (<peer-id> <vpnaddr>) takes the next connection on lport. */
+async function listenTcp(ifname: string, lport: number, file: string): Promise<void> {
+  await withClient(ifname, async (client) => {
+    for (const [id, vpnaddr, extra] of readPeersFile(file)) {
+      if (id === undefined || vpnaddr === undefined || extra !== undefined) {
+        throw new UsageError(`${file}: each line needs <peer-id> <vpnaddr>, got "${[id, vpnaddr, extra].join(' ')}"`);
+      }
+      await client.request('peer-new', { peer: { id: int(id, 'peer_id', 0xffffff), transport: 'tcp', 'local-port': lport, ...vpnAttrs(vpnaddr) } });
+    }
+  });
+}
+
+/** TCP client: connects to the server and adds it as the peer once the connection is up. */
+async function connectTcp(ifname: string, id: string | undefined, raddr: string | undefined, rport: string | undefined, vpnaddr?: string): Promise<number> {
+  if (raddr === undefined || rport === undefined) throw new UsageError('missing arguments');
+  const peerId = int(id, 'peer_id', 0xffffff);
+  await request(ifname, 'peer-new', { peer: { id: peerId, transport: 'tcp', ...remoteAttrs(raddr, rport), ...vpnAttrs(vpnaddr) } });
+  return peerId;
+}
+
 async function listenMcast(ifname: string | undefined, out: Output): Promise<void> {
   const names = ifname === undefined ? listInterfaces() : [ifname];
   if (names.length === 0) throw new ControlError('ENODEV', 'no ovpn interface in this network namespace to listen to');
@@ -182,6 +202,22 @@ const SEED: Record<string, Command> = {
       await request(ifname, 'key-swap', { keyconf: { 'peer-id': int(id, 'peer-id', 0xffffff) } });
     },
   },
+  listen: {
+    usage: 'listen <lport> <peers_file>   (file lines: <peer-id> <vpnaddr>; TCP server)',
+    creates: 'MP',
+    run: async (ifname, [lport, file]) => {
+      if (file === undefined) throw new UsageError('missing arguments');
+      await listenTcp(ifname, int(lport, 'lport', 65535), file);
+    },
+  },
+  connect: {
+    usage: 'connect <peer-id> <raddr> <rport> <vpnaddr>   (TCP client)',
+    creates: 'P2P',
+    run: async (ifname, [id, raddr, rport, vpnaddr]) => {
+      if (vpnaddr === undefined) throw new UsageError('missing arguments');
+      await connectTcp(ifname, id, raddr, rport, vpnaddr);
+    },
+  },
   listen_mcast: { usage: 'listen_mcast', run: (ifname, _args, out) => listenMcast(ifname, out) },
 };
 
@@ -238,6 +274,14 @@ const UPSTREAM: Record<string, Command> = {
     },
   },
   swap_keys: { ...SEED['swap_keys']!, usage: 'swap_keys <iface> <peer_id>' },
+  listen: { ...SEED['listen']!, usage: 'listen <iface> <lport> <peers_file>', creates: undefined },
+  connect: {
+    usage: 'connect <iface> <peer_id> <raddr> <rport> [key_file]   (key_file: AES-256-GCM, key_dir 1, primary slot)',
+    run: async (ifname, [id, raddr, rport, file]) => {
+      const peerId = await connectTcp(ifname, id, raddr, rport);
+      if (file !== undefined) await newKey(ifname, peerId, 'primary', 0, 'aes', '1', file);
+    },
+  },
 };
 
 function usage(): string {

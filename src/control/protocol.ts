@@ -16,6 +16,9 @@ export const COMMANDS = [
   'key-get',
   'key-swap',
   'key-del',
+  'route-add',
+  'route-del',
+  'route-get',
   'packet-send',
   'subscribe',
 ] as const;

@@ -6,6 +6,7 @@
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { OvpnError, type OvpnInterface } from '../device/ovpn-interface.js';
+import type { Endpoint } from '../edge/udp.js';
 import { camelCase, isCommand, kebabCase, LineSplitter, MAX_LINE, renameKeys, type ErrorBody, type Notification, type Request } from './protocol.js';
 
 export class ControlServer {
@@ -20,6 +21,7 @@ export class ControlServer {
     this.server = createServer((socket) => this.serve(socket));
     iface.on('peer-del-ntf', (e) => this.notify({ ntf: 'peer-del-ntf', ifname: e.ifname, peer: { id: e.peerId, 'del-reason': e.reason } }));
     iface.on('key-swap-ntf', (e) => this.notify({ ntf: 'key-swap-ntf', ifname: e.ifname, keyconf: { 'peer-id': e.peerId, 'key-id': e.keyId } }));
+    iface.on('peer-float-ntf', (e) => this.notify({ ntf: 'peer-float-ntf', ifname: e.ifname, peer: { id: e.peerId, ...remoteAttrs(e.remote) } }));
     iface.on('packet-ntf', (e) =>
       this.notify({
         ntf: 'packet-ntf',
@@ -63,6 +65,8 @@ export class ControlServer {
   private serve(socket: Socket): void {
     const splitter = new LineSplitter();
     let buffered = 0;
+    // Requests may complete asynchronously (a TCP connect); answers still go out in order.
+    let answered = Promise.resolve();
     socket.setEncoding('utf8');
     socket.on('error', () => this.subscribers.delete(socket));
     socket.on('close', () => this.subscribers.delete(socket));
@@ -74,11 +78,16 @@ export class ControlServer {
         socket.end(JSON.stringify({ id: 0, ok: false, error: { code: 'EINVAL', message: `request longer than ${MAX_LINE} bytes` } }) + '\n');
         return;
       }
-      for (const line of lines) socket.write(JSON.stringify(this.handleLine(line, socket)) + '\n');
+      for (const line of lines) {
+        answered = answered.then(async () => {
+          const response = await this.handleLine(line, socket);
+          if (!socket.destroyed) socket.write(JSON.stringify(response) + '\n');
+        });
+      }
     });
   }
 
-  private handleLine(line: string, socket: Socket): object {
+  private async handleLine(line: string, socket: Socket): Promise<object> {
     let request: Request;
     try {
       request = JSON.parse(line) as Request;
@@ -88,13 +97,13 @@ export class ControlServer {
     const id = typeof request?.id === 'number' ? request.id : 0;
     try {
       if (request === null || typeof request !== 'object') throw new OvpnError('EINVAL', 'request must be a JSON object', 'cmd');
-      return { id, ok: true, ...this.execute(request, socket) };
+      return { id, ok: true, ...(await this.execute(request, socket)) };
     } catch (error) {
       return { id, ok: false, error: errorBody(error) };
     }
   }
 
-  private execute(request: Request, socket: Socket): object {
+  private async execute(request: Request, socket: Socket): Promise<object> {
     const { cmd } = request;
     if (!isCommand(cmd)) throw new OvpnError('EINVAL', `unknown cmd ${JSON.stringify(cmd)}: see docs/CONTROL.md for the commands`, 'cmd');
     const iface = this.iface;
@@ -107,7 +116,8 @@ export class ControlServer {
         setImmediate(this.onDelete);
         return {};
       case 'peer-new':
-        iface.newPeer(peer as never);
+        if (peer['transport'] === 'tcp') await iface.newTcpPeer(peer as never);
+        else iface.newPeer(peer as never);
         return {};
       case 'peer-set':
         iface.setPeer(peer as never);
@@ -136,6 +146,14 @@ export class ControlServer {
       case 'key-del':
         iface.delKey(keyconf['peer-id'] as number, keyconf['slot'] as never);
         return {};
+      case 'route-add':
+        iface.addRoute(request['peer-id'] as number, request['prefix'] as string);
+        return {};
+      case 'route-del':
+        iface.delRoute(request['peer-id'] as number, request['prefix'] as string);
+        return {};
+      case 'route-get':
+        return { 'peer-id': request['peer-id'], routes: iface.getRoutes(request['peer-id'] as number) };
       case 'packet-send':
         iface.sendPacket(request['peer-id'] as number, base64Field(request['data'], 'data'));
         return {};
@@ -144,6 +162,12 @@ export class ControlServer {
         return {};
     }
   }
+}
+
+/** An endpoint as netlink attributes: remote-ipv4/6, remote-port, local-ipv4/6. */
+function remoteAttrs(remote: Endpoint): Record<string, unknown> {
+  const family = remote.family === 4 ? 'ipv4' : 'ipv6';
+  return { [`remote-${family}`]: remote.address, 'remote-port': remote.port, ...(remote.local === undefined ? {} : { [`local-${family}`]: remote.local }) };
 }
 
 function base64Field(value: unknown, field: string): Buffer {

@@ -26,6 +26,8 @@ async function main(): Promise<void> {
   }
   const server = new ControlServer(iface, socketPath(ifname, true), () => iface.destroy('deleted by del_iface'));
   iface.on('peer-del-ntf', (e) => log(`peer ${e.peerId} deleted, reason ${e.reason}`));
+  iface.on('peer-float-ntf', (e) => log(`peer ${e.peerId} floated to ${e.remote.address} port ${e.remote.port}`));
+  iface.on('warning', (e) => log(`warning: ${e.message}`));
   iface.on('closed', ({ reason }) => {
     log(`interface ${ifname} closed: ${reason}`);
     server.close(reason);

@@ -1,36 +1,34 @@
 /**
  * The two data paths of an interface, batch by batch:
  *
- *   transmit: TUN read → route each packet to a peer → seal runs per peer → UDP sendmmsg
- *   receive:  UDP recvmmsg → classify, find the peer by peer-id → open runs per peer →
- *             consume keepalives → TUN write
+ *   transmit: TUN read → route each packet to a peer → seal runs per peer → send runs per link
+ *   receive:  UDP recvmmsg (or a TCP stream's packets) → classify, find the peer → open runs per
+ *             peer → consume keepalives → TUN write
  *
- * Buffers are the interface's and the socket's own, reused for every batch; dropped packets are
- * counted, marked and compacted away, never thrown.
+ * Buffers are the interface's, the socket's and the stream's own, reused for every batch;
+ * dropped packets are counted, marked and compacted away, never thrown.
  */
 import { compact, DROPPED, newBatch, pushPacket, type PacketBatch } from '../core/batch.js';
 import { openRange, sealRange } from '../core/crypto-batch.js';
 import { classify, isExitNotify, isKeepalive, KEEPALIVE_MESSAGE, PacketKind, readPeerId } from '../core/wire.js';
-import { ENDPOINT_SIZE, copyEndpoint, readEndpoint } from '../edge/udp.js';
+import { ENDPOINT_SIZE, copyEndpoint, readEndpoint, type Endpoint } from '../edge/udp.js';
 import type { Peer } from '../peer/peer.js';
 import type { OvpnInterface } from './ovpn-interface.js';
+import { TcpLink } from './tcp-link.js';
 import type { UdpSocket } from './udp-socket.js';
 
 /** Bytes of the endpoint slot that identify a path: remote and local address, not reserved tail. */
 const PATH_BYTES = 44;
-
-/** Which peer a packet read from the TUN goes to. */
-function route(iface: OvpnInterface): Peer | null {
-  // Point-to-point: everything goes to the one peer. Multi-peer routing by VPN address is not
-  // built yet: rather than guess, MP packets count as noRoute until it is.
-  return iface.mode === 'P2P' ? iface.p2pPeer : null;
-}
+/** Bytes of the endpoint slot that identify the remote side: family, port, address. */
+const REMOTE_BYTES = 20;
+/** Where the remote address starts in the slot (after family and port). */
+const ADDRESS_START = 4;
 
 export function transmit(iface: OvpnInterface, batch: PacketBatch, now: number): void {
   const peers = iface.txPeers;
-  const { sizes } = batch;
+  const { bufs, offsets, sizes } = batch;
   for (let i = 0; i < batch.count; i++) {
-    const peer = route(iface);
+    const peer = iface.routePacket(bufs[i]!, offsets[i]!, sizes[i]!);
     peers[i] = peer;
     if (peer === null) {
       iface.drops.noRoute++;
@@ -48,15 +46,16 @@ export function transmit(iface: OvpnInterface, batch: PacketBatch, now: number):
   sendBatch(iface, batch, iface.txEndpoints, peers, now);
 }
 
-/** Sends a compacted batch, each run of packets through the socket of its peer. */
+/** Sends a compacted batch, each run of packets through the link (UDP socket, TCP stream) of its peer. */
 function sendBatch(iface: OvpnInterface, batch: PacketBatch, endpoints: Buffer, peers: (Peer | null)[], now: number): void {
   forEachRun(peers, batch.count, (peer, start, end) => {
-    const socket = iface.socketOf(peer);
-    if (socket === undefined) {
-      iface.drops.io += end - start;
+    const link = iface.linkOf(peer);
+    if (link === undefined) {
+      // A TCP peer still waiting for its connection, or a peer being torn down.
+      peer.drops.io += end - start;
       return;
     }
-    const sent = sendRange(socket, batch, endpoints, start, end);
+    const sent = link instanceof TcpLink ? link.send(batch, start, end) : sendRange(link, batch, endpoints, start, end);
     for (let i = start; i < start + sent; i++) {
       if (batch.sizes[i]! < 0) continue;
       peer.stats.linkTxPackets++;
@@ -82,12 +81,13 @@ export function receiveFrom(iface: OvpnInterface, socket: UdpSocket, now: number
   if (iface.closed) return;
   for (let round = 0; round < 4; round++) {
     if (socket.receive() === 0) return;
-    receiveBatch(iface, socket, now);
+    receiveDatagrams(iface, socket, now);
     if (iface.closed) return;
   }
 }
 
-function receiveBatch(iface: OvpnInterface, socket: UdpSocket, now: number): void {
+/** A UDP batch: each datagram finds its peer by the peer-id in its header. */
+function receiveDatagrams(iface: OvpnInterface, socket: UdpSocket, now: number): void {
   const batch = socket.rxBatch;
   const endpoints = socket.rxEndpoints;
   const peers = iface.rxPeers;
@@ -98,7 +98,7 @@ function receiveBatch(iface: OvpnInterface, socket: UdpSocket, now: number): voi
     const kind = size < 0 ? PacketKind.Malformed : classify(bufs[i]!, offsets[i]!, size);
     if (kind === PacketKind.DataV2 && size >= 4) {
       const peer = iface.peers.get(readPeerId(bufs[i]!, offsets[i]!));
-      if (peer !== undefined && peer.localPort === socket.port) {
+      if (peer !== undefined && peer.transport === 'udp' && peer.localPort === socket.port) {
         peers[i] = peer;
         peer.stats.linkRxPackets++;
         peer.stats.linkRxBytes += size;
@@ -106,35 +106,72 @@ function receiveBatch(iface: OvpnInterface, socket: UdpSocket, now: number): voi
       }
       iface.drops.unknownPeer++;
     } else if (kind === PacketKind.Control) {
-      handUp(iface, socket, bufs[i]!, offsets[i]!, size, endpoints, i);
-    } else if (kind === PacketKind.DataV1) {
-      iface.drops.dataV1++;
+      const remote = readEndpoint(endpoints, i);
+      handUp(iface, peerAt(iface, socket, endpoints, i), socket.port, remote, bufs[i]!, offsets[i]!, size);
     } else {
-      iface.drops.malformed++;
+      countNonData(iface, kind);
     }
     sizes[i] = DROPPED;
   }
+  deliver(iface, batch, peers, endpoints, now);
+}
+
+/**
+ * Packets from a TCP stream. The connection is the peer (as in the kernel module), so data
+ * packets need no peer-id lookup; a connection not yet given to a peer (`peer` null) carries
+ * only control packets.
+ */
+export function receiveStream(iface: OvpnInterface, peer: Peer | null, link: TcpLink, localPort: number, batch: PacketBatch, now: number): void {
+  if (iface.closed) return;
+  const peers = iface.rxPeers;
+  const { bufs, offsets, sizes } = batch;
+  for (let i = 0; i < batch.count; i++) {
+    peers[i] = null;
+    const size = sizes[i]!;
+    const kind = classify(bufs[i]!, offsets[i]!, size);
+    if (kind === PacketKind.DataV2 && size >= 4 && peer !== null) {
+      peers[i] = peer;
+      peer.stats.linkRxPackets++;
+      peer.stats.linkRxBytes += size;
+      continue;
+    }
+    if (kind === PacketKind.DataV2) iface.drops.unknownPeer++;
+    else if (kind === PacketKind.Control) handUp(iface, peer?.id ?? null, localPort, link.remote, bufs[i]!, offsets[i]!, size);
+    else countNonData(iface, kind);
+    sizes[i] = DROPPED;
+  }
+  deliver(iface, batch, peers, null, now);
+}
+
+function countNonData(iface: OvpnInterface, kind: PacketKind): void {
+  if (kind === PacketKind.DataV1) iface.drops.dataV1++;
+  else iface.drops.malformed++;
+}
+
+/** Opens each peer's run, accepts what authenticates, and writes the survivors to the TUN. */
+function deliver(iface: OvpnInterface, batch: PacketBatch, peers: (Peer | null)[], endpoints: Buffer | null, now: number): void {
+  const { sizes } = batch;
   forEachRun(peers, batch.count, (peer, start, end) => {
     openRange(batch, start, end, peer.keys, peer.drops);
     for (let i = start; i < end; i++) if (sizes[i] !== DROPPED) accept(peer, batch, i, endpoints, now);
+    if (peer.floated) {
+      peer.floated = false;
+      iface.notifyFloat(peer);
+    }
   });
-  compact(batch, { buf: endpoints, slotSize: ENDPOINT_SIZE });
-  if (batch.count === 0) return;
+  compact(batch, endpoints === null ? undefined : { buf: endpoints, slotSize: ENDPOINT_SIZE });
+  if (batch.count === 0 || iface.closed) return;
   const written = iface.tun.write(batch);
   iface.drops.io += batch.count - written;
 }
 
 /** After authentication: note liveness, follow the peer's path, consume keepalives. */
-function accept(peer: Peer, batch: PacketBatch, i: number, endpoints: Buffer, now: number): void {
+function accept(peer: Peer, batch: PacketBatch, i: number, endpoints: Buffer | null, now: number): void {
   const buf = batch.bufs[i]!;
   const offset = batch.offsets[i]!;
   const size = batch.sizes[i]!;
   peer.lastRecv = now;
-  // The packet proved it comes from the peer: remember where it came from and which local
-  // address it reached, so replies leave from that address (multihome) and follow a move.
-  if (endpoints.compare(peer.endpoint, 0, PATH_BYTES, i * ENDPOINT_SIZE, i * ENDPOINT_SIZE + PATH_BYTES) !== 0) {
-    copyEndpoint(peer.endpoint, 0, endpoints, i);
-  }
+  if (endpoints !== null) followPath(peer, endpoints, i);
   if (isKeepalive(buf, offset, size) || isExitNotify(buf, offset, size)) {
     batch.sizes[i] = DROPPED;
     return;
@@ -149,25 +186,48 @@ function accept(peer: Peer, batch: PacketBatch, i: number, endpoints: Buffer, no
   peer.stats.vpnRxBytes += size;
 }
 
-/** Non-data packets go to the control plane untouched, with the peer they came from if known. */
-function handUp(iface: OvpnInterface, socket: UdpSocket, buf: Buffer, offset: number, size: number, endpoints: Buffer, i: number): void {
-  let peerId: number | null = null;
+/**
+ * The packet proved it comes from the peer: remember where it came from and which local address
+ * it reached, so replies leave from that address (multihome) and follow a move (float). Only
+ * authenticated packets get here, so a forged source address never moves a peer.
+ */
+function followPath(peer: Peer, endpoints: Buffer, i: number): void {
+  const slot = i * ENDPOINT_SIZE;
+  if (endpoints.compare(peer.endpoint, 0, PATH_BYTES, slot, slot + PATH_BYTES) === 0) return;
+  // A new remote address is a float, worth telling the control plane; a new local address
+  // alone (multihome, a changed route) is not.
+  if (endpoints.compare(peer.endpoint, 0, REMOTE_BYTES, slot, slot + REMOTE_BYTES) !== 0) peer.floated = true;
+  copyEndpoint(peer.endpoint, 0, endpoints, i);
+}
+
+/** The UDP peer at the IP address that sent datagram i, if any: for control packets only. */
+function peerAt(iface: OvpnInterface, socket: UdpSocket, endpoints: Buffer, i: number): number | null {
+  const slot = i * ENDPOINT_SIZE;
   for (const peer of iface.peers.values()) {
-    if (peer.localPort === socket.port && endpoints.compare(peer.endpoint, 4, 20, i * ENDPOINT_SIZE + 4, i * ENDPOINT_SIZE + 20) === 0) {
-      peerId = peer.id;
-      break;
-    }
+    if (peer.transport !== 'udp' || peer.localPort !== socket.port) continue;
+    if (endpoints.compare(peer.endpoint, ADDRESS_START, REMOTE_BYTES, slot + ADDRESS_START, slot + REMOTE_BYTES) === 0) return peer.id;
   }
+  return null;
+}
+
+/** Non-data packets go to the control plane untouched. */
+function handUp(iface: OvpnInterface, peerId: number | null, localPort: number, remote: Endpoint, buf: Buffer, offset: number, size: number): void {
   const data = Buffer.from(buf.subarray(offset, offset + size));
-  iface.emit('packet-ntf', { ifname: iface.name, peerId, localPort: socket.port, remote: readEndpoint(endpoints, i), data });
+  iface.emit('packet-ntf', { ifname: iface.name, peerId, localPort, remote, data });
+}
+
+/** Sends one packet, already in plain form, to a peer: sealed as data, or raw for control. */
+export function sendOne(iface: OvpnInterface, peer: Peer, data: Uint8Array, seal: boolean, now: number): boolean {
+  const batch = newBatch(1, data.length + 256);
+  pushPacket(batch, data);
+  if (seal && sealRange(batch, 0, 1, peer.keys.primary, peer.id, peer.drops) > 0) return false;
+  const before = peer.drops.io;
+  sendBatch(iface, batch, peer.endpoint, [peer], now);
+  return peer.drops.io === before;
 }
 
 export function sendKeepalive(iface: OvpnInterface, peer: Peer, now: number): void {
-  const batch = newBatch(1, 256);
-  pushPacket(batch, KEEPALIVE_MESSAGE);
-  const peers = [peer];
-  if (sealRange(batch, 0, 1, peer.keys.primary, peer.id, peer.drops) > 0) return;
-  sendBatch(iface, batch, peer.endpoint, peers, now);
+  sendOne(iface, peer, KEEPALIVE_MESSAGE, true, now);
 }
 
 /** Calls fn for each maximal run of consecutive packets bound to the same (non-null) peer. */

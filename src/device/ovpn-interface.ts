@@ -8,15 +8,19 @@ import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { isCipherAlg, type CipherAlg } from '../core/cipher.js';
-import { newBatch, resetOffsets, MAX_BATCH, type PacketBatch } from '../core/batch.js';
+import { newBatch, resetOffsets, MAX_BATCH, MAX_PACKET, type PacketBatch } from '../core/batch.js';
 import { newDropCounters, type DropCounters } from '../core/drops.js';
 import { KeySlot, keySlotName } from '../core/key-slots.js';
 import { MAX_KEY_ID, MAX_PEER_ID } from '../core/wire.js';
 import { isNativeError } from '../edge/native.js';
 import { TunDevice, TUN_GONE_CODE } from '../edge/tun.js';
-import { newEndpoints, readEndpoint, writeEndpoint, type Endpoint } from '../edge/udp.js';
-import { Peer, type DelPeerReasonName, type PeerStats } from '../peer/peer.js';
-import { receiveFrom, sendKeepalive, transmit } from './data-path.js';
+import { copyEndpoint, newEndpoints, readEndpoint, writeEndpoint, type Endpoint } from '../edge/udp.js';
+import { Peer, type DelPeerReasonName, type PeerStats, type Transport } from '../peer/peer.js';
+import { PeerRouter } from '../peer/peer-router.js';
+import { parseIpBytes, vpnAddressProblem } from '../peer/vpn-address.js';
+import { receiveFrom, receiveStream, sendKeepalive, sendOne, transmit } from './data-path.js';
+import { watchSystemRoutes } from './system-routes.js';
+import { TcpLink, TcpListener } from './tcp-link.js';
 import { runKeepalives } from './timers.js';
 import { UdpSocket } from './udp-socket.js';
 
@@ -32,6 +36,11 @@ export interface InterfaceOptions {
   name: string;
   mode?: InterfaceMode;
   mtu?: number;
+  /**
+   * MP mode: follow the kernel's routes through this interface, so that `ip route add X via
+   * <peer's VPN address> dev tun0` sends X to that peer, as with the kernel module. Default true.
+   */
+  followSystemRoutes?: boolean;
 }
 
 export interface PeerConfig {
@@ -41,8 +50,13 @@ export interface PeerConfig {
   remotePort?: number;
   localIpv4?: string;
   localIpv6?: string;
-  /** Local UDP port: peers with the same port share one socket. */
+  /**
+   * Local port. UDP: peers with the same port share one socket. TCP: the port to listen on
+   * for the peer's connection (when no remote address is given).
+   */
   localPort?: number;
+  /** 'udp' (default) or 'tcp'; TCP peers are added with newTcpPeer. */
+  transport?: Transport;
   vpnIpv4?: string;
   vpnIpv6?: string;
   keepaliveInterval?: number;
@@ -50,8 +64,9 @@ export interface PeerConfig {
 }
 
 /** A peer as peer-get reports it: its configuration, where it is now, and its counters. */
-export interface PeerInfo extends PeerStats, Omit<PeerConfig, 'localPort' | 'keepaliveInterval' | 'keepaliveTimeout'> {
+export interface PeerInfo extends PeerStats, Omit<PeerConfig, 'localPort' | 'keepaliveInterval' | 'keepaliveTimeout' | 'transport'> {
   localPort: number;
+  transport: Transport;
   keepaliveInterval: number;
   keepaliveTimeout: number;
   drops: DropCounters;
@@ -93,6 +108,13 @@ export interface KeySwapEvent {
   keyId: number;
 }
 
+export interface PeerFloatEvent {
+  ifname: string;
+  peerId: number;
+  /** Where the peer is now, and the local address it reached. */
+  remote: Endpoint;
+}
+
 export interface PacketEvent {
   ifname: string;
   /** Peer whose transport address sent it, when known. */
@@ -105,15 +127,22 @@ export interface PacketEvent {
 export interface InterfaceEvents {
   'peer-del-ntf': [PeerDelEvent];
   'key-swap-ntf': [KeySwapEvent];
+  'peer-float-ntf': [PeerFloatEvent];
   'packet-ntf': [PacketEvent];
+  /** MP mode: the kernel's routes through this interface changed and were taken over. */
+  'routes-changed': [{ ifname: string; routes: number }];
+  /** Something went wrong that costs a feature but not the interface (e.g. following routes). */
+  warning: [{ ifname: string; message: string }];
   /** The interface is gone (destroyed, or deleted from outside with `ip link del`). */
   closed: [{ ifname: string; reason: string }];
 }
 
 /** An error a caller can fix: names the field at fault and says what is expected. */
+export type OvpnErrorCode = 'EINVAL' | 'ENOENT' | 'EEXIST' | 'EBUSY' | 'ENODEV' | 'ECONNREFUSED' | 'ETIMEDOUT' | 'EADDRINUSE' | 'EIO';
+
 export class OvpnError extends Error {
   constructor(
-    readonly code: 'EINVAL' | 'ENOENT' | 'EEXIST' | 'EBUSY' | 'ENODEV',
+    readonly code: OvpnErrorCode,
     message: string,
     readonly field?: string,
   ) {
@@ -124,27 +153,52 @@ export class OvpnError extends Error {
 
 const KEEPALIVE_TICK_MS = 250;
 
+/** A local TCP port listening for peers: peers waiting for a connection, connections waiting for a peer. */
+interface TcpPort {
+  readonly listener: TcpListener;
+  users: number;
+  readonly waiting: Peer[];
+  readonly pending: TcpLink[];
+}
+
 export class OvpnInterface extends EventEmitter<InterfaceEvents> {
   readonly mode: InterfaceMode;
   readonly drops: DropCounters = newDropCounters();
   readonly peers = new Map<number, Peer>();
+  /** Multi-peer transmit routing: VPN addresses, attached routes, the kernel's routes. */
+  readonly router = new PeerRouter<Peer>();
   /** Reused by the transmit path: packets read from the TUN, and their endpoint slots. */
   readonly txBatch: PacketBatch = newBatch();
   readonly txEndpoints: Buffer = newEndpoints(MAX_BATCH);
   readonly txPeers: (Peer | null)[] = new Array<Peer | null>(MAX_BATCH).fill(null);
   readonly rxPeers: (Peer | null)[] = new Array<Peer | null>(MAX_BATCH).fill(null);
   private readonly sockets = new Map<number, UdpSocket>();
+  private readonly tcpLinks = new Map<number, TcpLink>();
+  private readonly tcpPorts = new Map<number, Promise<TcpPort>>();
   private readonly timer: NodeJS.Timeout;
+  private readonly systemRoutes: { close(): void } | null = null;
+  private p2p: Peer | null = null;
   private closedReason: string | null = null;
 
   private constructor(
     readonly tun: TunDevice,
     mode: InterfaceMode,
+    followSystemRoutes: boolean,
   ) {
     super();
     this.mode = mode;
     this.tun.onReadable(() => this.onTunReadable());
     this.timer = setInterval(() => runKeepalives(this, performance.now()), KEEPALIVE_TICK_MS);
+    if (mode === 'MP' && followSystemRoutes) {
+      this.systemRoutes = watchSystemRoutes(
+        tun.name,
+        (routes) => {
+          this.router.replaceSystemRoutes(routes);
+          this.emit('routes-changed', { ifname: this.name, routes: routes.length });
+        },
+        (error) => this.emit('warning', { ifname: this.name, message: `cannot follow the routing table: ${error.message}` }),
+      );
+    }
   }
 
   get name(): string {
@@ -175,33 +229,64 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
       tun.close();
       throw error;
     }
-    return new OvpnInterface(tun, mode);
+    return new OvpnInterface(tun, mode, options.followSystemRoutes ?? true);
   }
 
   // ---- peers --------------------------------------------------------------------------------
 
+  /** Adds a UDP peer (TCP peers: newTcpPeer). In P2P mode it replaces the peer there was. */
   newPeer(config: PeerConfig): void {
     this.assertOpen();
-    const id = checkPeerId(config.id, 'id');
-    if (this.mode === 'MP' && this.peers.has(id)) throw new OvpnError('EEXIST', `peer ${id} already exists: delete it first or use another id`, 'id');
-    if (this.mode === 'MP' && config.vpnIpv4 === undefined && config.vpnIpv6 === undefined) {
-      throw new OvpnError('EINVAL', 'VPN IP must be provided in MP mode: set vpn-ipv4 or vpn-ipv6', 'vpn-ipv4');
+    if (config.transport !== undefined && config.transport !== 'udp') {
+      throw new OvpnError('EINVAL', `newPeer adds UDP peers, got transport ${JSON.stringify(config.transport)}: use newTcpPeer for TCP`, 'transport');
     }
+    this.checkNewPeer(config);
     const localPort = checkPort(config.localPort, 'local-port');
     const remote = remoteOf(config);
     if (remote === null) throw new OvpnError('EINVAL', 'missing remote IP address for UDP socket: set remote-ipv4 or remote-ipv6 and remote-port', 'remote-ipv4');
-    if (this.mode === 'P2P') for (const old of [...this.peers.values()]) this.removePeer(old, 'TEARDOWN');
-
     const socket = this.socketFor(localPort);
-    const peer = new Peer(id, socket.port);
-    writeEndpoint(peer.endpoint, 0, remote);
-    this.applyPeerConfig(peer, config);
-    const now = performance.now();
-    peer.lastSent = now;
-    peer.lastRecv = now;
-    peer.keys.onSwapNeeded = (keyId) => this.emit('key-swap-ntf', { ifname: this.name, peerId: id, keyId });
+    // Counted before addPeer, which in P2P mode releases the old peer's hold on this socket.
     socket.users++;
-    this.peers.set(id, peer);
+    const peer = this.addPeer(config, socket.port, 'udp');
+    writeEndpoint(peer.endpoint, 0, remote);
+  }
+
+  /**
+   * Adds a TCP peer. With a remote address we connect to it, and resolve once connected. Without,
+   * we listen on local-port and the peer takes the next connection accepted there (first come,
+   * first served); until then packets to it are dropped and counted.
+   */
+  async newTcpPeer(config: PeerConfig): Promise<void> {
+    this.assertOpen();
+    this.checkNewPeer(config);
+    const remote = remoteOf(config);
+    if (remote === null) {
+      const port = checkPort(config.localPort, 'local-port');
+      if (port === 0) throw new OvpnError('EINVAL', 'a listening TCP peer needs local-port, the port to accept its connection on', 'local-port');
+      const tcpPort = await this.tcpPortFor(port);
+      this.assertOpen();
+      this.checkNewPeer(config);
+      const peer = this.addPeer(config, port, 'tcp');
+      tcpPort.users++;
+      const link = tcpPort.pending.shift();
+      if (link === undefined) tcpPort.waiting.push(peer);
+      else this.attachTcp(peer, link);
+      return;
+    }
+    let link: TcpLink;
+    try {
+      link = await TcpLink.connect(remote);
+    } catch (error) {
+      throw new OvpnError(connectErrorCode(error), (error as Error).message, 'remote-port');
+    }
+    try {
+      this.assertOpen();
+      this.checkNewPeer(config);
+    } catch (error) {
+      link.close();
+      throw error;
+    }
+    this.attachTcp(this.addPeer(config, 0, 'tcp'), link);
   }
 
   setPeer(config: PeerConfig): void {
@@ -209,8 +294,15 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
     if (config.localPort !== undefined && config.localPort !== peer.localPort) {
       throw new OvpnError('EINVAL', 'socket cannot be modified: delete and re-add the peer to change local-port', 'local-port');
     }
+    if (config.transport !== undefined && config.transport !== peer.transport) {
+      throw new OvpnError('EINVAL', 'transport cannot be modified: delete and re-add the peer', 'transport');
+    }
+    this.checkPeerSettings(config, peer);
     const remote = remoteOf(config);
-    if (remote !== null) writeEndpoint(peer.endpoint, 0, remote);
+    if (remote !== null) {
+      if (peer.transport === 'tcp') throw new OvpnError('EINVAL', 'the remote address of a TCP peer is its connection\'s: delete and re-add the peer to move it', 'remote-ipv4');
+      writeEndpoint(peer.endpoint, 0, remote);
+    }
     this.applyPeerConfig(peer, config);
   }
 
@@ -232,12 +324,32 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
     peer.deleted = true;
     peer.keys.delete();
     this.peers.delete(peer.id);
-    const socket = this.sockets.get(peer.localPort);
-    if (socket !== undefined && --socket.users === 0) {
-      socket.close();
-      this.sockets.delete(peer.localPort);
-    }
+    this.router.removePeer(peer);
+    if (this.p2p === peer) this.p2p = null;
+    if (peer.transport === 'tcp') this.releaseTcp(peer);
+    else this.releaseUdp(peer);
     this.emit('peer-del-ntf', { ifname: this.name, peerId: peer.id, reason });
+  }
+
+  // ---- routes ---------------------------------------------------------------------------------
+
+  /** Sends a prefix ("10.1.0.0/16", "fd00::/64", or one address) to a peer, in MP mode. */
+  addRoute(peerId: number, prefix: string): void {
+    const peer = this.peerOrThrow(peerId, 'peer-id');
+    const route = parsePrefix(prefix);
+    this.router.addPeerRoute(peer, route.family, route.bytes, route.prefixLen);
+  }
+
+  delRoute(peerId: number, prefix: string): void {
+    const peer = this.peerOrThrow(peerId, 'peer-id');
+    const route = parsePrefix(prefix);
+    if (!this.router.removePeerRoute(peer, route.family, route.bytes, route.prefixLen)) {
+      throw new OvpnError('ENOENT', `peer ${peerId} has no route ${prefix}`, 'prefix');
+    }
+  }
+
+  getRoutes(peerId: number): string[] {
+    return this.router.peerRoutes(this.peerOrThrow(peerId, 'peer-id')).map((r) => `${r.address}/${r.prefixLen}`);
   }
 
   // ---- keys ---------------------------------------------------------------------------------
@@ -287,14 +399,10 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
   /** Sends a control-plane packet to a peer through its data socket, untouched. */
   sendPacket(peerId: number, data: Uint8Array): void {
     const peer = this.peerOrThrow(peerId, 'peer-id');
-    const socket = this.sockets.get(peer.localPort)!;
-    const batch = newBatch(1, data.length + 64);
-    batch.bufs[0]!.set(data, 0);
-    batch.offsets[0] = 0;
-    batch.sizes[0] = data.length;
-    batch.count = 1;
-    const sent = socket.bind.send(batch, peer.endpoint);
-    if (sent < 1) this.drops.io++;
+    if (!(data instanceof Uint8Array) || data.length === 0 || data.length > MAX_PACKET) {
+      throw new OvpnError('EINVAL', `packet must be 1 to ${MAX_PACKET} bytes`, 'data');
+    }
+    sendOne(this, peer, data, false, performance.now());
   }
 
   /** Sends the keepalive message to a peer now (the timer does this by itself). */
@@ -309,21 +417,29 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
     if (this.closedReason !== null) return;
     this.closedReason = reason;
     clearInterval(this.timer);
+    this.systemRoutes?.close();
     for (const peer of [...this.peers.values()]) this.removePeer(peer, 'TEARDOWN');
     for (const socket of this.sockets.values()) socket.close();
     this.sockets.clear();
+    for (const opening of this.tcpPorts.values()) void opening.then((port) => closeTcpPort(port), () => undefined);
+    this.tcpPorts.clear();
     this.tun.close();
     this.emit('closed', { ifname: this.name, reason });
   }
 
-  socketOf(peer: Peer): UdpSocket | undefined {
-    return this.sockets.get(peer.localPort);
+  /** What carries a peer's packets: its UDP socket or TCP stream (none while a TCP peer waits). */
+  linkOf(peer: Peer): UdpSocket | TcpLink | undefined {
+    return peer.transport === 'udp' ? this.sockets.get(peer.localPort) : this.tcpLinks.get(peer.id);
   }
 
-  /** The one peer of a P2P interface, or null. */
-  get p2pPeer(): Peer | null {
-    if (this.peers.size === 0) return null;
-    return this.peers.values().next().value ?? null;
+  /** Which peer a packet read from the TUN goes to: P2P the one peer, MP by address and routes. */
+  routePacket(buf: Buffer, offset: number, size: number): Peer | null {
+    return this.mode === 'P2P' ? this.p2p : this.router.route(buf, offset, size);
+  }
+
+  /** Called by the receive path after a peer was seen at a new remote address. */
+  notifyFloat(peer: Peer): void {
+    this.emit('peer-float-ntf', { ifname: this.name, peerId: peer.id, remote: readEndpoint(peer.endpoint, 0) });
   }
 
   // ---- internals ----------------------------------------------------------------------------
@@ -342,6 +458,131 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
     }
   }
 
+  /** Checks what a new peer needs before anything changes: id free (MP), VPN addresses. */
+  private checkNewPeer(config: PeerConfig): void {
+    const id = checkPeerId(config.id, 'id');
+    if (this.mode === 'MP' && this.peers.has(id)) throw new OvpnError('EEXIST', `peer ${id} already exists: delete it first or use another id`, 'id');
+    if (this.mode === 'MP' && config.vpnIpv4 === undefined && config.vpnIpv6 === undefined) {
+      throw new OvpnError('EINVAL', 'VPN IP must be provided in MP mode: set vpn-ipv4 or vpn-ipv6', 'vpn-ipv4');
+    }
+    // In P2P mode the new peer replaces the old one, so the old one's addresses are free.
+    this.checkPeerSettings(config, this.mode === 'P2P' ? this.p2p : null);
+  }
+
+  /**
+   * Checks the settings new and existing peers share: keepalive, and VPN addresses (refused
+   * where the upstream module refuses them, or when another peer has them).
+   */
+  private checkPeerSettings(config: PeerConfig, self: Peer | null): void {
+    if ((config.keepaliveInterval === undefined) !== (config.keepaliveTimeout === undefined)) {
+      throw new OvpnError('EINVAL', 'keepalive interval and timeout are required together', 'keepalive-interval');
+    }
+    if (config.keepaliveInterval !== undefined) {
+      checkSeconds(config.keepaliveInterval, 'keepalive-interval');
+      checkSeconds(config.keepaliveTimeout, 'keepalive-timeout');
+    }
+    for (const [field, address, family] of [
+      ['vpn-ipv4', config.vpnIpv4, 4],
+      ['vpn-ipv6', config.vpnIpv6, 6],
+    ] as const) {
+      if (address === undefined) continue;
+      checkIp(address, family, field);
+      const problem = vpnAddressProblem(address, family);
+      if (problem !== null) throw new OvpnError('EINVAL', `${field} ${address} ${problem}: give the peer's own address inside the tunnel`, field);
+      const owner = this.router.peerWithVpnAddress(family, parseIpBytes(address)!.bytes);
+      if (owner !== undefined && owner !== self) {
+        throw new OvpnError('EEXIST', `${field} ${address} already belongs to peer ${owner.id}: each peer needs its own VPN address`, field);
+      }
+    }
+  }
+
+  /** Creates and registers a peer whose config was checked; P2P: replaces the old one. */
+  private addPeer(config: PeerConfig, localPort: number, transport: Transport): Peer {
+    if (this.mode === 'P2P') for (const old of [...this.peers.values()]) this.removePeer(old, 'TEARDOWN');
+    const id = config.id;
+    const peer = new Peer(id, localPort, transport);
+    this.applyPeerConfig(peer, config);
+    const now = performance.now();
+    peer.lastSent = now;
+    peer.lastRecv = now;
+    peer.keys.onSwapNeeded = (keyId) => this.emit('key-swap-ntf', { ifname: this.name, peerId: id, keyId });
+    this.peers.set(id, peer);
+    if (this.mode === 'P2P') this.p2p = peer;
+    return peer;
+  }
+
+  private releaseUdp(peer: Peer): void {
+    const socket = this.sockets.get(peer.localPort);
+    if (socket !== undefined && --socket.users === 0) {
+      socket.close();
+      this.sockets.delete(peer.localPort);
+    }
+  }
+
+  // ---- TCP ----------------------------------------------------------------------------------
+
+  /** The listening port, opened on first use and shared by the peers that wait on it. */
+  private tcpPortFor(port: number): Promise<TcpPort> {
+    let opening = this.tcpPorts.get(port);
+    if (opening === undefined) {
+      opening = TcpListener.open(port).then(
+        (listener) => {
+          const tcpPort: TcpPort = { listener, users: 0, waiting: [], pending: [] };
+          listener.onConnection = (link) => this.onTcpConnection(tcpPort, link);
+          return tcpPort;
+        },
+        (error: unknown) => {
+          this.tcpPorts.delete(port);
+          const code = (error as { code?: string }).code === 'EADDRINUSE' ? 'EADDRINUSE' : 'EIO';
+          throw new OvpnError(code, `cannot listen on TCP port ${port}: ${(error as Error).message}`, 'local-port');
+        },
+      );
+      this.tcpPorts.set(port, opening);
+    }
+    return opening;
+  }
+
+  /** A new connection goes to the first peer waiting on its port, or waits for one. */
+  private onTcpConnection(tcpPort: TcpPort, link: TcpLink): void {
+    const peer = tcpPort.waiting.shift();
+    if (peer !== undefined) {
+      this.attachTcp(peer, link);
+      return;
+    }
+    // Control packets (a TLS handshake) may arrive before the control plane adds the peer.
+    tcpPort.pending.push(link);
+    link.onPackets = (batch) => receiveStream(this, null, link, tcpPort.listener.port, batch, performance.now());
+    link.onClose = () => {
+      const at = tcpPort.pending.indexOf(link);
+      if (at >= 0) tcpPort.pending.splice(at, 1);
+    };
+  }
+
+  private attachTcp(peer: Peer, link: TcpLink): void {
+    this.tcpLinks.set(peer.id, link);
+    copyEndpoint(peer.endpoint, 0, link.endpoint, 0);
+    link.onPackets = (batch) => receiveStream(this, peer, link, peer.localPort, batch, performance.now());
+    link.onClose = (reason) => this.removePeer(peer, reason);
+  }
+
+  private releaseTcp(peer: Peer): void {
+    const link = this.tcpLinks.get(peer.id);
+    if (link !== undefined) {
+      this.tcpLinks.delete(peer.id);
+      link.close();
+    }
+    if (peer.localPort === 0) return;
+    const opening = this.tcpPorts.get(peer.localPort);
+    if (opening === undefined) return;
+    void opening.then((tcpPort) => {
+      const at = tcpPort.waiting.indexOf(peer);
+      if (at >= 0) tcpPort.waiting.splice(at, 1);
+      if (--tcpPort.users > 0 || this.tcpPorts.get(peer.localPort) !== opening) return;
+      this.tcpPorts.delete(peer.localPort);
+      closeTcpPort(tcpPort);
+    });
+  }
+
   private socketFor(port: number): UdpSocket {
     const existing = this.sockets.get(port);
     if (existing !== undefined) return existing;
@@ -351,15 +592,17 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
     return socket;
   }
 
+  /** Applies settings checked by checkPeerSettings, so a half-applied config cannot happen. */
   private applyPeerConfig(peer: Peer, config: PeerConfig): void {
-    if (config.vpnIpv4 !== undefined) peer.vpnIpv4 = checkIp(config.vpnIpv4, 4, 'vpn-ipv4');
-    if (config.vpnIpv6 !== undefined) peer.vpnIpv6 = checkIp(config.vpnIpv6, 6, 'vpn-ipv6');
-    if ((config.keepaliveInterval === undefined) !== (config.keepaliveTimeout === undefined)) {
-      throw new OvpnError('EINVAL', 'keepalive interval and timeout are required together', 'keepalive-interval');
+    if (config.vpnIpv4 !== undefined) peer.vpnIpv4 = config.vpnIpv4;
+    if (config.vpnIpv6 !== undefined) peer.vpnIpv6 = config.vpnIpv6;
+    if (config.vpnIpv4 !== undefined || config.vpnIpv6 !== undefined) {
+      const bytes = (address: string | null) => (address === null ? null : parseIpBytes(address)!.bytes);
+      this.router.setVpnAddresses(peer, bytes(peer.vpnIpv4), bytes(peer.vpnIpv6));
     }
-    if (config.keepaliveInterval !== undefined) {
-      peer.keepaliveInterval = checkSeconds(config.keepaliveInterval, 'keepalive-interval');
-      peer.keepaliveTimeout = checkSeconds(config.keepaliveTimeout, 'keepalive-timeout');
+    if (config.keepaliveInterval !== undefined && config.keepaliveTimeout !== undefined) {
+      peer.keepaliveInterval = config.keepaliveInterval;
+      peer.keepaliveTimeout = config.keepaliveTimeout;
       const now = performance.now();
       peer.lastSent = now;
       peer.lastRecv = now;
@@ -426,6 +669,27 @@ function remoteOf(config: PeerConfig): { address: string; port: number; local?: 
   return local === undefined ? { address, port } : { address, port, local };
 }
 
+function parsePrefix(prefix: unknown): { family: 4 | 6; bytes: Uint8Array; prefixLen: number } {
+  const [address, length, extra] = typeof prefix === 'string' ? prefix.split('/') : [];
+  const parsed = address === undefined ? null : parseIpBytes(address);
+  const max = parsed?.family === 4 ? 32 : 128;
+  const prefixLen = length === undefined ? max : Number(length);
+  if (parsed === null || extra !== undefined || !Number.isInteger(prefixLen) || prefixLen < 0 || prefixLen > max || length === '') {
+    throw new OvpnError('EINVAL', `prefix must be an address or address/length such as 10.1.0.0/16 or fd00::/64, got ${JSON.stringify(prefix)}`, 'prefix');
+  }
+  return { family: parsed.family, bytes: parsed.bytes, prefixLen };
+}
+
+function connectErrorCode(error: unknown): OvpnErrorCode {
+  const code = (error as { code?: string }).code;
+  return code === 'ECONNREFUSED' || code === 'ETIMEDOUT' ? code : 'EIO';
+}
+
+function closeTcpPort(tcpPort: TcpPort): void {
+  tcpPort.listener.close();
+  for (const link of tcpPort.pending.splice(0)) link.close();
+}
+
 function slotOf(name: unknown): KeySlot {
   if (name === 'primary') return KeySlot.Primary;
   if (name === 'secondary') return KeySlot.Secondary;
@@ -445,19 +709,21 @@ function resolveCipher(name: unknown, keyLength: number): CipherAlg {
 }
 
 function peerInfo(peer: Peer): PeerInfo {
-  const remote = readEndpoint(peer.endpoint, 0);
-  const v4 = remote.family === 4;
+  // A TCP peer waiting for its connection has no remote yet.
+  const known = peer.endpoint[0] === 4 || peer.endpoint[0] === 6;
+  const remote = known ? readEndpoint(peer.endpoint, 0) : null;
+  const v4 = remote?.family === 4;
   const info: PeerInfo = {
     id: peer.id,
-    ...(v4 ? { remoteIpv4: remote.address } : { remoteIpv6: remote.address }),
-    remotePort: remote.port,
+    ...(remote === null ? {} : v4 ? { remoteIpv4: remote.address, remotePort: remote.port } : { remoteIpv6: remote.address, remotePort: remote.port }),
     localPort: peer.localPort,
+    transport: peer.transport,
     keepaliveInterval: peer.keepaliveInterval,
     keepaliveTimeout: peer.keepaliveTimeout,
     ...peer.stats,
     drops: { ...peer.drops },
   };
-  if (remote.local !== undefined) info[v4 ? 'localIpv4' : 'localIpv6'] = remote.local;
+  if (remote?.local !== undefined) info[v4 ? 'localIpv4' : 'localIpv6'] = remote.local;
   if (peer.vpnIpv4 !== null) info.vpnIpv4 = peer.vpnIpv4;
   if (peer.vpnIpv6 !== null) info.vpnIpv6 = peer.vpnIpv6;
   return info;

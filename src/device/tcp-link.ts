@@ -78,12 +78,12 @@ export class TcpLink {
     const where = `${remote.address} port ${remote.port}`;
     return new Promise((resolve, reject) => {
       const socket = net.connect({ host: remote.address, port: remote.port });
-      const fail = (why: string): void => {
+      const fail = (why: string, code: string | undefined): void => {
         socket.destroy();
-        reject(new Error(`TCP connect to ${where} failed: ${why}`));
+        reject(Object.assign(new Error(`TCP connect to ${where} failed: ${why}`), { code }));
       };
-      socket.setTimeout(timeoutMs, () => fail(`no answer within ${timeoutMs} ms`));
-      socket.once('error', (err) => fail(err.message));
+      socket.setTimeout(timeoutMs, () => fail(`no answer within ${timeoutMs} ms`, 'ETIMEDOUT'));
+      socket.once('error', (err: NodeJS.ErrnoException) => fail(err.message, err.code));
       socket.once('connect', () => {
         socket.setTimeout(0);
         socket.removeAllListeners('error');

@@ -83,8 +83,11 @@ function maskWord(len: number, i: number): number {
 /** MASKS[len * 4 + i]: mask of word i for prefix length len (0..128). */
 const MASKS = Int32Array.from({ length: 129 * 4 }, (_, k) => maskWord(k >> 2, k & 3));
 
-/** Mixes four int32 words into one int32 (a Smi on 64-bit V8 without pointer compression). */
-function hash6(w0: number, w1: number, w2: number, w3: number): number {
+/**
+ * Mixes four int32 words into one int32 (a Smi on 64-bit V8 without pointer compression).
+ * Exported so tests can build colliding keys.
+ */
+export function hash6(w0: number, w1: number, w2: number, w3: number): number {
   let h = Math.imul(w0, 0x9e3779b1) ^ Math.imul(w1, 0x85ebca77) ^ Math.imul(w2, 0xc2b2ae3d) ^ Math.imul(w3, 0x27d4eb2f);
   h ^= h >>> 15;
   return Math.imul(h, 0x2c1b3c6d) | 0;

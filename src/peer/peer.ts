@@ -16,6 +16,9 @@ export const DelPeerReason = {
 } as const;
 export type DelPeerReasonName = keyof typeof DelPeerReason;
 
+/** How a peer's packets travel: datagrams on a shared UDP socket, or its own TCP stream. */
+export type Transport = 'udp' | 'tcp';
+
 export interface PeerStats {
   vpnRxBytes: number;
   vpnTxBytes: number;
@@ -46,10 +49,13 @@ export class Peer {
   lastSent = 0;
   lastRecv = 0;
   deleted = false;
+  /** Set by the receive path when an authenticated packet came from a new remote address. */
+  floated = false;
 
   constructor(
     readonly id: number,
-    /** Local UDP port whose socket carries this peer. */
+    /** Local port: of the UDP socket carrying this peer, or the TCP port it was accepted on (0 if it connected out). */
     readonly localPort: number,
+    readonly transport: Transport = 'udp',
   ) {}
 }

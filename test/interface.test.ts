@@ -1,0 +1,106 @@
+/**
+ * The interface as a library (src/device/ovpn-interface.ts) in multi-peer mode: VPN address
+ * rules, routing by VPN address and through the kernel's routing table, real MP traffic through
+ * the TUN, float, and TCP peers. Each case runs `unshare --net node
+ * dist/test/helpers/interface-netns.js <scenario>` and asserts on the RESULT it reports; the
+ * namespace dies with the child, so nothing can leak onto the host.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const HELPER = fileURLToPath(new URL('./helpers/interface-netns.js', import.meta.url));
+const NOT_ROOT = process.getuid?.() === 0 ? false : 'needs root to create network namespaces and TUN devices';
+
+function inNetns(scenario: string): Promise<any> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('unshare', ['--net', process.execPath, HELPER, scenario], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      const line = out.split('\n').find((l) => l.startsWith('RESULT '));
+      if (code !== 0 || line === undefined) return reject(new Error(`scenario ${scenario} exited ${code ?? signal}\nstdout: ${out}\nstderr: ${err}`));
+      resolve(JSON.parse(line.slice('RESULT '.length)));
+    });
+  });
+}
+
+test('MP peers: every VPN address rule of the upstream module is enforced, naming the rule and the field', { skip: NOT_ROOT }, async () => {
+  const { errors: e, peersAfterRefusals } = await inNetns('validation');
+  assert.equal(peersAfterRefusals, 0, 'a refused peer must not be half added');
+  assert.deepEqual(e.missing, { code: 'EINVAL', field: 'vpn-ipv4', message: 'VPN IP must be provided in MP mode: set vpn-ipv4 or vpn-ipv6' });
+  const rules: [string, string, RegExp][] = [
+    ['unspecified4', 'vpn-ipv4', /^vpn-ipv4 0\.0\.0\.0 is the unspecified address/],
+    ['loopback4', 'vpn-ipv4', /^vpn-ipv4 127\.0\.0\.1 is a loopback address/],
+    ['multicast4', 'vpn-ipv4', /^vpn-ipv4 224\.0\.0\.1 is a multicast address/],
+    ['broadcast4', 'vpn-ipv4', /^vpn-ipv4 255\.255\.255\.255 is the broadcast address/],
+    ['unspecified6', 'vpn-ipv6', /^vpn-ipv6 :: is the unspecified address/],
+    ['loopback6', 'vpn-ipv6', /^vpn-ipv6 ::1 is a loopback address/],
+    ['multicast6', 'vpn-ipv6', /^vpn-ipv6 ff02::1 is a multicast address/],
+    ['mapped6', 'vpn-ipv6', /^vpn-ipv6 ::ffff:192\.0\.2\.1 is an IPv4-mapped IPv6 address/],
+    ['compatible6', 'vpn-ipv6', /^vpn-ipv6 ::192\.0\.2\.1 is an IPv4-compatible IPv6 address/],
+  ];
+  for (const [name, field, message] of rules) {
+    assert.equal(e[name]?.code, 'EINVAL', `${name}: ${JSON.stringify(e[name])}`);
+    assert.equal(e[name].field, field, name);
+    assert.match(e[name].message, message, name);
+  }
+  assert.deepEqual(e.notAnAddress, { code: 'EINVAL', field: 'vpn-ipv4', message: 'vpn-ipv4 must be an IPv4 address, got "5.5.5"' });
+  assert.deepEqual(e.duplicate4, { code: 'EEXIST', field: 'vpn-ipv4', message: 'vpn-ipv4 5.5.5.2 already belongs to peer 1: each peer needs its own VPN address' });
+  assert.deepEqual(e.duplicate6, { code: 'EEXIST', field: 'vpn-ipv6', message: 'vpn-ipv6 fc00:5::2 already belongs to peer 1: each peer needs its own VPN address' });
+  assert.equal(e.setToOthers?.code, 'EEXIST');
+  assert.equal(e.reuseAfterDelete, null, 'a deleted peer frees its VPN address');
+});
+
+test('MP routing: by VPN address, through kernel routes followed live, and through routes attached to a peer', { skip: NOT_ROOT }, async () => {
+  const r = await inNetns('routing');
+  assert.deepEqual(r.byVpnAddress, [2, 3, 3]);
+  assert.equal(r.unknown, null);
+  assert.equal(r.viaPeer2, 2, 'ip route add 11.11.11.11 via 5.5.5.2 dev ovm0');
+  assert.equal(r.viaPeer3, 3, 'ip route replace ... via 5.5.5.3');
+  assert.equal(r.afterDelete, null, 'ip route del');
+  assert.deepEqual(r.attached, [2, null]);
+  assert.deepEqual(r.routesOf2, ['10.1.0.0/16']);
+  assert.equal(r.attachedAfterDel, null);
+  assert.equal(r.badPrefix?.field, 'prefix');
+  assert.equal(r.afterPeerDel, null, 'a deleted peer no longer receives');
+});
+
+test('MP transmit: packets written to the TUN reach the right peer, sealed with its id; unroutable ones are counted', { skip: NOT_ROOT }, async () => {
+  const r = await inNetns('transmit-mp');
+  assert.deepEqual(r.arrivals['2'], [{ peerId: 2, payload: 'to-peer-2' }]);
+  assert.deepEqual(r.arrivals['3'], [{ peerId: 3, payload: 'to-lan-behind-3' }]);
+  assert.equal(r.noRoute, 1);
+  assert.deepEqual(r.txPackets, [1, 1]);
+});
+
+test('float: an authenticated packet from a new address moves the peer and notifies once; a forged one moves nothing', { skip: NOT_ROOT }, async () => {
+  const r = await inNetns('float');
+  const [first, forger, mover] = r.ports as number[];
+  assert.deepEqual(r.first, { port: first, floats: 1 }, 'the first packet from a new port is a float from the configured 40001');
+  assert.deepEqual(r.afterForged, { port: first, floats: 1, auth: 1 }, 'the forged packet was refused and moved nothing');
+  assert.notEqual(forger, first);
+  assert.equal(r.afterMove.port, mover);
+  assert.deepEqual(r.afterMove.floats.map((f: { port: number }) => f.port), [first, mover], 'two moves, two notifications, none for the forgery or the repeat');
+  assert.equal(r.afterMove.floats[1].address, '127.0.0.1');
+});
+
+test('TCP peers: framed packets (several per segment, split across segments) reach the peer; close and bad framing delete it with the right reason', { skip: NOT_ROOT }, async () => {
+  const r = await inNetns('tcp');
+  assert.deepEqual(r.controls, [{ peerId: 1, data: '3801020304' }]);
+  assert.equal(r.attached.remotePortBefore, null, 'a listening peer has no remote until its connection comes');
+  assert.equal(r.attached.peer.transport, 'tcp');
+  assert.equal(r.attached.peer.vpnRxPackets, 2);
+  assert.equal(r.attached.peer.remoteIpv4, '127.0.0.1');
+  assert.deepEqual(r.deleted, [
+    { peerId: 1, reason: 'TRANSPORT_DISCONNECT' },
+    { peerId: 2, reason: 'TRANSPORT_ERROR' },
+  ]);
+  assert.equal(r.badClosed, true);
+  assert.equal(r.connectRefused?.code, 'ECONNREFUSED');
+  assert.match(r.connectRefused.message, /^TCP connect to 127\.0\.0\.1 port 9 failed: connect ECONNREFUSED/);
+});
