@@ -13,15 +13,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/../tests/lib.sh"
 
 NS0=demo0 NS1=demo1
 PINGS=${DEMO_PINGS:-5000}
-ALG=aes
+STAR_ALG=aes STAR_SERVER=p2p
 OK=1
 
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM ERR
-  ((rc == 0)) || pair_dump_logs "$NS0" "$NS1" >&2
+  ((rc == 0)) || dump_daemon_logs "$NS0" "$NS1" >&2
   step "tearing down"
-  pair_teardown "$NS0" "$NS1"
+  netns_teardown "$NS0" "$NS1"
   log "   namespaces $NS0 and $NS1, their interfaces and daemons are gone"
   exit "$rc"
 }
@@ -44,18 +44,18 @@ ${C_B}ovpn-dco (userspace) demo${C_0}
 
    ${NS0}                                                 ${NS1}
    tun0  5.5.5.1   ===== AES-256-GCM, UDP port $OVPN_PORT =====   tun0  5.5.5.2
-   veth0 10.10.1.1 ------------- veth ------------------ veth1 10.10.1.2
+   veth1 10.10.1.1 ------------- veth ------------------ veth1 10.10.1.2
 
 EOF
 
 step "setting up the namespaces, the veth and the tunnel"
-pair_setup "$NS0" "$NS1" "$ALG" 4
+star_setup demo 1
 pass "tunnel up ($(ovpn_cli "$NS0" get_key "$OVPN_TUN" "$OVPN_PEER_ID" 1 | sed -n 's/.*Cipher: //p'))"
 echo
 
-step "flood ping: $PINGS packets from $NS0 to ${PAIR_TUN4[1]} through the tunnel"
+step "flood ping: $PINGS packets from $NS0 to ${STAR_TUN4[1]} through the tunnel"
 ping_rc=0
-ping_out=$(ip netns exec "$NS0" ping -q -f -c "$PINGS" -w 20 "${PAIR_TUN4[1]}" 2>&1) || ping_rc=$?
+ping_out=$(ip netns exec "$NS0" ping -q -f -c "$PINGS" -w 20 "${STAR_TUN4[1]}" 2>&1) || ping_rc=$?
 printf '%s\n' "$ping_out" | grep -E 'packets transmitted|rtt' | sed 's/^/   /'
 read -r sent received loss ping_ms < <(printf '%s\n' "$ping_out" |
   sed -n 's/^\([0-9]*\) packets transmitted, \([0-9]*\) received.*, \([0-9.]*\)% packet loss, time \([0-9]*\)ms.*/\1 \2 \3 \4/p') || true
@@ -67,9 +67,9 @@ throughput=""
 iperf_listening() { ip netns exec "$NS1" ss -Hltn "sport = :5201" | grep -q .; }
 if command -v iperf3 >/dev/null; then
   step "iperf3: 3 seconds of TCP from $NS0 to $NS1 through the tunnel"
-  ip netns exec "$NS1" iperf3 --server --one-off --bind "${PAIR_TUN4[1]}" >/dev/null 2>&1 &
+  ip netns exec "$NS1" iperf3 --server --one-off --bind "${STAR_TUN4[1]}" >/dev/null 2>&1 &
   wait_for 5 "the iperf3 server" iperf_listening
-  if iperf_json=$(ip netns exec "$NS0" iperf3 --client "${PAIR_TUN4[1]}" --time 3 --json 2>&1); then
+  if iperf_json=$(ip netns exec "$NS0" iperf3 --client "${STAR_TUN4[1]}" --time 3 --json 2>&1); then
     read -r throughput retransmits < <(node -e '
       const { end } = JSON.parse(require("fs").readFileSync(0, "utf8"));
       console.log((end.sum_received.bits_per_second / 1e6).toFixed(1), end.sum_sent.retransmits ?? 0);' <<<"$iperf_json") || true

@@ -1,9 +1,15 @@
 /**
- * End to end through real network namespaces: runs tests/netns-test.sh (two namespaces, a veth,
- * an ovpn tun0 in each, flood pings through the tunnel, counter checks) once per cipher and once
- * with the tunnel carried over IPv6. The variants run one after another because they share the
- * namespace names peer0/peer1. After each, nothing of it may remain: no namespace and no process
- * (daemon or otherwise) in the namespaces it created.
+ * End to end through real network namespaces, one script run after another (they share the
+ * namespace names peer0..peer5):
+ *
+ *   tests/netns-test.sh        multi-peer (five clients: routing by VPN address and by the
+ *                              kernel's routes) over UDP for each AEAD and over TCP; and
+ *                              point-to-point (--p2p) for every cipher, over IPv6, over TCP
+ *   tests/float-test.sh        clients changing address keep their tunnels, with a notification
+ *   tests/multihome-test.sh    a server with several addresses answers from the one used
+ *
+ * After each, nothing of it may remain: no namespace and no process (daemon or otherwise) in
+ * the namespaces it created.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -13,8 +19,8 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
-const SCRIPT = resolve(ROOT, 'tests/netns-test.sh');
-const NAMESPACES = ['peer0', 'peer1'];
+/** The scripts' namespace names: <prefix>0 (server) .. <prefix>5; OVPN_NS_PREFIX passes through. */
+const NAMESPACES = [0, 1, 2, 3, 4, 5].map((i) => `${process.env['OVPN_NS_PREFIX'] ?? 'peer'}${i}`);
 const TIMEOUT_MS = 90_000;
 const NOT_ROOT = process.getuid?.() === 0 ? false : 'needs root to create network namespaces and TUN devices';
 
@@ -24,9 +30,9 @@ interface Run {
   output: string;
 }
 
-function runScript(args: string[], alg: string): Promise<Run> {
+function runScript(script: string, args: string[], alg: string): Promise<Run> {
   return new Promise((done, fail) => {
-    const child = spawn('bash', [SCRIPT, ...args], { cwd: ROOT, env: { ...process.env, ALG: alg }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('bash', [resolve(ROOT, 'tests', script), ...args], { cwd: ROOT, env: { ...process.env, ALG: alg }, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -87,26 +93,41 @@ function leftoverProcesses(inodes: string[]): string[] {
   return found;
 }
 
-const VARIANTS: { name: string; alg: string; args: string[] }[] = [
-  { name: 'AES-256-GCM over IPv4', alg: 'aes', args: [] },
-  { name: 'ChaCha20-Poly1305 over IPv4', alg: 'chachapoly', args: [] },
-  { name: 'no cipher over IPv4', alg: 'none', args: [] },
-  { name: 'AES-256-GCM over IPv6', alg: 'aes', args: ['-6'] },
+interface Variant {
+  name: string;
+  script: 'netns-test.sh' | 'float-test.sh' | 'multihome-test.sh';
+  alg: string;
+  args: string[];
+  /** How many namespaces the script creates: the server and its clients. */
+  namespaces: number;
+}
+
+const VARIANTS: Variant[] = [
+  { name: 'multi-peer, AES-256-GCM over UDP', script: 'netns-test.sh', alg: 'aes', args: [], namespaces: 6 },
+  { name: 'multi-peer, ChaCha20-Poly1305 over UDP', script: 'netns-test.sh', alg: 'chachapoly', args: [], namespaces: 6 },
+  { name: 'multi-peer, AES-256-GCM over TCP', script: 'netns-test.sh', alg: 'aes', args: ['-t'], namespaces: 6 },
+  { name: 'point-to-point, AES-256-GCM over UDP/IPv4', script: 'netns-test.sh', alg: 'aes', args: ['--p2p'], namespaces: 2 },
+  { name: 'point-to-point, no cipher over UDP/IPv4', script: 'netns-test.sh', alg: 'none', args: ['--p2p'], namespaces: 2 },
+  { name: 'point-to-point, AES-256-GCM over UDP/IPv6', script: 'netns-test.sh', alg: 'aes', args: ['--p2p', '-6'], namespaces: 2 },
+  { name: 'point-to-point, AES-256-GCM over TCP/IPv4', script: 'netns-test.sh', alg: 'aes', args: ['--p2p', '-t'], namespaces: 2 },
+  { name: 'float: five clients change address', script: 'float-test.sh', alg: 'aes', args: [], namespaces: 6 },
+  { name: 'multihome: one server, five addresses on a bridge', script: 'multihome-test.sh', alg: 'aes', args: [], namespaces: 6 },
 ];
 
-test('tests/netns-test.sh: a tunnel between two network namespaces', { skip: NOT_ROOT, concurrency: 1, timeout: VARIANTS.length * (TIMEOUT_MS + 10_000) }, async (t) => {
+test('tests/*-test.sh: tunnels between network namespaces', { skip: NOT_ROOT, concurrency: 1, timeout: VARIANTS.length * (TIMEOUT_MS + 10_000) }, async (t) => {
   for (const variant of VARIANTS) {
-    await t.test(`${variant.name} (ALG=${variant.alg} ${['bash', 'tests/netns-test.sh', ...variant.args].join(' ')})`, async () => {
-      const run = await runScript(variant.args, variant.alg);
-      const shown = `\n----- output of netns-test.sh -----\n${run.output}-----`;
-      assert.equal(run.signal, null, `netns-test.sh was killed by ${String(run.signal)} (timeout ${TIMEOUT_MS} ms?)${shown}`);
-      assert.equal(run.code, 0, `netns-test.sh exited with ${String(run.code)}${shown}`);
-      assert.match(run.output, /^PASS netns-test/m, `no final PASS line${shown}`);
+    const command = ['bash', `tests/${variant.script}`, ...variant.args].join(' ');
+    await t.test(`${variant.name} (ALG=${variant.alg} ${command})`, async () => {
+      const run = await runScript(variant.script, variant.args, variant.alg);
+      const shown = `\n----- output of ${command} -----\n${run.output}-----`;
+      assert.equal(run.signal, null, `${variant.script} was killed by ${String(run.signal)} (timeout ${TIMEOUT_MS} ms?)${shown}`);
+      assert.equal(run.code, 0, `${variant.script} exited with ${String(run.code)}${shown}`);
+      assert.match(run.output, new RegExp(`^PASS ${variant.script.replace(/\.sh$/, '')} `, 'm'), `no final PASS line${shown}`);
 
       const stale = namedNamespaces().filter((name) => NAMESPACES.includes(name));
       assert.deepEqual(stale, [], `namespaces left behind: ${stale.join(', ')}`);
       const inodes = createdNamespaces(run.output);
-      assert.equal(inodes.length, 2, `the script did not report the namespaces it created${shown}`);
+      assert.equal(inodes.length, variant.namespaces, `the script did not report the ${variant.namespaces} namespaces it created${shown}`);
       assert.deepEqual(leftoverProcesses(inodes), [], 'processes left behind in the deleted namespaces');
     });
   }
