@@ -45,16 +45,23 @@ export class ControlServer {
     chmodSync(this.path, 0o600);
   }
 
-  /** Tells subscribers the interface is gone, then stops listening and removes the socket. */
-  close(reason: string): void {
+  /**
+   * Tells subscribers the interface is gone, stops listening and removes the socket. Resolves
+   * once every subscriber's connection has flushed the goodbye (bounded by `flushMs`), so a
+   * process exiting right after does not cut the notification off under load.
+   */
+  close(reason: string, flushMs = 2_000): Promise<void> {
     this.notify({ ntf: 'iface-del-ntf', ifname: this.iface.name, reason });
-    for (const socket of this.subscribers) socket.end();
+    const flushed = [...this.subscribers].map((socket) => new Promise<void>((resolve) => socket.end(resolve)));
     this.server.close();
     try {
       unlinkSync(this.path);
     } catch {
       // already gone
     }
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, flushMs)));
+    return Promise.race([Promise.all(flushed).then(() => undefined), deadline]).finally(() => clearTimeout(timer));
   }
 
   private notify(notification: Notification): void {

@@ -30,9 +30,8 @@ async function main(): Promise<void> {
   iface.on('warning', (e) => log(`warning: ${e.message}`));
   iface.on('closed', ({ reason }) => {
     log(`interface ${ifname} closed: ${reason}`);
-    server.close(reason);
-    // Let the goodbye notifications flush before leaving.
-    setImmediate(() => process.exit(0));
+    // Leave once the goodbye notifications are out.
+    void server.close(reason).then(() => process.exit(0));
   });
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => iface.destroy(`stopped by ${signal}`));
   await server.listen();
