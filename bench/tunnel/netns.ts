@@ -36,9 +36,9 @@ export function teardownNamespaces(): void {
     if (!netnsExists(ns)) continue;
     const pids = netnsPids(ns);
     for (const pid of pids) killPid(pid, 'SIGTERM');
-    for (let i = 0; i < 50 && pids.some(alive); i++) sleepSync(100);
+    for (let i = 0; i < 50 && pids.some(alive); i++) sleepSync(50);
     for (const pid of pids) if (alive(pid)) killPid(pid, 'SIGKILL');
-    for (let i = 0; i < 20 && netnsPids(ns).length > 0; i++) sleepSync(100);
+    for (let i = 0; i < 20 && netnsPids(ns).some(alive); i++) sleepSync(100);
     const dir = controlDir(ns);
     if (dir !== null) rmSync(dir, { recursive: true, force: true });
     runSync('ip', ['netns', 'del', ns]);

@@ -183,10 +183,14 @@ export function cmdline(pid: number): string[] {
   }
 }
 
+/**
+ * Whether a process still runs. A zombie does not: our own children stay zombies while cleanup
+ * blocks the event loop (nothing reaps them), and waiting for those to vanish would never end.
+ */
 export function alive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
   } catch {
     return false;
   }
