@@ -49,13 +49,16 @@ export function run(cmd: string, args: readonly string[] = [], opts: RunOptions 
   const [file, fileArgs] = argv(cmd, args, opts.ns);
   const text = quote([file, ...fileArgs]);
   return new Promise((resolve, reject) => {
-    const child = spawn(file, fileArgs, { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(file, fileArgs, { env: opts.env ?? process.env, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     track(child, text);
     let stdout = '';
     let stderr = '';
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.stdin!.end(opts.input ?? '');
+    if (opts.input !== undefined) {
+      child.stdin!.on('error', () => {}); // a command that exits without reading: its exit code tells
+      child.stdin!.end(opts.input);
+    }
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
     child.on('error', (error) => {
       clearTimeout(timer);

@@ -62,8 +62,8 @@ function inner(subnet: number): [string, string] {
 
 const OURS_ALG: Record<Cipher, string> = { 'AES-256-GCM': 'aes', 'CHACHA20-POLY1305': 'chachapoly' };
 
-function cli(ns: string, args: string[], env?: NodeJS.ProcessEnv): Promise<string> {
-  return out(process.execPath, [OVPN_CLI, ...args], { ns, ...(env ? { env } : {}) });
+function cli(ns: string, args: string[]): Promise<string> {
+  return out(process.execPath, [OVPN_CLI, ...args], { ns });
 }
 
 /** The daemon that owns `dev` in `ns`: the process whose command line names it. */
@@ -76,9 +76,25 @@ export function oursDaemonPid(ns: string, dev: string): number | null {
   return null;
 }
 
+const DAEMON = join(REPO_ROOT, 'dist/src/daemon/main.js');
+
 export interface OursOptions {
-  /** Environment for the ovpn-cli that spawns the daemon (it inherits it): e.g. NODE_OPTIONS. */
-  daemonEnv?: [NodeJS.ProcessEnv | undefined, NodeJS.ProcessEnv | undefined];
+  /**
+   * Node flags for the daemons (e.g. --cpu-prof, which Node 20 refuses in NODE_OPTIONS). With
+   * them the daemon is started here, with the arguments ovpn-cli's startDaemon would give it, and
+   * new_peer then finds the interface already there; without them ovpn-cli starts it as usual.
+   */
+  nodeFlags?: string[];
+}
+
+/** Starts the daemon of `dev` in `ns` directly and waits for its "ready". */
+async function launchDaemon(ns: string, dev: string, nodeFlags: string[]): Promise<Background> {
+  const d = background(process.execPath, [...nodeFlags, DAEMON, '--ifname', dev, '--mode', 'P2P'], { ns });
+  await waitFor(`the daemon of ${dev} in ${ns}`, () => {
+    if (d.child.exitCode !== null) throw new Error(`daemon exited: ${d.output()}`);
+    return d.output().includes('ready\n');
+  }, 10_000);
+  return d;
 }
 
 export async function startOurs(c: Common, dev: string, port: number, opts: OursOptions = {}): Promise<Tunnel> {
@@ -101,7 +117,8 @@ export async function startOurs(c: Common, dev: string, port: number, opts: Ours
   for (const i of [0, 1] as const) {
     const other = (1 - i) as 0 | 1;
     const ns = NS[i];
-    await cli(ns, [dev, 'new_peer', String(port), String(peerId), LINK[other], String(port), addr[other]], opts.daemonEnv?.[i]);
+    if (opts.nodeFlags) await launchDaemon(ns, dev, opts.nodeFlags);
+    await cli(ns, [dev, 'new_peer', String(port), String(peerId), LINK[other], String(port), addr[other]]);
     await waitFor(`${dev} in ${ns}`, async () => (await run('ip', ['-n', ns, 'link', 'show', dev], { allowFail: true })).code === 0, 5000);
     await run('ip', ['-n', ns, 'link', 'set', dev, 'mtu', String(MTU)]);
     await run('ip', ['-n', ns, 'addr', 'add', `${addr[i]}/24`, 'dev', dev]);
