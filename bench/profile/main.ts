@@ -130,7 +130,7 @@ interface PerfResult {
 }
 
 async function perfPhase(dir: string): Promise<{ perf: PerfResult; syscalls: SyscallResult; mbps: number }> {
-  const t = await startOurs(PROFILED, DEV, PORT, { nodeFlags: ['--perf-basic-prof', '--interpreted-frames-native-stack'] });
+  const t = await startOurs(PROFILED, DEV, PORT, { nodeFlags: ['--perf-basic-prof', '--interpreted-frames-native-stack'], cwd: dir });
   // --perf-basic-prof leaves /tmp/perf-<pid>.map behind.
   onCleanup('perf maps', () => {
     for (const pid of t.pids) rmSync(`/tmp/perf-${pid}.map`, { force: true });
@@ -255,7 +255,7 @@ interface CpuProfResult {
 async function cpuProfPhase(dir: string): Promise<CpuProfResult> {
   const profDir = join(dir, 'cpuprof');
   mkdirSync(profDir);
-  const t = await startOurs(PROFILED, DEV, PORT, { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-interval=250'] });
+  const t = await startOurs(PROFILED, DEV, PORT, { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-interval=250'], cwd: dir });
   await warmUp(t);
   const load = await tcpLoad(t, SECONDS + 3);
   await sleep(1500);
@@ -410,7 +410,7 @@ async function main(): Promise<void> {
     // PROFILE_KEEP=dir keeps the raw material (perf script output, .cpuprofile files) for a closer look.
     const keep = process.env['PROFILE_KEEP'];
     if (keep) {
-      rmSync(join(dir, 'perf.data'), { force: true });
+      for (const f of readdirSync(dir)) if (f === 'perf.data' || f.startsWith('isolate-')) rmSync(join(dir, f), { force: true });
       cpSync(dir, keep, { recursive: true });
     }
     rmSync(dir, { recursive: true, force: true });

@@ -22,6 +22,8 @@ export class CommandError extends Error {
 export interface RunOptions {
   /** Network namespace to run in (through `ip netns exec`). */
   ns?: string;
+  /** Working directory (default: ours). */
+  cwd?: string;
   env?: NodeJS.ProcessEnv;
   /** Kill the command after this many ms (default 60 s). */
   timeoutMs?: number;
@@ -102,7 +104,7 @@ function track(child: ChildProcess, text: string): void {
 export function background(cmd: string, args: readonly string[] = [], opts: Omit<RunOptions, 'timeoutMs' | 'allowFail' | 'input'> = {}): Background {
   const [file, fileArgs] = argv(cmd, args, opts.ns);
   const text = quote([file, ...fileArgs]);
-  const child = spawn(file, fileArgs, { env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(file, fileArgs, { env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], ...(opts.cwd ? { cwd: opts.cwd } : {}) });
   if (child.pid === undefined) throw new Error(`could not start ${text}`);
   track(child, text);
   let output = '';

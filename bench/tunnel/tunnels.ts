@@ -85,11 +85,13 @@ export interface OursOptions {
    * new_peer then finds the interface already there; without them ovpn-cli starts it as usual.
    */
   nodeFlags?: string[];
+  /** Working directory of daemons started here: V8 drops isolate-*.log files there under --perf-basic-prof. */
+  cwd?: string;
 }
 
 /** Starts the daemon of `dev` in `ns` directly and waits for its "ready". */
-async function launchDaemon(ns: string, dev: string, nodeFlags: string[]): Promise<Background> {
-  const d = background(process.execPath, [...nodeFlags, DAEMON, '--ifname', dev, '--mode', 'P2P'], { ns });
+async function launchDaemon(ns: string, dev: string, nodeFlags: string[], cwd?: string): Promise<Background> {
+  const d = background(process.execPath, [...nodeFlags, DAEMON, '--ifname', dev, '--mode', 'P2P'], { ns, ...(cwd ? { cwd } : {}) });
   await waitFor(`the daemon of ${dev} in ${ns}`, () => {
     if (d.child.exitCode !== null) throw new Error(`daemon exited: ${d.output()}`);
     return d.output().includes('ready\n');
@@ -117,7 +119,7 @@ export async function startOurs(c: Common, dev: string, port: number, opts: Ours
   for (const i of [0, 1] as const) {
     const other = (1 - i) as 0 | 1;
     const ns = NS[i];
-    if (opts.nodeFlags) await launchDaemon(ns, dev, opts.nodeFlags);
+    if (opts.nodeFlags) await launchDaemon(ns, dev, opts.nodeFlags, opts.cwd);
     await cli(ns, [dev, 'new_peer', String(port), String(peerId), LINK[other], String(port), addr[other]]);
     await waitFor(`${dev} in ${ns}`, async () => (await run('ip', ['-n', ns, 'link', 'show', dev], { allowFail: true })).code === 0, 5000);
     await run('ip', ['-n', ns, 'link', 'set', dev, 'mtu', String(MTU)]);
