@@ -90,7 +90,7 @@ function machine(): object {
 function versions(): { ours: { node: string } & Record<string, unknown> } & Record<string, unknown> {
   const git = (args: string[]) => spawnSync('git', ['-C', REPO_ROOT, ...args], { encoding: 'utf8' }).stdout?.trim() ?? '';
   return {
-    ours: { commit: git(['rev-parse', 'HEAD']), dirty: git(['status', '--porcelain', '--', 'src', 'native']) !== '', node: process.version, openssl: process.versions.openssl, cli: OVPN_CLI },
+    ours: { commit: git(['rev-parse', 'HEAD']), srcCommit: git(['log', '-1', '--format=%H', '--', 'src', 'native']), dirty: git(['status', '--porcelain', '--', 'src', 'native']) !== '', node: process.version, openssl: process.versions.openssl, cli: OVPN_CLI },
     openvpn: { version: firstLine('openvpn', ['--version']), package: dpkgVersion('openvpn') },
     wireguardGo: { version: firstLine('wireguard-go', ['--version']), package: dpkgVersion('wireguard-go'), wg: firstLine('wg', ['--version']) },
     iperf3: firstLine('iperf3', ['--version']),
@@ -183,7 +183,7 @@ async function main(): Promise<void> {
   const noise = {
     loadavgStart: load0,
     loadavgEnd: load1,
-    otherLoadCores: { median: other.median, max: other.max, note: 'CPU (in cores) used outside our namespaces and this process during each TCP/UDP sample: 0 = the machine was ours alone' },
+    otherLoadCores: { median: other.median, max: other.max, note: 'CPU (in cores) used outside the processes of our namespaces and this process during each TCP/UDP sample: other sessions\' work, plus kernel threads (ksoftirqd) that may be serving our own traffic, so an upper bound; 0 = the machine was ours alone' },
     otherLoadWholeRun: otherLoad(mark0, mark1),
     tcpThroughputCv: { median: tcpCv.median, max: tcpCv.max },
     worstCv: worstCv.slice(0, 3),
@@ -191,7 +191,7 @@ async function main(): Promise<void> {
     note: '',
   };
   noise.note =
-    `Other load on the 2-core machine during samples: median ${other.median.toFixed(2)} cores, max ${other.max.toFixed(2)}. ` +
+    `CPU used outside the benchmark's processes during samples (other sessions, kernel threads): median ${other.median.toFixed(2)} of 2 cores, max ${other.max.toFixed(2)}. ` +
     `TCP throughput coefficient of variation across rounds: median ${(tcpCv.median * 100).toFixed(1)}%, worst ${(tcpCv.max * 100).toFixed(1)}%. ` +
     `Worst spread: ${worstCv[0] ? `${worstCv[0].id} ${worstCv[0].metric} ${(worstCv[0].cv * 100).toFixed(1)}%` : 'n/a'}. ${failures.length} failed measurement(s).`;
   log('');
