@@ -26,7 +26,7 @@
  *
  * The text after the "analysis" marker in an existing .md is kept when it is rewritten.
  */
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { findSourceMap, SourceMap } from 'node:module';
 import { cpus, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -126,7 +126,7 @@ interface PerfResult {
   window: Window;
   samples: Counters[];
   threads: Record<string, number>[];
-  topSymbols: { symbol: string; dso: string; category: Category; share: number }[];
+  topSymbols: { symbol: string; dso: string; category: Category; categoryShare: number; share: number }[];
 }
 
 async function perfPhase(dir: string): Promise<{ perf: PerfResult; syscalls: SyscallResult; mbps: number }> {
@@ -154,7 +154,7 @@ async function perfPhase(dir: string): Promise<{ perf: PerfResult; syscalls: Sys
 function parsePerfScript(text: string, pids: number[]): Omit<PerfResult, 'window'> {
   const samples = pids.map(() => zero());
   const threads = pids.map(() => ({}) as Record<string, number>);
-  const leaf = new Map<string, { symbol: string; dso: string; category: Category; n: number }>();
+  const leaf = new Map<string, { symbol: string; dso: string; byCategory: Counters; n: number }>();
   let total = 0;
   for (const block of text.split('\n\n')) {
     const lines = block.split('\n').filter((l) => l.trim() !== '');
@@ -177,8 +177,9 @@ function parsePerfScript(text: string, pids: number[]): Omit<PerfResult, 'window
     if (top) {
       const symbol = top.sym.replace(/ file:\/\/\S+/, (m) => ` ${shortPath(m.trim())}`);
       const key = `${symbol}\0${top.dso}`;
-      const e = leaf.get(key) ?? { symbol, dso: top.dso.split('/').pop()!, category: cat, n: 0 };
+      const e = leaf.get(key) ?? { symbol, dso: top.dso.split('/').pop()!, byCategory: zero(), n: 0 };
       e.n++;
+      e.byCategory[cat]++;
       leaf.set(key, e);
     }
     total++;
@@ -186,7 +187,11 @@ function parsePerfScript(text: string, pids: number[]): Omit<PerfResult, 'window
   const topSymbols = [...leaf.values()]
     .sort((a, b) => b.n - a.n)
     .slice(0, 25)
-    .map((e) => ({ symbol: e.symbol, dso: e.dso, category: e.category, share: e.n / total }));
+    .map((e) => {
+      // A symbol can serve several categories (a spinlock, memcpy): name the main one.
+      const [category, n] = (Object.entries(e.byCategory) as [Category, number][]).sort((x, y) => y[1] - x[1])[0]!;
+      return { symbol: e.symbol, dso: e.dso, category, categoryShare: n / e.n, share: e.n / total };
+    });
   return { samples, threads, topSymbols };
 }
 
@@ -199,9 +204,11 @@ function shortPath(url: string): string {
 // ---- phase 2: syscalls per packet -----------------------------------------------------------
 
 const SYSCALLS = ['sendmmsg', 'recvmmsg', 'read', 'write', 'epoll_wait', 'epoll_pwait', 'epoll_pwait2'] as const;
+/** Counters of one perf stat: the syscalls, plus TUN reads that returned a packet. */
+type SyscallName = (typeof SYSCALLS)[number] | 'readPacket';
 interface SyscallResult {
   window: Window;
-  counts: Record<(typeof SYSCALLS)[number], number>[];
+  counts: Record<SyscallName, number>[];
 }
 
 const SYSCALL_SECONDS = 3;
@@ -210,16 +217,38 @@ async function syscallPhase(t: Tunnel, dir: string): Promise<SyscallResult> {
   const seconds = SYSCALL_SECONDS;
   const s0 = await snapshot(t);
   const files = t.pids.map((pid) => join(dir, `stat-${pid}.txt`));
-  // Only the tracepoints this kernel has (epoll_pwait2 is recent).
-  const events = SYSCALLS.filter((s) => existsSync(`/sys/kernel/tracing/events/syscalls/sys_enter_${s}`) || existsSync(`/sys/kernel/debug/tracing/events/syscalls/sys_enter_${s}`))
-    .map((s) => `syscalls:sys_enter_${s}`)
-    .join(',');
-  await Promise.all(t.pids.map((pid, i) => run('perf', ['stat', '-x', ',', '-e', events, '-p', String(pid), '-o', files[i]!, '--', 'sleep', String(seconds)], { timeoutMs: 60_000 })));
+  // Only the tracepoints this kernel has (epoll_pwait2 is recent); read and write only on the
+  // TUN fd (libuv and V8 also read and write eventfds).
+  const have = (s: string) => existsSync(`/sys/kernel/tracing/events/syscalls/sys_enter_${s}`) || existsSync(`/sys/kernel/debug/tracing/events/syscalls/sys_enter_${s}`);
+  const eventArgs = (pid: number): string[] => {
+    const tunFd = readdirSync(`/proc/${pid}/fd`).find((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`) === '/dev/net/tun';
+      } catch {
+        return false;
+      }
+    });
+    // Packets are counted in the same session, so no clock has to line up: a read() that
+    // returned more than 20 bytes (an IP header) read a packet from the TUN (eventfd reads give 8),
+    // and every packet in is one write() to the TUN.
+    return [
+      ...SYSCALLS.filter(have).flatMap((s) => {
+        const e = ['-e', `syscalls:sys_enter_${s}`];
+        return (s === 'read' || s === 'write') && tunFd !== undefined ? [...e, '--filter', `fd == ${tunFd}`] : e;
+      }),
+      ...['-e', 'syscalls:sys_exit_read', '--filter', 'ret > 20'],
+    ];
+  };
+  await Promise.all(t.pids.map((pid, i) => run('perf', ['stat', '-x', ',', ...eventArgs(pid), '-p', String(pid), '-o', files[i]!, '--', 'sleep', String(seconds)], { timeoutMs: 60_000 })));
   const s1 = await snapshot(t);
   const counts = files.map((f) => {
-    const c = Object.fromEntries(SYSCALLS.map((s) => [s, 0])) as Record<(typeof SYSCALLS)[number], number>;
+    const c = Object.fromEntries([...SYSCALLS, 'readPacket'].map((s) => [s, 0])) as Record<SyscallName, number>;
     for (const line of readFileSync(f, 'utf8').split('\n')) {
       const [value, , event] = line.split(',');
+      if (event === 'syscalls:sys_exit_read') {
+        c.readPacket = Number(value);
+        continue;
+      }
       const name = event?.match(/sys_enter_(\w+)/)?.[1] as (typeof SYSCALLS)[number] | undefined;
       if (name && name in c) c[name] = Number(value);
     }
@@ -428,13 +457,9 @@ async function main(): Promise<void> {
   const commit = spawnSync('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout.trim();
   const dirty = spawnSync('git', ['-C', REPO_ROOT, 'status', '--porcelain', '--', 'src', 'native'], { encoding: 'utf8' }).stdout.trim() !== '';
 
-  // perf stat counted for exactly SYSCALL_SECONDS inside the (slightly longer) packet-counter
-  // window: compare rates, not totals.
-  const sys = syscalls.counts.map((c, i) => {
-    const scale = syscalls.window.seconds / SYSCALL_SECONDS;
-    const scaled = Object.fromEntries(Object.entries(c).map(([k, v]) => [k, v * scale])) as typeof c;
-    return { ...scaled, tx: syscalls.window.tx[i]!, rx: syscalls.window.rx[i]!, seconds: syscalls.window.seconds, raw: c };
-  });
+  // Packets out = packets read from the TUN, packets in = writes to the TUN, counted by the same
+  // perf stat as the syscalls.
+  const sys = syscalls.counts.map((c) => ({ ...c, tx: c.readPacket, rx: c.write, seconds: SYSCALL_SECONDS }));
   const per = (n: number, d: number) => (d > 0 ? (n / d).toFixed(2) : '—');
   const syscallTable = [
     '| daemon | packets out / sendmmsg | packets in / recvmmsg | TUN read() per packet out | TUN write() per packet in | epoll_wait per 100 packets |',
@@ -482,7 +507,8 @@ Threads (perf samples): ${perf.threads.map((t, i) => `${SIDES[i]}: ${Object.entr
 
 ## Batching (perf stat, syscalls)
 
-Window: ${windowLine(syscalls.window)}.
+${SYSCALL_SECONDS} s of \`perf stat\` per daemon; packets out = read()s of the TUN that returned a packet, packets in = write()s to
+the TUN, counted in the same session (read/write filtered to the TUN fd). Counters around it: ${windowLine(syscalls.window)}.
 
 ${syscallTable}
 
@@ -501,9 +527,9 @@ ${prof.top.map((r, i) => `| ${i + 1} | \`${r.name}\` | ${r.where} | ${CATEGORIES
 
 ## Top symbols (perf self time, both daemons)
 
-| # | symbol | object | category | self |
+| # | symbol | object | (main) category | self |
 |--:|:--|:--|:--|--:|
-${perf.topSymbols.map((r, i) => `| ${i + 1} | \`${r.symbol.replace(/\|/g, '\\|').slice(0, 110)}\` | ${r.dso} | ${CATEGORIES.find((c) => c.key === r.category)!.label} | ${pct(r.share)} |`).join('\n')}
+${perf.topSymbols.map((r, i) => `| ${i + 1} | \`${r.symbol.replace(/\|/g, '\\|').slice(0, 110)}\` | ${r.dso} | ${CATEGORIES.find((c) => c.key === r.category)!.label}${r.categoryShare < 0.9 ? ` (${pct(r.categoryShare)})` : ''} | ${pct(r.share)} |`).join('\n')}
 
 ${ANALYSIS_MARKER}${kept ?? '\n'}`;
   mkdirSync(OUT_DIR, { recursive: true });
