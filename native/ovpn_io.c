@@ -181,13 +181,27 @@ static int per_packet_error(int e) {
 
 /* ---------------------------------------------------------------- TUN */
 
+/* Length of struct virtio_net_hdr (no num_buffers): what TUNSETVNETHDRSZ asks for. */
+#define VNET_HDR_LEN 10
+
+/* tunOpen(name, offloads?): with offloads (a TUN_F_* mask, possibly 0) the device is opened
+ * with IFF_VNET_HDR, so every read and write carries a virtio_net_hdr in front of the packet,
+ * and TUNSETOFFLOAD announces which offloads we accept. Any refusal closes the fd (the device
+ * goes with it) and throws, so the caller can retry with fewer offloads or none. */
 static napi_value tun_open(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 2;
+  napi_value argv[2];
   char name[IFNAMSIZ];
+  int32_t offloads = -1;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 1 || !get_str(env, argv[0], name, sizeof name))
     return throw_type(env, "tunOpen: name must be a string shorter than IFNAMSIZ");
+  if (argc >= 2) {
+    napi_valuetype t;
+    napi_typeof(env, argv[1], &t);
+    if (t != napi_undefined && (!get_i32(env, argv[1], &offloads) || offloads < 0))
+      return throw_type(env, "tunOpen: offloads must be a TUN_F_* mask");
+  }
 
   /* TUNSETIFF on an existing *persistent* tun would silently attach to it and
    * inherit its persistence, and on a non-tun device it says only EINVAL. An
@@ -205,12 +219,25 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
   memset(&ifr, 0, sizeof ifr);
   /* No TUNSETPERSIST: the device lives exactly as long as this fd, so a crash
    * (even SIGKILL) removes it and the next start can recreate the name. */
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (offloads >= 0 ? IFF_VNET_HDR : 0);
   memcpy(ifr.ifr_name, name, strlen(name));
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int e = errno;
     close(fd);
     return throw_errno(env, e, "tunOpen: ioctl TUNSETIFF");
+  }
+  if (offloads >= 0) {
+    int hdrsz = VNET_HDR_LEN;
+    if (ioctl(fd, TUNSETVNETHDRSZ, &hdrsz) < 0) {
+      int e = errno;
+      close(fd);
+      return throw_errno(env, e, "tunOpen: ioctl TUNSETVNETHDRSZ");
+    }
+    if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)offloads) < 0) {
+      int e = errno;
+      close(fd);
+      return throw_errno(env, e, "tunOpen: ioctl TUNSETOFFLOAD");
+    }
   }
 
   napi_value obj, v;
@@ -259,6 +286,20 @@ static napi_value link_set(napi_env env, napi_callback_info info) {
       if ((r = link_ioctl(SIOCSIFMTU, &ifr)) < 0) return throw_errno(env, -r, "linkSet: ioctl SIOCSIFMTU");
     }
   }
+  napi_has_named_property(env, argv[1], "txqueuelen", &has);
+  if (has) {
+    int32_t qlen;
+    napi_get_named_property(env, argv[1], "txqueuelen", &v);
+    napi_valuetype t;
+    napi_typeof(env, v, &t);
+    if (t != napi_undefined) {
+      if (!get_i32(env, v, &qlen) || qlen < 0) return throw_type(env, "linkSet: txqueuelen must be a number >= 0");
+      memset(&ifr, 0, sizeof ifr);
+      memcpy(ifr.ifr_name, name, strlen(name));
+      ifr.ifr_qlen = qlen;
+      if ((r = link_ioctl(SIOCSIFTXQLEN, &ifr)) < 0) return throw_errno(env, -r, "linkSet: ioctl SIOCSIFTXQLEN");
+    }
+  }
   napi_has_named_property(env, argv[1], "up", &has);
   if (has) {
     bool up;
@@ -281,7 +322,7 @@ static napi_value link_get(napi_env env, napi_callback_info info) {
   napi_value argv[1], obj, v;
   char name[IFNAMSIZ];
   struct ifreq ifr;
-  int r, mtu, flags, index;
+  int r, mtu, flags, index, qlen;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 1 || !get_str(env, argv[0], name, sizeof name)) return throw_type(env, "linkGet: bad name");
 
@@ -293,6 +334,8 @@ static napi_value link_get(napi_env env, napi_callback_info info) {
   mtu = ifr.ifr_mtu;
   if ((r = link_ioctl(SIOCGIFINDEX, &ifr)) < 0) goto fail;
   index = ifr.ifr_ifindex;
+  if ((r = link_ioctl(SIOCGIFTXQLEN, &ifr)) < 0) goto fail;
+  qlen = ifr.ifr_qlen;
 
   CHECK(napi_create_object(env, &obj));
   napi_create_int32(env, mtu, &v);
@@ -301,6 +344,8 @@ static napi_value link_get(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, obj, "up", v);
   napi_create_int32(env, index, &v);
   napi_set_named_property(env, obj, "ifindex", v);
+  napi_create_int32(env, qlen, &v);
+  napi_set_named_property(env, obj, "txqueuelen", v);
   return obj;
 fail:
   /* "does not exist" is an answer, not an error: the daemon polls for it */

@@ -7,8 +7,10 @@ import { existsSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { alive, killPid, netnsPids, onCleanup, run, runSync, sleepSync, waitFor } from './sys.js';
 
-export const NS = ['obt-a', 'obt-b'] as const;
-export const VETH = ['obtv-a', 'obtv-b'] as const;
+/** BENCH_NS_PREFIX lets two benchmarks run side by side (default 'obt'). */
+const PREFIX = process.env['BENCH_NS_PREFIX'] ?? 'obt';
+export const NS = [`${PREFIX}-a`, `${PREFIX}-b`] as const;
+export const VETH = [`${PREFIX}v-a`, `${PREFIX}v-b`] as const;
 /** Addresses of the veth ends: the tunnels run over these. */
 export const LINK = ['10.10.1.1', '10.10.1.2'] as const;
 

@@ -10,6 +10,7 @@
  */
 import { compact, DROPPED, newBatch, pushPacket, type PacketBatch } from '../core/batch.js';
 import { openRange, sealRange } from '../core/crypto-batch.js';
+import { coalesceForTun } from '../core/gso.js';
 import { classify, isExitNotify, isKeepalive, KEEPALIVE_MESSAGE, PacketKind, readPeerId } from '../core/wire.js';
 import { ENDPOINT_SIZE, copyEndpoint, readEndpoint, type Endpoint } from '../edge/udp.js';
 import type { Peer } from '../peer/peer.js';
@@ -161,6 +162,7 @@ function deliver(iface: OvpnInterface, batch: PacketBatch, peers: (Peer | null)[
   });
   compact(batch, endpoints === null ? undefined : { buf: endpoints, slotSize: ENDPOINT_SIZE });
   if (batch.count === 0 || iface.closed) return;
+  if (iface.tun.offloads !== null) coalesceForTun(batch, iface.groTable, iface.gro);
   const written = iface.tun.write(batch);
   iface.drops.io += batch.count - written;
 }

@@ -20,9 +20,14 @@ export interface NativePoller {
 }
 
 export interface NativeIo {
-  tunOpen(name: string): { fd: number; name: string; ifindex: number };
-  linkSet(name: string, opts: { mtu?: number; up?: boolean }): void;
-  linkGet(name: string): { mtu: number; up: boolean; ifindex: number } | null;
+  /**
+   * With `offloads` (a TUN_F_* mask, 0 included) the device carries a 10-byte virtio_net_hdr in
+   * front of every packet read or written (IFF_VNET_HDR) and accepts those offloads
+   * (TUNSETOFFLOAD). Throws, leaving no device behind, when the kernel refuses either.
+   */
+  tunOpen(name: string, offloads?: number): { fd: number; name: string; ifindex: number };
+  linkSet(name: string, opts: { mtu?: number; up?: boolean; txqueuelen?: number }): void;
+  linkGet(name: string): { mtu: number; up: boolean; ifindex: number; txqueuelen: number } | null;
   /** Returns packets read (0 = nothing pending). Throws on fd errors. */
   readBatch(fd: number, bufs: Buffer[], offsets: Int32Array, sizes: Int32Array, max: number): number;
   /**

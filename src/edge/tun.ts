@@ -16,7 +16,7 @@
  * is the daemon's signal that the interface is gone and must be recreated.
  */
 import type { PacketBatch } from "../core/batch.js";
-import { native } from "./native.js";
+import { isNativeError, native } from "./native.js";
 import { PolledFd } from "./polled-fd.js";
 
 /** errno code that read()/write() report after the interface was deleted. */
@@ -28,6 +28,14 @@ export class TunDevice extends PolledFd {
     /** Interface name as the kernel assigned it (relevant when opened with a %d pattern). */
     readonly name: string,
     readonly ifindex: number,
+    /**
+     * TUN_F_* offloads the kernel accepted, or null when the device was opened without
+     * IFF_VNET_HDR. When not null, every packet read or written starts with a 10-byte
+     * virtio_net_hdr (see core/gso.ts), even with offloads 0.
+     */
+    readonly offloads: number | null,
+    /** Why the offloads asked for were refused (the device then works without them). */
+    readonly offloadError: string | null,
   ) {
     super(fd, `tun ${name}`);
   }
@@ -35,11 +43,34 @@ export class TunDevice extends PolledFd {
   /**
    * Create the interface. Throws a NativeError with code 'EBUSY' when a
    * device of that name already exists (ours from a live process, or any
-   * other kind of link).
+   * other kind of link). With `offloads` (a TUN_F_* mask) the device is opened
+   * with a virtio_net_hdr on every packet and those offloads; when the kernel
+   * refuses, it is opened plainly instead and `offloadError` says why.
    */
-  static open(name: string): TunDevice {
+  static open(name: string, offloads?: number): TunDevice {
+    if (offloads !== undefined) {
+      try {
+        const t = native().tunOpen(name, offloads);
+        return new TunDevice(t.fd, t.name, t.ifindex, offloads, null);
+      } catch (error) {
+        if (isNativeError(error, "EBUSY") || !isNativeError(error)) throw error;
+        const t = native().tunOpen(name);
+        return new TunDevice(t.fd, t.name, t.ifindex, null, error.message);
+      }
+    }
     const t = native().tunOpen(name);
-    return new TunDevice(t.fd, t.name, t.ifindex);
+    return new TunDevice(t.fd, t.name, t.ifindex, null, null);
+  }
+
+  /** Length of the kernel's transmit queue (the TUN's ring of packets waiting for our reads). */
+  get txqueuelen(): number {
+    const l = native().linkGet(this.name);
+    if (!l) throw Object.assign(new Error(`tun ${this.name}: interface is gone`), { code: "ENODEV" });
+    return l.txqueuelen;
+  }
+
+  set txqueuelen(txqueuelen: number) {
+    native().linkSet(this.name, { txqueuelen });
   }
 
   get mtu(): number {
