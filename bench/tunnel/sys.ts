@@ -57,9 +57,11 @@ export function run(cmd: string, args: readonly string[] = [], opts: RunOptions 
     let stderr = '';
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    // A command that exits without reading its stdin makes this write fail with EPIPE: not an error here.
-    child.stdin!.on('error', () => undefined);
-    child.stdin!.end(opts.input ?? '');
+    if (opts.input !== undefined) {
+      // A command that exits without reading its stdin makes this write fail with EPIPE: not an error here.
+      child.stdin!.on('error', () => undefined);
+      child.stdin!.end(opts.input);
+    }
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
     child.on('error', (error) => {
       clearTimeout(timer);
