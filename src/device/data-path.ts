@@ -78,9 +78,15 @@ function sendRange(socket: UdpSocket, batch: PacketBatch, endpoints: Buffer, sta
   return socket.bind.send(view, endpoints.subarray(start * ENDPOINT_SIZE, end * ENDPOINT_SIZE));
 }
 
+/**
+ * Batches handled per readiness callback before yielding to the event loop, so that one busy
+ * direction cannot hold up the other (ACKs and pings going back wait behind a whole round).
+ */
+export const BATCHES_PER_WAKEUP = 4;
+
 export function receiveFrom(iface: OvpnInterface, socket: UdpSocket, now: number): void {
   if (iface.closed) return;
-  for (let round = 0; round < 4; round++) {
+  for (let round = 0; round < BATCHES_PER_WAKEUP; round++) {
     if (socket.receive() === 0) return;
     receiveDatagrams(iface, socket, now);
     if (iface.closed) return;

@@ -19,7 +19,7 @@ import { copyEndpoint, newEndpoints, readEndpoint, writeEndpoint, type Endpoint 
 import { Peer, type DelPeerReasonName, type PeerStats, type Transport } from '../peer/peer.js';
 import { PeerRouter } from '../peer/peer-router.js';
 import { parseIpBytes, vpnAddressProblem } from '../peer/vpn-address.js';
-import { receiveFrom, receiveStream, sendKeepalive, sendOne, transmit } from './data-path.js';
+import { BATCHES_PER_WAKEUP, receiveFrom, receiveStream, sendKeepalive, sendOne, transmit } from './data-path.js';
 import { watchSystemRoutes } from './system-routes.js';
 import { TcpLink, TcpListener } from './tcp-link.js';
 import { runKeepalives } from './timers.js';
@@ -502,7 +502,7 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
     try {
       // Bounded so a flood from the TUN cannot starve the receive side of the event loop.
       const reader = this.offloadReader;
-      for (let round = 0; round < 4; round++) {
+      for (let round = 0; round < BATCHES_PER_WAKEUP; round++) {
         resetOffsets(this.txBatch);
         if ((reader === null ? this.tun.read(this.txBatch) : reader.read(this.txBatch)) === 0) return;
         transmit(this, this.txBatch, performance.now());
