@@ -1,0 +1,257 @@
+/**
+ * The tunnels under test, all set up side by side between the same two namespaces (each on its
+ * own device, UDP port and inner subnet) so that every round can measure them back to back under
+ * the same machine state:
+ *
+ *   ours          dist/ of this repository, configured with ovpn-cli like scripts/demo.sh
+ *   OpenVPN 2.6   Debian's openvpn, userspace (--disable-dco), point-to-point TLS mode with a
+ *                 throwaway CA made here
+ *   wireguard-go  Debian's wireguard-go, configured with wg
+ *
+ * Every tunnel uses the same inner MTU, 1428 (our default: room for a 1400-byte UDP payload,
+ * and every implementation's packet still fits a 1500-byte veth over IPv4).
+ */
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LINK, NS } from './netns.js';
+import { background, cmdline, killPid, netnsPids, onCleanup, out, run, runSync, waitFor, type Background } from './sys.js';
+
+export type Impl = 'ours' | 'openvpn' | 'wireguard-go';
+export type Cipher = 'AES-256-GCM' | 'CHACHA20-POLY1305';
+
+export const MTU = 1428;
+
+/** Repository root of the running bench (dist/bench/tunnel/x.js → ../../..). */
+export const REPO_ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
+export const OVPN_CLI = join(REPO_ROOT, 'dist/src/cli/ovpn-cli.js');
+const KEY_FILE = join(REPO_ROOT, 'tests/data64.key');
+
+export interface Tunnel {
+  /** Stable id used in JSON: ours-aes, ours-chacha, openvpn-aes, openvpn-chacha, wireguard-go. */
+  readonly id: string;
+  readonly impl: Impl;
+  readonly cipher: Cipher;
+  readonly label: string;
+  /** Id of the OpenVPN tunnel this one is compared with. */
+  readonly baseline: string;
+  /** Inner addresses in namespace a and b. */
+  readonly addr: readonly [string, string];
+  /** The processes doing the tunnel's work, one per namespace. */
+  pids: number[];
+  /** What the implementation itself reports about the cipher in use (log line or get_key). */
+  confirmed: string;
+  /** Stops the tunnel (synchronous; safe to call twice). */
+  stop(): void;
+}
+
+interface Common {
+  id: string;
+  impl: Impl;
+  cipher: Cipher;
+  label: string;
+  baseline: string;
+  subnet: number;
+}
+
+function inner(subnet: number): [string, string] {
+  return [`10.20${subnet}.0.1`, `10.20${subnet}.0.2`];
+}
+
+// ---- ours ---------------------------------------------------------------------------------
+
+const OURS_ALG: Record<Cipher, string> = { 'AES-256-GCM': 'aes', 'CHACHA20-POLY1305': 'chachapoly' };
+
+function cli(ns: string, args: string[], env?: NodeJS.ProcessEnv): Promise<string> {
+  return out(process.execPath, [OVPN_CLI, ...args], { ns, ...(env ? { env } : {}) });
+}
+
+/** The daemon that owns `dev` in `ns`: the process whose command line names it. */
+export function oursDaemonPid(ns: string, dev: string): number | null {
+  for (const pid of netnsPids(ns)) {
+    const argv = cmdline(pid);
+    const i = argv.indexOf('--ifname');
+    if (i >= 0 && argv[i + 1] === dev && argv.some((a) => a.endsWith('daemon/main.js'))) return pid;
+  }
+  return null;
+}
+
+export interface OursOptions {
+  /** Environment for the ovpn-cli that spawns the daemon (it inherits it): e.g. NODE_OPTIONS. */
+  daemonEnv?: [NodeJS.ProcessEnv | undefined, NodeJS.ProcessEnv | undefined];
+}
+
+export async function startOurs(c: Common, dev: string, port: number, opts: OursOptions = {}): Promise<Tunnel> {
+  const addr = inner(c.subnet);
+  const peerId = 1;
+  const pids: number[] = [];
+  const t: Tunnel = {
+    ...c,
+    addr,
+    pids,
+    confirmed: '',
+    stop() {
+      for (const ns of NS) {
+        runSync(process.execPath, [OVPN_CLI, 'del_iface', dev], ns);
+      }
+      for (const pid of pids) killPid(pid, 'SIGTERM');
+    },
+  };
+  onCleanup(c.id, () => t.stop());
+  for (const i of [0, 1] as const) {
+    const other = (1 - i) as 0 | 1;
+    const ns = NS[i];
+    await cli(ns, [dev, 'new_peer', String(port), String(peerId), LINK[other], String(port), addr[other]], opts.daemonEnv?.[i]);
+    await waitFor(`${dev} in ${ns}`, async () => (await run('ip', ['-n', ns, 'link', 'show', dev], { allowFail: true })).code === 0, 5000);
+    await run('ip', ['-n', ns, 'link', 'set', dev, 'mtu', String(MTU)]);
+    await run('ip', ['-n', ns, 'addr', 'add', `${addr[i]}/24`, 'dev', dev]);
+    await run('ip', ['-n', ns, 'link', 'set', dev, 'up']);
+    await cli(ns, [dev, 'new_key', String(peerId), OURS_ALG[c.cipher], String(i), KEY_FILE]);
+    const pid = oursDaemonPid(ns, dev);
+    if (pid === null) throw new Error(`ours: no daemon found for ${dev} in ${ns}`);
+    pids.push(pid);
+  }
+  const key = await cli(NS[0], ['get_key', dev, String(peerId), '1']);
+  t.confirmed = key.match(/Cipher: *(.*)/)?.[1]?.trim() ?? key.trim();
+  return t;
+}
+
+// ---- OpenVPN ------------------------------------------------------------------------------
+
+/** A throwaway CA with one server and one client certificate (EC P-256, valid two days). */
+export async function makePki(dir: string): Promise<void> {
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  const f = (name: string) => join(dir, name);
+  await run('openssl', ['req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.crt'), '-days', '2', '-subj', '/CN=ovpn-dco bench CA']);
+  for (const [name, eku] of [['server', 'serverAuth'], ['client', 'clientAuth']] as const) {
+    writeFileSync(f(`${name}.ext`), `basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=${eku}\n`);
+    await run('openssl', ['req', ...ec, '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', `/CN=bench-${name}`]);
+    await run('openssl', ['x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', f(`${name}.ext`), '-out', f(`${name}.crt`)]);
+  }
+}
+
+export async function startOpenVpn(c: Common, dev: string, port: number, pki: string): Promise<Tunnel> {
+  const addr = inner(c.subnet);
+  const procs: Background[] = [];
+  const t: Tunnel = {
+    ...c,
+    addr,
+    pids: [],
+    confirmed: '',
+    stop() {
+      for (const p of procs) killPid(p.pid, 'SIGTERM');
+    },
+  };
+  onCleanup(c.id, () => t.stop());
+  for (const i of [0, 1] as const) {
+    const other = (1 - i) as 0 | 1;
+    const role = i === 0 ? ['--tls-server', '--dh', 'none', '--cert', join(pki, 'server.crt'), '--key', join(pki, 'server.key'), '--remote-cert-tls', 'client']
+      : ['--tls-client', '--cert', join(pki, 'client.crt'), '--key', join(pki, 'client.key'), '--remote-cert-tls', 'server'];
+    const args = [
+      '--dev', dev, '--dev-type', 'tun', '--disable-dco',
+      '--proto', 'udp', '--local', LINK[i], '--remote', LINK[other], '--port', String(port),
+      '--ifconfig', addr[i], addr[other], '--tun-mtu', String(MTU), '--mssfix', '0',
+      '--data-ciphers', c.cipher, '--data-ciphers-fallback', c.cipher,
+      '--ca', join(pki, 'ca.crt'), ...role,
+      '--verb', '3', '--mute-replay-warnings',
+    ];
+    const p = background('openvpn', args, { ns: NS[i] });
+    procs.push(p);
+    t.pids.push(p.pid);
+  }
+  await Promise.all(
+    procs.map((p, i) =>
+      waitFor(`OpenVPN (${c.id}) in ${NS[i]} to print "Initialization Sequence Completed"`, () => {
+        if (p.child.exitCode !== null) throw new Error(`openvpn exited early:\n${p.output().split('\n').slice(-15).join('\n')}`);
+        return p.output().includes('Initialization Sequence Completed');
+      }, 30_000, 100).catch((error: Error) => {
+        throw new Error(`${error.message}\n--- openvpn log (${NS[i]}) ---\n${p.output().split('\n').slice(-15).join('\n')}`);
+      }),
+    ),
+  );
+  const lines = procs[0]!.output().split('\n');
+  t.confirmed = lines.filter((l) => /Data Channel: cipher|Outgoing Data Channel|peer-id|Data Channel MTU/i.test(l)).map((l) => l.replace(/^\S+ \S+ /, '').trim()).join(' | ');
+  return t;
+}
+
+// ---- wireguard-go -------------------------------------------------------------------------
+
+const WG_RUN_DIR = '/var/run/wireguard';
+
+export async function startWireguard(c: Common, devs: readonly [string, string], port: number, keyDir: string): Promise<Tunnel> {
+  const addr = inner(c.subnet);
+  const procs: Background[] = [];
+  const t: Tunnel = {
+    ...c,
+    addr,
+    pids: [],
+    confirmed: 'ChaCha20-Poly1305 (the WireGuard protocol has no other cipher)',
+    stop() {
+      for (const [i, dev] of devs.entries()) runSync('ip', ['-n', NS[i]!, 'link', 'del', dev]);
+      for (const p of procs) killPid(p.pid, 'SIGTERM');
+      // The UAPI sockets live in the filesystem, shared by all namespaces: remove ours if left.
+      for (const dev of devs) rmSync(join(WG_RUN_DIR, `${dev}.sock`), { force: true });
+    },
+  };
+  onCleanup(c.id, () => t.stop());
+  const keys: { priv: string; pub: string }[] = [];
+  for (const i of [0, 1]) {
+    const priv = (await out('wg', ['genkey'])).trim();
+    const pub = (await out('wg', ['pubkey'], { input: `${priv}\n` })).trim();
+    writeFileSync(join(keyDir, `wg${i}.key`), `${priv}\n`, { mode: 0o600 });
+    keys.push({ priv, pub });
+  }
+  const env = { ...process.env, WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1', LOG_LEVEL: 'error' };
+  for (const i of [0, 1] as const) {
+    const dev = devs[i];
+    if (existsSync(join(WG_RUN_DIR, `${dev}.sock`))) rmSync(join(WG_RUN_DIR, `${dev}.sock`), { force: true });
+    const p = background('wireguard-go', ['-f', dev], { ns: NS[i], env });
+    procs.push(p);
+    t.pids.push(p.pid);
+    await waitFor(`wireguard-go ${dev} in ${NS[i]}`, () => {
+      if (p.child.exitCode !== null) throw new Error(`wireguard-go exited early: ${p.output()}`);
+      return existsSync(join(WG_RUN_DIR, `${dev}.sock`));
+    }, 10_000).catch((error: Error) => {
+      throw new Error(`${error.message}\n${p.output()}`);
+    });
+  }
+  for (const i of [0, 1] as const) {
+    const other = (1 - i) as 0 | 1;
+    const ns = NS[i];
+    const dev = devs[i];
+    await run('wg', ['set', dev, 'private-key', join(keyDir, `wg${i}.key`), 'listen-port', String(port),
+      'peer', keys[other]!.pub, 'allowed-ips', `${addr[other]}/32`, 'endpoint', `${LINK[other]}:${port}`], { ns });
+    await run('ip', ['-n', ns, 'link', 'set', dev, 'mtu', String(MTU)]);
+    await run('ip', ['-n', ns, 'addr', 'add', `${addr[i]}/24`, 'dev', dev]);
+    await run('ip', ['-n', ns, 'link', 'set', dev, 'up']);
+  }
+  return t;
+}
+
+// ---- the set ------------------------------------------------------------------------------
+
+export interface TunnelPlan {
+  id: string;
+  start: (dir: string) => Promise<Tunnel>;
+}
+
+/** The five tunnels of a run. `dir` is the run's temporary directory (PKI, keys). */
+export function plans(): TunnelPlan[] {
+  const common = (id: string, impl: Impl, cipher: Cipher, label: string, baseline: string, subnet: number): Common => ({ id, impl, cipher, label, baseline, subnet });
+  return [
+    { id: 'ours-aes', start: () => startOurs(common('ours-aes', 'ours', 'AES-256-GCM', 'ours AES-256-GCM', 'openvpn-aes', 1), 'obt-oaes', 11001) },
+    { id: 'ours-chacha', start: () => startOurs(common('ours-chacha', 'ours', 'CHACHA20-POLY1305', 'ours CHACHA20-POLY1305', 'openvpn-chacha', 2), 'obt-ochacha', 11002) },
+    { id: 'openvpn-aes', start: (dir) => startOpenVpn(common('openvpn-aes', 'openvpn', 'AES-256-GCM', 'OpenVPN AES-256-GCM', 'openvpn-aes', 3), 'obt-vaes', 11003, dir) },
+    { id: 'openvpn-chacha', start: (dir) => startOpenVpn(common('openvpn-chacha', 'openvpn', 'CHACHA20-POLY1305', 'OpenVPN CHACHA20-POLY1305', 'openvpn-chacha', 4), 'obt-vchacha', 11004, dir) },
+    { id: 'wireguard-go', start: (dir) => startWireguard(common('wireguard-go', 'wireguard-go', 'CHACHA20-POLY1305', 'wireguard-go', 'openvpn-aes', 5), ['obt-wg-a', 'obt-wg-b'], 11005, dir) },
+  ];
+}
+
+/** Reads a small text file, or '' if it is missing. */
+export function readText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
