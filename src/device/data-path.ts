@@ -80,10 +80,15 @@ function sendRange(socket: UdpSocket, batch: PacketBatch, endpoints: Buffer, sta
 export function receiveFrom(iface: OvpnInterface, socket: UdpSocket, now: number): void {
   if (iface.closed) return;
   for (let round = 0; round < 4; round++) {
-    if (socket.receive() === 0) return;
+    const n = socket.receive();
+    if (n === 0) return;
     receiveDatagrams(iface, socket, now);
     if (iface.closed) return;
+    if (n < socket.rxBatch.bufs.length) return;
   }
+  // Four full batches: yield to the event loop, but come back even if the socket looks empty,
+  // since with GRO the rest of a coalesced datagram may be waiting inside the shim.
+  setImmediate(() => receiveFrom(iface, socket, performance.now()));
 }
 
 /** A UDP batch: each datagram finds its peer by the peer-id in its header. */
