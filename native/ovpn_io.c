@@ -940,8 +940,13 @@ static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
        * (EINVAL before 6.x) when a segment is larger than the path MTU, for
        * this size and up. Remember it for the socket, and resend these packets
        * one by one, which the kernel may fragment. */
+      /* EINVAL is also what IPv6 says for a vanished pinned source: then it
+       * is not the segmentation's fault, so only EMSGSIZE, or EINVAL with no
+       * pinned source, count against the size. */
+      int pinned = sp.msgs[j].msg_hdr.msg_controllen > CMSG_SPACE(sizeof(uint16_t));
+      size_t seg = sp.len[sp.idx[j]];
       if (e == EIO) st->gso = gso = 0;
-      else if (st->gso_bad == 0 || sp.len[sp.idx[j]] < (size_t)st->gso_bad) st->gso_bad = (int)sp.len[sp.idx[j]];
+      else if ((e == EMSGSIZE || !pinned) && (st->gso_bad == 0 || seg < (size_t)st->gso_bad)) st->gso_bad = (int)seg;
       st->gso_fallbacks++;
       m = plan_sends(&sp, j, sp.idx[j], n, addrs, b.sizes, family, 0, 0);
       continue;

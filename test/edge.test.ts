@@ -168,6 +168,13 @@ test("udp: GSO groups runs per endpoint and size, GRO splits, refused sizes fall
   assert.ok(u.sizes[0] > 0 && u.sizes[4] > 0);
   assert.deepEqual(u.got, ["u0", "u4"]);
 
+  const p = r.pinned;
+  assert.equal(p.sent, 3);
+  assert.ok(p.ok, "pinned run with a vanished source delivered");
+  assert.deepEqual(p.afterPinned, [null, null, null], "dead pin cleared in every slot of the run");
+  assert.equal(p.info.gsoRefusedSize, 0, "a vanished source does not count against GSO");
+  assert.ok(p.info.gso);
+
   const g = r.gro;
   assert.equal(g.sent, 41);
   assert.ok(g.ok, "split back into the original datagrams, in order");

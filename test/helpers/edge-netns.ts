@@ -366,6 +366,19 @@ async function scenarioGso() {
   debug("unreach", unreachSent, batch.sizes.subarray(0, 5));
   out.unreach = { sent: unreachSent, sizes: Array.from(batch.sizes.subarray(0, 5)), got: (await collectUdp(b, 2)).payloads.map((p) => p.split(":")[0]) };
 
+  // A run pinned to a source address this host does not have: IPv6 says EINVAL, which is
+  // not the segmentation's fault; resent unpinned, and GSO stays on for that size.
+  const w6 = UdpBind.open({ family: 6, address: "::", port: 0 });
+  const b6 = UdpBind.open({ family: 6, address: "::1", port: 0, gro: false });
+  const pinned = Array.from({ length: 3 }, (_, i) => tagged(`p${i}`, 600));
+  fill(batch, eps, pinned, () => ({ address: "::1", port: b6.port, local: "2001:db8::1" }));
+  const pinnedSent = w6.send(batch, eps);
+  const afterPinned = [0, 1, 2].map((i) => readEndpoint(eps, i).local ?? null);
+  const atB6 = await collectUdp(b6, pinned.length);
+  out.pinned = { sent: pinnedSent, ok: JSON.stringify(atB6.payloads) === JSON.stringify(pinned), afterPinned, info: w6.offloads() };
+  w6.close();
+  b6.close();
+
   // GRO: one GSO send of 41 packets arrives coalesced and is split into slots; a 16-slot
   // batch takes it in three calls, the rest waiting in the shim between them.
   const g = UdpBind.open({ family: 4, address: "127.0.0.1", port: 0 });
