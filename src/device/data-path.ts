@@ -78,7 +78,8 @@ function sendRange(socket: UdpSocket, batch: PacketBatch, endpoints: Buffer, sta
 }
 
 export function receiveFrom(iface: OvpnInterface, socket: UdpSocket, now: number): void {
-  if (iface.closed) return;
+  // Also reached from setImmediate below, by which time the socket may have been closed.
+  if (iface.closed || socket.bind.closed) return;
   for (let round = 0; round < 4; round++) {
     const n = socket.receive();
     if (n === 0) return;
