@@ -42,8 +42,9 @@
 #define EP_IFINDEX 40
 
 /* Big enough for one IPV6_PKTINFO plus one IP_PKTINFO: a dual-stack socket
- * may deliver either, and we must never truncate the ancillary data. */
-#define CTRL_SIZE (CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo)))
+ * may deliver either, and we must never truncate the ancillary data; plus the
+ * UDP_GRO segment size on receive, or the UDP_SEGMENT size on send. */
+#define CTRL_SIZE (CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo)) + CMSG_SPACE(sizeof(int)))
 
 /* ------------------------------------------------------------------ errors */
 
@@ -418,19 +419,88 @@ static napi_value write_batch(napi_env env, napi_callback_info info) {
 
 /* ---------------------------------------------------------------- UDP */
 
+/* UDP GSO (UDP_SEGMENT) and GRO (UDP_GRO): one sendmsg carries up to this many
+ * equal-sized datagrams for the same destination, and one receive may return
+ * that many coalesced. 64 is the limit of every kernel that has UDP_SEGMENT
+ * (newer ones allow 128). */
+#define GSO_MAX_SEGS 64
+/* Largest UDP payload of one GSO send (65535 - IPv4 header - UDP header). */
+#define GSO_MAX_BYTES 65507
+/* Room for one coalesced GRO datagram. */
+#define GRO_BUF 65536
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+
+/* Per-socket offload state, found by fd. Lives from udpOpen to close. The
+ * table is fixed so lookups need no lock; fds past it just get no offloads. */
+#define UDP_STATE_MAX 65536
+
+typedef struct {
+  int len;   /* datagram length in the scratch buffer */
+  int seg;   /* GRO segment size, 0 = not coalesced */
+  int pos;   /* bytes already handed out */
+  int trunc; /* MSG_TRUNC: can't be split, reported as -1 */
+  uint8_t slot[EP_SIZE];
+} gro_msg;
+
+typedef struct {
+  int family;      /* AF_INET / AF_INET6 of the socket */
+  int gso;         /* use UDP_SEGMENT when sending */
+  int gro;         /* UDP_GRO is on: receive through the scratch buffers */
+  int gso_bad;     /* smallest segment size the kernel refused with EINVAL (0 = none) */
+  uint32_t gso_sends, gso_fallbacks, gro_msgs, gro_segs; /* counters, for tests and tuning */
+  uint8_t *scratch; /* GRO: MAX_BATCH buffers of GRO_BUF bytes */
+  gro_msg msgs[MAX_BATCH];
+  uint32_t nmsg, cur; /* received datagrams in scratch, next to hand out */
+} udp_state;
+
+static udp_state *udp_states[UDP_STATE_MAX];
+
+static udp_state *udp_state_of(int fd) {
+  return fd >= 0 && fd < UDP_STATE_MAX ? udp_states[fd] : NULL;
+}
+
+static void udp_state_free(int fd) {
+  if (fd < 0 || fd >= UDP_STATE_MAX || udp_states[fd] == NULL) return;
+  free(udp_states[fd]->scratch);
+  free(udp_states[fd]);
+  udp_states[fd] = NULL;
+}
+
 static int set_int(int fd, int level, int opt, int val) {
   return setsockopt(fd, level, opt, &val, sizeof val);
 }
 
+/* Optional boolean property of an options object; `def` when absent. */
+static int get_opt_bool(napi_env env, napi_value obj, const char *name, int def) {
+  napi_valuetype t;
+  napi_value v;
+  bool b;
+  if (obj == NULL || napi_typeof(env, obj, &t) != napi_ok || t != napi_object) return def;
+  if (napi_get_named_property(env, obj, name, &v) != napi_ok) return def;
+  if (napi_get_value_bool(env, v, &b) != napi_ok) return def;
+  return b;
+}
+
 static napi_value udp_open(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3], obj, v;
+  size_t argc = 4;
+  napi_value argv[4] = {NULL, NULL, NULL, NULL}, obj, v;
   int32_t family, port;
   char addr[INET6_ADDRSTRLEN + 1];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 3 || !get_i32(env, argv[0], &family) || !get_str(env, argv[1], addr, sizeof addr) ||
       !get_i32(env, argv[2], &port) || (family != 4 && family != 6) || port < 0 || port > 65535)
-    return throw_type(env, "udpOpen(family: 4|6, address: string, port: number)");
+    return throw_type(env, "udpOpen(family: 4|6, address: string, port: number, opts?: { gso?, gro? })");
+  int want_gso = get_opt_bool(env, argc > 3 ? argv[3] : NULL, "gso", 1);
+  int want_gro = get_opt_bool(env, argc > 3 ? argv[3] : NULL, "gro", 1);
 
   struct sockaddr_storage ss;
   socklen_t sl;
@@ -488,11 +558,32 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
   getsockname(fd, (struct sockaddr *)&ss, &sl);
   int bound = ntohs(family == 4 ? ((struct sockaddr_in *)&ss)->sin_port : ((struct sockaddr_in6 *)&ss)->sin6_port);
 
+  /* Offloads: probed here, once. UDP_SEGMENT with size 0 is a no-op on kernels
+   * that know it (>= 4.18) and ENOPROTOOPT on those that don't; UDP_GRO
+   * (>= 5.0) likewise. Failing either only means sending and receiving one
+   * datagram per message, as before. */
+  udp_state_free(fd); /* a stale entry of an fd number closed behind our back */
+  udp_state *st = fd < UDP_STATE_MAX ? calloc(1, sizeof *st) : NULL;
+  if (st) {
+    st->family = family == 4 ? AF_INET : AF_INET6;
+    st->gso = want_gso && set_int(fd, SOL_UDP, UDP_SEGMENT, 0) == 0;
+    if (want_gro && set_int(fd, SOL_UDP, UDP_GRO, 1) == 0) {
+      st->scratch = malloc((size_t)MAX_BATCH * GRO_BUF); /* untouched pages cost nothing */
+      if (st->scratch) st->gro = 1;
+      else set_int(fd, SOL_UDP, UDP_GRO, 0);
+    }
+    udp_states[fd] = st;
+  }
+
   CHECK(napi_create_object(env, &obj));
   napi_create_int32(env, fd, &v);
   napi_set_named_property(env, obj, "fd", v);
   napi_create_int32(env, bound, &v);
   napi_set_named_property(env, obj, "port", v);
+  napi_get_boolean(env, st && st->gso, &v);
+  napi_set_named_property(env, obj, "gso", v);
+  napi_get_boolean(env, st && st->gro, &v);
+  napi_set_named_property(env, obj, "gro", v);
   return obj;
 }
 
@@ -561,6 +652,97 @@ static void encode_slot(uint8_t *slot, const struct sockaddr_storage *ss, struct
   }
 }
 
+/* The UDP_GRO segment size of a received datagram, 0 if it was not coalesced. */
+static int gro_size(struct msghdr *mh) {
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+    if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+      int seg;
+      memcpy(&seg, CMSG_DATA(c), sizeof seg);
+      return seg;
+    }
+  }
+  return 0;
+}
+
+/* GRO receive: datagrams land in the socket's scratch buffers (one may hold up
+ * to 64 coalesced ones), then are copied out segment by segment into the
+ * caller's slots, each with its datagram's endpoint. What does not fit stays
+ * in the scratch for the next call, which hands it out before receiving more;
+ * that can only happen when this call fills every slot, so a caller that comes
+ * back after a full batch (as it would for a socket with more queued) never
+ * strands packets. */
+static napi_value udp_recv_gro(napi_env env, batch_args *b, udp_state *st, uint8_t *addrs, uint32_t n) {
+  struct mmsghdr msgs[MAX_BATCH];
+  struct iovec iov[MAX_BATCH];
+  struct sockaddr_storage names[MAX_BATCH];
+  union { struct cmsghdr align; uint8_t b[CTRL_SIZE]; } ctrl[MAX_BATCH];
+  uint32_t out = 0, i;
+  int received = 0;
+  for (;;) {
+    while (st->cur < st->nmsg && out < n) {
+      gro_msg *g = &st->msgs[st->cur];
+      uint8_t *p;
+      size_t cap;
+      if (!slot_ptr(env, b, out, 0, &p, &cap)) return NULL;
+      memcpy(addrs + (size_t)out * EP_SIZE, g->slot, EP_SIZE);
+      if (g->trunc) {
+        b->sizes[out++] = -1;
+        st->cur++;
+        continue;
+      }
+      int take = g->len - g->pos;
+      if (g->seg > 0 && take > g->seg) take = g->seg;
+      if ((size_t)take > cap) {
+        b->sizes[out] = -1; /* as recvmmsg would have truncated it */
+      } else {
+        memcpy(p, st->scratch + (size_t)st->cur * GRO_BUF + g->pos, (size_t)take);
+        b->sizes[out] = take;
+      }
+      out++;
+      g->pos += take;
+      if (g->pos >= g->len) st->cur++;
+    }
+    if (out == n || received) break;
+    /* scratch drained and slots left: one recvmmsg, at most one datagram per free slot */
+    uint32_t want = n - out;
+    memset(msgs, 0, sizeof(msgs[0]) * want);
+    for (i = 0; i < want; i++) {
+      iov[i].iov_base = st->scratch + (size_t)i * GRO_BUF;
+      iov[i].iov_len = GRO_BUF;
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      msgs[i].msg_hdr.msg_name = &names[i];
+      msgs[i].msg_hdr.msg_namelen = sizeof names[i];
+      msgs[i].msg_hdr.msg_control = ctrl[i].b;
+      msgs[i].msg_hdr.msg_controllen = CTRL_SIZE;
+    }
+    int r;
+    do r = recvmmsg(b->fd, msgs, want, MSG_DONTWAIT, NULL);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) {
+      if (errno == EAGAIN || out > 0) break;
+      return throw_errno(env, errno, "udpRecvBatch: recvmmsg");
+    }
+    received = 1;
+    for (i = 0; i < (uint32_t)r; i++) {
+      gro_msg *g = &st->msgs[i];
+      g->len = (int)msgs[i].msg_len;
+      g->pos = 0;
+      g->trunc = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
+      g->seg = gro_size(&msgs[i].msg_hdr);
+      if (g->seg > 0 && g->seg < g->len) {
+        st->gro_msgs++;
+        st->gro_segs += (uint32_t)((g->len + g->seg - 1) / g->seg);
+      }
+      encode_slot(g->slot, &names[i], &msgs[i].msg_hdr);
+    }
+    st->nmsg = (uint32_t)r;
+    st->cur = 0;
+    if (r == 0) break;
+  }
+  return ret_u32(env, out);
+}
+
 static napi_value udp_recv_batch(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6];
@@ -583,6 +765,8 @@ static napi_value udp_recv_batch(napi_env env, napi_callback_info info) {
   if (n > MAX_BATCH) n = MAX_BATCH;
   if (n > alen / EP_SIZE) n = (uint32_t)(alen / EP_SIZE);
   if (n == 0) return ret_u32(env, 0);
+  udp_state *st = udp_state_of(b.fd);
+  if (st && st->gro) return udp_recv_gro(env, &b, st, addrs, n);
 
   memset(msgs, 0, sizeof(msgs[0]) * n);
   for (i = 0; i < n; i++) {
@@ -675,6 +859,75 @@ static int decode_slot(const uint8_t *slot, int sock_family, struct sockaddr_sto
   return 1;
 }
 
+/* Appends a UDP_SEGMENT cmsg after the `*ctrllen` bytes already in ctrl. */
+static void add_gso_cmsg(uint8_t *ctrl, size_t *ctrllen, uint16_t seg) {
+  struct cmsghdr *c = (struct cmsghdr *)(ctrl + *ctrllen);
+  c->cmsg_level = SOL_UDP;
+  c->cmsg_type = UDP_SEGMENT;
+  c->cmsg_len = CMSG_LEN(sizeof seg);
+  memcpy(CMSG_DATA(c), &seg, sizeof seg);
+  *ctrllen += CMSG_SPACE(sizeof seg);
+}
+
+typedef struct {
+  struct mmsghdr msgs[MAX_BATCH];
+  struct iovec iov[MAX_BATCH];
+  struct sockaddr_storage names[MAX_BATCH];
+  union { struct cmsghdr align; uint8_t b[CTRL_SIZE]; } ctrl[MAX_BATCH];
+  uint32_t idx[MAX_BATCH]; /* msgs[k] carries packets idx[k] .. idx[k]+cnt[k]-1 */
+  uint32_t cnt[MAX_BATCH];
+  uint8_t *ptr[MAX_BATCH]; /* packet i's bytes, resolved once */
+  size_t len[MAX_BATCH];
+} send_plan;
+
+/* Builds messages for packets [from, n) into msgs[k...]; returns the new
+ * message count. With `gso`, consecutive packets for the same endpoint slot
+ * and of the same size (the last may be shorter) share one message: an iovec
+ * per packet, no copy, and a UDP_SEGMENT cmsg that makes the kernel cut it
+ * back into those datagrams. Packets whose slot can't be sent on this socket
+ * are marked -EAFNOSUPPORT and skipped. */
+static uint32_t plan_sends(send_plan *sp, uint32_t k, uint32_t from, uint32_t n, const uint8_t *addrs, int32_t *sizes,
+                           int family, int gso, int gso_bad) {
+  uint32_t i = from;
+  while (i < n) {
+    size_t clen;
+    const uint8_t *slot = addrs + (size_t)i * EP_SIZE;
+    struct mmsghdr *m = &sp->msgs[k];
+    if (!decode_slot(slot, family, &sp->names[k], &m->msg_hdr.msg_namelen, sp->ctrl[k].b, &clen)) {
+      sizes[i++] = -EAFNOSUPPORT;
+      continue;
+    }
+    uint32_t c = 1;
+    size_t seg = sp->len[i], total = seg;
+    if (gso && seg > 0 && (gso_bad == 0 || seg < (size_t)gso_bad)) {
+      while (i + c < n && c < GSO_MAX_SEGS) {
+        size_t l = sp->len[i + c];
+        if (l == 0 || l > seg || total + l > GSO_MAX_BYTES) break;
+        if (memcmp(addrs + (size_t)(i + c) * EP_SIZE, slot, EP_SIZE) != 0) break;
+        total += l;
+        c++;
+        if (l < seg) break; /* a shorter one ends the group */
+      }
+    }
+    for (uint32_t j = 0; j < c; j++) {
+      sp->iov[i + j].iov_base = sp->ptr[i + j];
+      sp->iov[i + j].iov_len = sp->len[i + j];
+    }
+    if (c > 1) add_gso_cmsg(sp->ctrl[k].b, &clen, (uint16_t)seg);
+    m->msg_hdr.msg_name = &sp->names[k];
+    m->msg_hdr.msg_iov = &sp->iov[i];
+    m->msg_hdr.msg_iovlen = c;
+    m->msg_hdr.msg_control = clen ? sp->ctrl[k].b : NULL;
+    m->msg_hdr.msg_controllen = clen;
+    m->msg_hdr.msg_flags = 0;
+    sp->idx[k] = i;
+    sp->cnt[k] = c;
+    k++;
+    i += c;
+  }
+  return k;
+}
+
 static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6];
@@ -682,12 +935,8 @@ static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
   int32_t count;
   uint8_t *addrs;
   size_t alen;
-  struct mmsghdr msgs[MAX_BATCH];
-  struct iovec iov[MAX_BATCH];
-  struct sockaddr_storage names[MAX_BATCH];
-  union { struct cmsghdr align; uint8_t b[CTRL_SIZE]; } ctrl[MAX_BATCH];
-  uint32_t i, j, m = 0;
-  uint32_t idx[MAX_BATCH]; /* msgs[k] carries packet idx[k] */
+  send_plan sp;
+  uint32_t i, j, m;
 
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 6) return throw_type(env, "udpSendBatch: 6 args");
@@ -698,38 +947,31 @@ static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
   if (n > MAX_BATCH) n = MAX_BATCH;
   if (n > alen / EP_SIZE) n = (uint32_t)(alen / EP_SIZE);
 
-  struct sockaddr_storage self;
-  socklen_t selflen = sizeof self;
-  if (getsockname(b.fd, (struct sockaddr *)&self, &selflen) < 0)
-    return throw_errno(env, errno, "udpSendBatch: getsockname");
-
-  for (i = 0; i < n; i++) {
-    uint8_t *p;
-    size_t len, clen;
-    if (!slot_ptr(env, &b, i, 1, &p, &len)) return NULL;
-    if (!decode_slot(addrs + (size_t)i * EP_SIZE, self.ss_family, &names[m], &msgs[m].msg_hdr.msg_namelen,
-                     ctrl[m].b, &clen)) {
-      b.sizes[i] = -EAFNOSUPPORT;
-      continue;
-    }
-    iov[m].iov_base = p;
-    iov[m].iov_len = len;
-    msgs[m].msg_hdr.msg_name = &names[m];
-    msgs[m].msg_hdr.msg_iov = &iov[m];
-    msgs[m].msg_hdr.msg_iovlen = 1;
-    msgs[m].msg_hdr.msg_control = clen ? ctrl[m].b : NULL;
-    msgs[m].msg_hdr.msg_controllen = clen;
-    msgs[m].msg_hdr.msg_flags = 0;
-    idx[m++] = i;
+  udp_state *st = udp_state_of(b.fd);
+  int family;
+  if (st) {
+    family = st->family;
+  } else {
+    struct sockaddr_storage self;
+    socklen_t selflen = sizeof self;
+    if (getsockname(b.fd, (struct sockaddr *)&self, &selflen) < 0)
+      return throw_errno(env, errno, "udpSendBatch: getsockname");
+    family = self.ss_family;
   }
+
+  for (i = 0; i < n; i++)
+    if (!slot_ptr(env, &b, i, 1, &sp.ptr[i], &sp.len[i])) return NULL;
+  int gso = st && st->gso;
+  m = plan_sends(&sp, 0, 0, n, addrs, b.sizes, family, gso, st ? st->gso_bad : 0);
 
   /* sendmmsg stops at the first failing message and, if it already sent some,
    * returns only the count; the next call then starts at the failing one and
-   * sees its error. So loop, and deal with each error per packet. */
+   * sees its error. So loop, and deal with each error per message. */
   j = 0;
   while (j < m) {
-    int r = sendmmsg(b.fd, msgs + j, m - j, MSG_DONTWAIT);
+    int r = sendmmsg(b.fd, sp.msgs + j, m - j, MSG_DONTWAIT);
     if (r > 0) {
+      if (gso) for (int t = 0; t < r; t++) if (sp.cnt[j + t] > 1) st->gso_sends++;
       j += (uint32_t)r;
       continue;
     }
@@ -737,20 +979,38 @@ static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
     if (r == 0) break;
     if (e == EINTR) continue;
     if (e == EAGAIN || e == ENOBUFS) break;
-    uint8_t *slot = addrs + (size_t)idx[j] * EP_SIZE;
-    if ((e == EINVAL || e == ENETUNREACH || e == EADDRNOTAVAIL) && msgs[j].msg_hdr.msg_controllen) {
+    if (sp.cnt[j] > 1 && (e == EIO || e == EINVAL || e == EMSGSIZE)) {
+      /* The kernel refused the segmentation: EIO when the route's device
+       * can't checksum for us (or IPsec is in the way), for good; EMSGSIZE
+       * (EINVAL before 6.x) when a segment is larger than the path MTU, for
+       * this size and up. Remember it for the socket, and resend these packets
+       * one by one, which the kernel may fragment. */
+      /* EINVAL is also what IPv6 says for a vanished pinned source: then it
+       * is not the segmentation's fault, so only EMSGSIZE, or EINVAL with no
+       * pinned source, count against the size. */
+      int pinned = sp.msgs[j].msg_hdr.msg_controllen > CMSG_SPACE(sizeof(uint16_t));
+      size_t seg = sp.len[sp.idx[j]];
+      if (e == EIO) st->gso = gso = 0;
+      else if ((e == EMSGSIZE || !pinned) && (st->gso_bad == 0 || seg < (size_t)st->gso_bad)) st->gso_bad = (int)seg;
+      st->gso_fallbacks++;
+      m = plan_sends(&sp, j, sp.idx[j], n, addrs, b.sizes, family, 0, 0);
+      continue;
+    }
+    uint8_t *slot = addrs + (size_t)sp.idx[j] * EP_SIZE;
+    if ((e == EINVAL || e == ENETUNREACH || e == EADDRNOTAVAIL) && sp.msgs[j].msg_hdr.msg_controllen) {
       /* The pinned source address went away (DHCP renew, interface down).
        * IPv6 says EINVAL; IPv4 route lookup says ENETUNREACH on current
        * kernels (EINVAL on older ones). Forget the source in the caller's
        * slot too, so later sends don't pay for the failure again, and retry
-       * this packet with a kernel-chosen source. */
-      msgs[j].msg_hdr.msg_control = NULL;
-      msgs[j].msg_hdr.msg_controllen = 0;
+       * this packet with a kernel-chosen source. (Only single-packet messages
+       * get here, which carry no other cmsg.) */
+      sp.msgs[j].msg_hdr.msg_control = NULL;
+      sp.msgs[j].msg_hdr.msg_controllen = 0;
       memset(slot + EP_LFAMILY, 0, EP_SIZE - EP_LFAMILY);
       continue;
     }
     if (per_packet_error(e)) {
-      b.sizes[idx[j]] = -e;
+      for (i = 0; i < sp.cnt[j]; i++) b.sizes[sp.idx[j] + i] = -e;
       j++;
       continue;
     }
@@ -759,7 +1019,31 @@ static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
   }
   /* report progress in caller's numbering: everything before the first
    * unsent packet has been consumed (sent or dropped) */
-  return ret_u32(env, j < m ? idx[j] : n);
+  return ret_u32(env, j < m ? sp.idx[j] : n);
+}
+
+/* Offload state of a socket: whether GSO/GRO are in use and how often they
+ * were, for tests and diagnostics. Not for the hot path. */
+static napi_value udp_info(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], obj, v;
+  int32_t fd;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || !get_i32(env, argv[0], &fd)) return throw_type(env, "udpInfo(fd)");
+  udp_state *st = udp_state_of(fd);
+  CHECK(napi_create_object(env, &obj));
+  napi_get_boolean(env, st && st->gso, &v);
+  napi_set_named_property(env, obj, "gso", v);
+  napi_get_boolean(env, st && st->gro, &v);
+  napi_set_named_property(env, obj, "gro", v);
+#define U32_PROP(name, val) napi_create_uint32(env, st ? (val) : 0, &v), napi_set_named_property(env, obj, name, v)
+  U32_PROP("gsoRefusedSize", (uint32_t)st->gso_bad);
+  U32_PROP("gsoSends", st->gso_sends);
+  U32_PROP("gsoFallbacks", st->gso_fallbacks);
+  U32_PROP("groDatagrams", st->gro_msgs);
+  U32_PROP("groSegments", st->gro_segs);
+#undef U32_PROP
+  return obj;
 }
 
 static napi_value close_fd(napi_env env, napi_callback_info info) {
@@ -770,6 +1054,7 @@ static napi_value close_fd(napi_env env, napi_callback_info info) {
   if (argc < 1 || !get_i32(env, argv[0], &fd)) return throw_type(env, "close: fd must be a number");
   /* Linux releases the fd even when close reports EINTR; retrying could close
    * an fd another thread just got, so never retry. */
+  udp_state_free(fd);
   if (close(fd) < 0 && errno != EINTR) return throw_errno(env, errno, "close");
   return NULL;
 }
@@ -941,6 +1226,7 @@ NAPI_MODULE_INIT() {
     {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_default, NULL},
     {"udpRecvBatch", NULL, udp_recv_batch, NULL, NULL, NULL, napi_default, NULL},
     {"udpSendBatch", NULL, udp_send_batch, NULL, NULL, NULL, napi_default, NULL},
+    {"udpInfo", NULL, udp_info, NULL, NULL, NULL, napi_default, NULL},
     {"poll", NULL, poll_fd, NULL, NULL, NULL, napi_default, NULL},
     {"close", NULL, close_fd, NULL, NULL, NULL, napi_default, NULL},
   };

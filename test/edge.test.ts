@@ -149,6 +149,55 @@ test("udp: sendmmsg/recvmmsg batches, pktinfo, dual-stack, sticky source", { ski
   assert.deepEqual(r.trunc.sizes, [-1], "truncated datagram flagged, not delivered short");
 });
 
+test("udp: GSO groups runs per endpoint and size, GRO splits, refused sizes fall back", { skip: !isRoot && NOT_ROOT }, async () => {
+  const r = await inNetns("gso");
+  assert.deepEqual(r.opened, { aGso: true, aGro: true, bGro: false }, "kernel has UDP_SEGMENT and UDP_GRO");
+
+  const m = r.mixed;
+  assert.equal(m.sent, m.total, "every packet consumed");
+  assert.ok(m.bOk, "b got its packets intact and in order");
+  assert.ok(m.cOk, "c got its packets intact and in order");
+  assert.equal(m.bFrom.length, 1);
+  // b0-9 | c0-4 | b-mid0-2 + b-short | b-after0-1 | b-one + b-many0 (shorter, ends it) | b-many 64 | 5
+  assert.equal(m.info.gsoSends, 7, "seven multi-packet messages");
+  assert.equal(m.info.gsoFallbacks, 0);
+
+  const u = r.unreach;
+  assert.equal(u.sent, 5);
+  assert.deepEqual(u.sizes.slice(1, 4), [-101, -101, -101], "the unreachable group marked -ENETUNREACH per packet");
+  assert.ok(u.sizes[0] > 0 && u.sizes[4] > 0);
+  assert.deepEqual(u.got, ["u0", "u4"]);
+
+  const p = r.pinned;
+  assert.equal(p.sent, 3);
+  assert.ok(p.ok, "pinned run with a vanished source delivered");
+  assert.deepEqual(p.afterPinned, [null, null, null], "dead pin cleared in every slot of the run");
+  assert.equal(p.info.gsoRefusedSize, 0, "a vanished source does not count against GSO");
+  assert.ok(p.info.gso);
+
+  const g = r.gro;
+  assert.equal(g.sent, 41);
+  assert.ok(g.ok, "split back into the original datagrams, in order");
+  assert.deepEqual(g.counts, [16, 16, 9], "a full batch, the rest handed out by the next calls");
+  assert.deepEqual(g.sizes, [...Array(40).fill(1200), 100], "segment size, last one shorter");
+  assert.deepEqual(g.from, [`127.0.0.1:${g.aPort}`], "every segment carries the sender's endpoint");
+  assert.equal(g.info.groDatagrams, 1, "arrived as one coalesced datagram");
+  assert.equal(g.info.groSegments, 41);
+
+  const f = r.fallback;
+  assert.deepEqual(f.sent, [10, 10, 10]);
+  assert.ok(f.ok, "refused groups still delivered, one datagram each");
+  assert.equal(f.afterBig.gsoFallbacks, 1, "kernel refused the 1400-byte segments once");
+  assert.equal(f.afterBig.gsoRefusedSize, 1400);
+  assert.equal(f.end.gsoFallbacks, 1, "not tried again at that size");
+  assert.ok(f.end.gso, "GSO stays on for smaller packets");
+  assert.equal(f.end.gsoSends, f.afterBig.gsoSends + 1, "the 1000-byte run went as one message");
+
+  assert.deepEqual(r.off.opened, { gso: false, gro: false });
+  assert.equal(r.off.sent, 10);
+  assert.equal(r.off.info.gsoSends, 0);
+});
+
 test("tun: `ip link del` under an open fd reports EBADFD", { skip: !isRoot && NOT_ROOT }, async () => {
   const r = await inNetns("linkdel");
   assert.ok(r.status < 0, `poller fired with an error status (got ${r.status})`);

@@ -116,7 +116,10 @@ const DAEMON = fileURLToPath(new URL('../daemon/main.js', import.meta.url));
  */
 export function startDaemon(ifname: string, mode: 'P2P' | 'MP', mtu?: number): Promise<void> {
   const log = openSync(logPath(ifname), 'a', 0o600);
-  const args = [DAEMON, '--ifname', ifname, '--mode', mode, ...(mtu === undefined ? [] : ['--mtu', String(mtu)])];
+  // Node/V8 flags for the daemon only (e.g. --cpu-prof, GC settings), space-separated: the
+  // daemon is started here, so NODE_OPTIONS (which refuses many of them) is not the only way in.
+  const nodeFlags = (process.env['OVPN_DAEMON_NODE_FLAGS'] ?? '').split(' ').filter(Boolean);
+  const args = [...nodeFlags, DAEMON, '--ifname', ifname, '--mode', mode, ...(mtu === undefined ? [] : ['--mtu', String(mtu)])];
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', 'pipe', log] });
   closeSync(log);
   return new Promise((resolve, reject) => {

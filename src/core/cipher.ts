@@ -87,6 +87,13 @@ export class DirectionalKey {
   readonly info: CipherInfo;
   private readonly key: KeyObject | null;
   private readonly nonce: Buffer;
+  /**
+   * Scratch copies of the AAD and the tag. node:crypto wants them as separate buffers; copying
+   * 8 and 16 bytes into buffers made once is cheaper than a Buffer view (a new object, and GC
+   * work) per packet for each.
+   */
+  private readonly aad = Buffer.alloc(AAD_SIZE);
+  private readonly tag = Buffer.alloc(TAG_SIZE);
 
   constructor(alg: CipherAlg, key: Uint8Array, nonceTail: Uint8Array) {
     this.info = cipherInfo(alg);
@@ -116,11 +123,15 @@ export class DirectionalKey {
     this.nonce.writeUInt32BE(packetId, 0);
     // The overloads differ only in option types; both AEAD families share setAAD/getAuthTag.
     const cipher = createCipheriv(this.info.nodeName as CipherGCMTypes, this.key, this.nonce, AEAD_OPTIONS);
-    cipher.setAAD(buf.subarray(start, start + AAD_SIZE));
+    const aad = this.aad;
+    for (let i = 0; i < AAD_SIZE; i++) aad[i] = buf[start + i]!;
+    cipher.setAAD(aad);
+    // update() always returns a fresh buffer (node:crypto has no output-buffer form): one view
+    // of the plaintext and one copy back are the least this can cost.
     const ciphertext = cipher.update(buf.subarray(offset, offset + size));
     cipher.final();
-    ciphertext.copy(buf, offset);
-    cipher.getAuthTag().copy(buf, start + AAD_SIZE);
+    buf.set(ciphertext, offset);
+    buf.set(cipher.getAuthTag(), start + AAD_SIZE);
   }
 
   /**
@@ -135,15 +146,19 @@ export class DirectionalKey {
     const body = offset + overhead;
     this.nonce.writeUInt32BE(packetId, 0);
     const decipher = createDecipheriv(this.info.nodeName as CipherGCMTypes, this.key, this.nonce, AEAD_OPTIONS);
-    decipher.setAAD(buf.subarray(offset, offset + AAD_SIZE));
-    decipher.setAuthTag(buf.subarray(offset + AAD_SIZE, body));
+    const aad = this.aad;
+    const tag = this.tag;
+    for (let i = 0; i < AAD_SIZE; i++) aad[i] = buf[offset + i]!;
+    for (let i = 0; i < TAG_SIZE; i++) tag[i] = buf[offset + AAD_SIZE + i]!;
+    decipher.setAAD(aad);
+    decipher.setAuthTag(tag);
     const plaintext = decipher.update(buf.subarray(body, body + length));
     try {
       decipher.final();
     } catch {
       return OpenError.Auth;
     }
-    plaintext.copy(buf, body);
+    buf.set(plaintext, body);
     return length;
   }
 }

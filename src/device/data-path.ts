@@ -85,12 +85,18 @@ function sendRange(socket: UdpSocket, batch: PacketBatch, endpoints: Buffer, sta
 export const BATCHES_PER_WAKEUP = 4;
 
 export function receiveFrom(iface: OvpnInterface, socket: UdpSocket, now: number): void {
-  if (iface.closed) return;
+  // Also reached from setImmediate below, by which time the socket may have been closed.
+  if (iface.closed || socket.bind.closed) return;
   for (let round = 0; round < BATCHES_PER_WAKEUP; round++) {
-    if (socket.receive() === 0) return;
+    const n = socket.receive();
+    if (n === 0) return;
     receiveDatagrams(iface, socket, now);
     if (iface.closed) return;
+    if (n < socket.rxBatch.bufs.length) return;
   }
+  // Full batches every round: yield to the event loop, but come back even if the socket looks empty,
+  // since with GRO the rest of a coalesced datagram may be waiting inside the shim.
+  setImmediate(() => receiveFrom(iface, socket, performance.now()));
 }
 
 /** A UDP batch: each datagram finds its peer by the peer-id in its header. */

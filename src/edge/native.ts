@@ -35,12 +35,30 @@ export interface NativeIo {
    * sizes[i] = -errno). Less than count means the fd would block (EAGAIN/ENOBUFS).
    */
   writeBatch(fd: number, bufs: Buffer[], offsets: Int32Array, sizes: Int32Array, count: number): number;
-  udpOpen(family: 4 | 6, address: string, port: number): { fd: number; port: number };
+  /** gso/gro in the result: whether the kernel accepted UDP_SEGMENT / UDP_GRO (and they were wanted). */
+  udpOpen(family: 4 | 6, address: string, port: number, opts?: { gso?: boolean; gro?: boolean }): { fd: number; port: number; gso: boolean; gro: boolean };
+  /** Offload state and counters of a socket opened by udpOpen (diagnostics, tests). */
+  udpInfo(fd: number): UdpOffloadInfo;
   udpRecvBatch(fd: number, bufs: Buffer[], offsets: Int32Array, sizes: Int32Array, addrs: Buffer, max: number): number;
   udpSendBatch(fd: number, bufs: Buffer[], offsets: Int32Array, sizes: Int32Array, addrs: Buffer, count: number): number;
   /** status is 0, or a negative libuv errno (e.g. UV_EBADF on EPOLLERR) after which the watcher is stopped. */
   poll(fd: number, onReadable: (status: number) => void): NativePoller;
   close(fd: number): void;
+}
+
+export interface UdpOffloadInfo {
+  /** Sends group same-size datagrams for one endpoint into one UDP_SEGMENT message. */
+  gso: boolean;
+  /** Receives may return coalesced datagrams, split into slots by the shim. */
+  gro: boolean;
+  /** Smallest segment size the kernel refused to segment (EINVAL: larger than the path MTU); 0 if none. */
+  gsoRefusedSize: number;
+  /** Messages sent with UDP_SEGMENT, and ones refused and resent datagram by datagram. */
+  gsoSends: number;
+  gsoFallbacks: number;
+  /** Coalesced datagrams received, and the datagrams they held. */
+  groDatagrams: number;
+  groSegments: number;
 }
 
 /** Error thrown by the addon: .code is the errno name ('EAGAIN', 'EBADFD', ...). */

@@ -20,7 +20,7 @@
  */
 import { isIPv4, isIPv6 } from "node:net";
 import type { PacketBatch } from "../core/batch.js";
-import { native } from "./native.js";
+import { native, type UdpOffloadInfo } from "./native.js";
 import { PolledFd } from "./polled-fd.js";
 
 export const ENDPOINT_SIZE = 48;
@@ -158,22 +158,52 @@ export interface UdpBindOptions {
   address: string;
   /** 0 for an ephemeral port. */
   port: number;
+  /**
+   * UDP GSO on send / GRO on receive, when the kernel has them. Default on; the environment
+   * variables OVPN_UDP_GSO=0 and OVPN_UDP_GRO=0 turn them off for every socket (to compare).
+   */
+  gso?: boolean;
+  gro?: boolean;
+}
+
+function envSwitch(name: string): boolean {
+  const v = process.env[name];
+  return v === undefined || !/^(0|off|no|false)$/i.test(v);
 }
 
 export class UdpBind extends PolledFd {
-  private constructor(fd: number, readonly family: 4 | 6, readonly address: string, readonly port: number) {
+  private constructor(
+    fd: number,
+    readonly family: 4 | 6,
+    readonly address: string,
+    readonly port: number,
+    /** Whether sends use UDP GSO and receives UDP GRO (wanted and accepted by the kernel). */
+    readonly gso: boolean,
+    readonly gro: boolean,
+  ) {
     super(fd, "udp bind");
   }
 
   static open(opts: UdpBindOptions): UdpBind {
-    const s = native().udpOpen(opts.family, opts.address, opts.port);
-    return new UdpBind(s.fd, opts.family, opts.address, s.port);
+    const gso = opts.gso ?? envSwitch("OVPN_UDP_GSO");
+    const gro = opts.gro ?? envSwitch("OVPN_UDP_GRO");
+    const s = native().udpOpen(opts.family, opts.address, opts.port, { gso, gro });
+    return new UdpBind(s.fd, opts.family, opts.address, s.port, s.gso, s.gro);
+  }
+
+  /** Offload state and counters (GSO may have been turned off since open, see UdpOffloadInfo). */
+  offloads(): UdpOffloadInfo {
+    return native().udpInfo(this.checkFd());
   }
 
   /**
    * Receive up to batch.bufs.length datagrams: packet i at batch.offsets[i],
    * its length in sizes[i] (-1 if truncated: drop it), its endpoints in slot i.
    * Sets and returns batch.count; 0 means nothing pending.
+   *
+   * With GRO one datagram from the kernel can hold many packets; those that did not fit wait
+   * inside the shim, invisible to the poller. They only exist after a call that filled all
+   * `max` slots, so: after a full batch, call again before waiting for readability.
    */
   recv(batch: PacketBatch, endpoints: Buffer, max: number = batch.bufs.length): number {
     const n = native().udpRecvBatch(this.checkFd(), batch.bufs, batch.offsets, batch.sizes, endpoints, max);
@@ -186,6 +216,9 @@ export class UdpBind extends PolledFd {
    * many were consumed from the front: sent, or dropped for a reason specific
    * to that packet (then sizes[i] = -errno, e.g. -ENETUNREACH). A return below
    * count means the socket buffer is full (EAGAIN/ENOBUFS).
+   *
+   * With GSO, runs of packets for the same slot and of the same size (the last may be
+   * shorter) go out as one message that the kernel segments; this changes nothing here.
    */
   send(batch: PacketBatch, endpoints: Buffer): number {
     return native().udpSendBatch(this.checkFd(), batch.bufs, batch.offsets, batch.sizes, endpoints, batch.count);
