@@ -490,6 +490,18 @@ static int get_opt_bool(napi_env env, napi_value obj, const char *name, int def)
   return b;
 }
 
+/* Optional int32 property of an options object; `def` when absent or not a number. */
+static int32_t get_opt_i32(napi_env env, napi_value obj, const char *name, int32_t def) {
+  napi_valuetype t;
+  napi_value v;
+  int32_t n;
+  if (obj == NULL || napi_typeof(env, obj, &t) != napi_ok || t != napi_object) return def;
+  if (napi_get_named_property(env, obj, name, &v) != napi_ok) return def;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number) return def;
+  if (napi_get_value_int32(env, v, &n) != napi_ok) return def;
+  return n;
+}
+
 static napi_value udp_open(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4] = {NULL, NULL, NULL, NULL}, obj, v;
@@ -498,7 +510,7 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 3 || !get_i32(env, argv[0], &family) || !get_str(env, argv[1], addr, sizeof addr) ||
       !get_i32(env, argv[2], &port) || (family != 4 && family != 6) || port < 0 || port > 65535)
-    return throw_type(env, "udpOpen(family: 4|6, address: string, port: number, opts?: { gso?, gro? })");
+    return throw_type(env, "udpOpen(family: 4|6, address: string, port: number, opts?: { gso?, gro?, rcvbuf?, sndbuf? })");
   int want_gso = get_opt_bool(env, argc > 3 ? argv[3] : NULL, "gso", 1);
   int want_gro = get_opt_bool(env, argc > 3 ? argv[3] : NULL, "gro", 1);
 
@@ -542,12 +554,13 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
     close(fd);
     return throw_errno(env, e, fail);
   }
-  /* Bursts of a few hundred full-size datagrams between two event-loop turns
-   * overflow the default ~200 KiB; FORCE needs CAP_NET_ADMIN, so fall back to
-   * the capped variant and accept whatever the sysctl allows. */
-  const int big = 4 << 20;
-  if (set_int(fd, SOL_SOCKET, SO_RCVBUFFORCE, big) < 0) set_int(fd, SOL_SOCKET, SO_RCVBUF, big);
-  if (set_int(fd, SOL_SOCKET, SO_SNDBUFFORCE, big) < 0) set_int(fd, SOL_SOCKET, SO_SNDBUF, big);
+  /* Buffer sizes are the caller's choice (src/edge/udp.ts says why); FORCE
+   * needs CAP_NET_ADMIN, so fall back to the capped variant and accept
+   * whatever the sysctl allows. 0 keeps the kernel's default. */
+  const int32_t rcvbuf = get_opt_i32(env, argc > 3 ? argv[3] : NULL, "rcvbuf", 0);
+  const int32_t sndbuf = get_opt_i32(env, argc > 3 ? argv[3] : NULL, "sndbuf", 0);
+  if (rcvbuf > 0 && set_int(fd, SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf) < 0) set_int(fd, SOL_SOCKET, SO_RCVBUF, rcvbuf);
+  if (sndbuf > 0 && set_int(fd, SOL_SOCKET, SO_SNDBUFFORCE, sndbuf) < 0) set_int(fd, SOL_SOCKET, SO_SNDBUF, sndbuf);
 
   if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
     int e = errno;

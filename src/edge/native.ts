@@ -36,7 +36,7 @@ export interface NativeIo {
    */
   writeBatch(fd: number, bufs: Buffer[], offsets: Int32Array, sizes: Int32Array, count: number): number;
   /** gso/gro in the result: whether the kernel accepted UDP_SEGMENT / UDP_GRO (and they were wanted). */
-  udpOpen(family: 4 | 6, address: string, port: number, opts?: { gso?: boolean; gro?: boolean }): { fd: number; port: number; gso: boolean; gro: boolean };
+  udpOpen(family: 4 | 6, address: string, port: number, opts?: { gso?: boolean; gro?: boolean; rcvbuf?: number; sndbuf?: number }): { fd: number; port: number; gso: boolean; gro: boolean };
   /** Offload state and counters of a socket opened by udpOpen (diagnostics, tests). */
   udpInfo(fd: number): UdpOffloadInfo;
   udpRecvBatch(fd: number, bufs: Buffer[], offsets: Int32Array, sizes: Int32Array, addrs: Buffer, max: number): number;
