@@ -80,9 +80,10 @@ function sendRange(socket: UdpSocket, batch: PacketBatch, endpoints: Buffer, sta
 
 /**
  * Batches handled per readiness callback before yielding to the event loop, so that one busy
- * direction cannot hold up the other (ACKs and pings going back wait behind a whole round).
+ * direction cannot hold up the other: ACKs and pings going back wait behind whatever is
+ * handled in one go. 4 gave ~2 ms more ping RTT under TCP load than 1, for no more throughput.
  */
-export const BATCHES_PER_WAKEUP = 4;
+export const BATCHES_PER_WAKEUP = 1;
 
 export function receiveFrom(iface: OvpnInterface, socket: UdpSocket, now: number): void {
   // Also reached from setImmediate below, by which time the socket may have been closed.

@@ -4,6 +4,7 @@
  * kernel module (peer new/set/get/del, key new/get/swap/del) and its events mirror the
  * notifications (peer deleted, key swap needed) plus the control packets handed up.
  */
+import { execFileSync } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -52,17 +53,44 @@ export interface InterfaceOptions {
   txqueuelen?: number;
   /**
    * Open the TUN with virtio_net_hdr and accept checksum and TCP segmentation offload
-   * (TUN_F_CSUM|TSO4|TSO6): the kernel hands us 64 KiB TCP super-packets and we segment them.
-   * Falls back to a plain TUN when the kernel refuses. Default: `OVPN_TUN_OFFLOAD` ('0' off,
-   * '1' on), else off: it cuts CPU per GB by ~20% but, with 64 KiB packets in the TUN's ring,
-   * ping RTT under a TCP load is ~3x that without (bench/results/tun-offload.md).
+   * (TUN_F_CSUM|TSO4|TSO6): the kernel hands us TCP super-packets (see gsoMaxSize) and we
+   * segment them, and TCP segments we write are merged (gro). Falls back to a plain TUN when the
+   * kernel refuses. Default: `OVPN_TUN_OFFLOAD` ('0' off, '1' on), else on: together with UDP
+   * GSO/GRO it took TCP through the tunnel from ~1.1x to ~1.4-1.6x OpenVPN's, at ~15% less CPU
+   * per GB (bench/results/tunnel.json).
    */
   offload?: boolean;
+  /**
+   * With offload: the largest super-packet the kernel may hand us, in bytes. Default
+   * `OVPN_TUN_GSO_MAX_SIZE` from the environment, else DEFAULT_GSO_MAX_SIZE.
+   */
+  gsoMaxSize?: number;
   /**
    * With offload: merge consecutive segments of a TCP flow written to the TUN into one
    * super-packet (GRO). Default: `OVPN_TUN_GRO` ('0' off, '1' on), else on.
    */
   gro?: boolean;
+}
+
+/**
+ * With offloads, the largest super-packet the kernel hands the TUN. Each slot of the TUN's queue
+ * then holds up to this many bytes instead of one MTU, so the queue a TCP flow can build in front
+ * of us (and every ping waits behind) is txqueuelen x this: 64 KiB super-packets made ping RTT
+ * under load 5x OpenVPN's (bench/results/tun-offload.md).
+ */
+export const DEFAULT_GSO_MAX_SIZE = 16384;
+
+/**
+ * Caps the TUN's super-packets (netlink IFLA_GSO_MAX_SIZE; no ioctl exists, so through ip).
+ * Returns why it failed, or null: the interface works either way, with longer queues.
+ */
+function limitSuperPackets(name: string, bytes: number): string | null {
+  try {
+    execFileSync('ip', ['link', 'set', 'dev', name, 'gso_max_size', String(bytes)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    return null;
+  } catch (error) {
+    return `cannot set gso_max_size ${bytes} on ${name} (${(error as Error).message.split('\n')[0]}): super-packets stay at 64 KiB`;
+  }
 }
 
 /** OpenVPN 2.6's --txqueuelen default on Linux (the kernel's default for a TUN is 500). */
@@ -261,8 +289,9 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
       throw new OvpnError('EINVAL', `interface name must be 1-15 letters, digits, '_', '.' or '-', got ${JSON.stringify(options.name)}`, 'ifname');
     }
     let tun: TunDevice;
+    let gsoProblem: string | null = null;
     try {
-      tun = TunDevice.open(options.name, (options.offload ?? envFlag('OVPN_TUN_OFFLOAD', false)) ? TUN_OFFLOADS : undefined);
+      tun = TunDevice.open(options.name, (options.offload ?? envFlag('OVPN_TUN_OFFLOAD', true)) ? TUN_OFFLOADS : undefined);
     } catch (error) {
       if (isNativeError(error, 'EBUSY')) throw new OvpnError('EBUSY', `interface ${options.name} already exists: delete it first or pick another name`, 'ifname');
       throw error;
@@ -270,16 +299,15 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
     try {
       tun.mtu = options.mtu ?? DEFAULT_MTU;
       tun.txqueuelen = options.txqueuelen ?? envNumber('OVPN_TUN_TXQUEUELEN', DEFAULT_TXQUEUELEN);
+      if (tun.offloads !== null) gsoProblem = limitSuperPackets(tun.name, options.gsoMaxSize ?? envNumber('OVPN_TUN_GSO_MAX_SIZE', DEFAULT_GSO_MAX_SIZE));
       tun.up();
     } catch (error) {
       tun.close();
       throw error;
     }
     const iface = new OvpnInterface(tun, mode, options.followSystemRoutes ?? true, options.gro ?? envFlag('OVPN_TUN_GRO', true));
-    if (tun.offloadError !== null) {
-      const message = `TUN offloads refused, running without: ${tun.offloadError}`;
-      setImmediate(() => iface.emit('warning', { ifname: iface.name, message }));
-    }
+    const problems = [tun.offloadError === null ? null : `TUN offloads refused, running without: ${tun.offloadError}`, gsoProblem];
+    for (const message of problems) if (message !== null) setImmediate(() => iface.emit('warning', { ifname: iface.name, message }));
     return iface;
   }
 
