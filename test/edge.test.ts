@@ -7,30 +7,16 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { ENDPOINT_SIZE, writeEndpoint, readEndpoint, endpointEquals, newEndpoints, copyEndpoint } from "../src/edge/udp.js";
+import { scenarioInPrivateNetns } from "./helpers/private-netns.js";
 
 const HELPER = fileURLToPath(new URL("./helpers/edge-netns.js", import.meta.url));
 const isRoot = process.getuid?.() === 0;
 const NOT_ROOT = "needs root to create network namespaces and TUN devices";
 
 /** Run a scenario in a fresh network namespace; resolves with its RESULT object. */
-function inNetns(scenario: string): Promise<any> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("unshare", ["--net", process.execPath, HELPER, scenario], { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d: Buffer) => (out += d));
-    child.stderr.on("data", (d: Buffer) => (err += d));
-    child.on("error", reject);
-    child.on("close", (code, signal) => {
-      const line = out.split("\n").find((l) => l.startsWith("RESULT "));
-      if (code !== 0 || !line) return reject(new Error(`scenario ${scenario} exited ${code ?? signal}\nstdout: ${out}\nstderr: ${err}`));
-      resolve(JSON.parse(line.slice("RESULT ".length)));
-    });
-  });
-}
+const inNetns = (scenario: string): Promise<any> => scenarioInPrivateNetns(HELPER, scenario);
 
 
 test("endpoint slots: layout, round trip, equality", () => {

@@ -6,28 +6,14 @@
  * namespace dies with the child, so nothing can leak onto the host.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { scenarioInPrivateNetns } from './helpers/private-netns.js';
 
 const HELPER = fileURLToPath(new URL('./helpers/interface-netns.js', import.meta.url));
 const NOT_ROOT = process.getuid?.() === 0 ? false : 'needs root to create network namespaces and TUN devices';
 
-function inNetns(scenario: string): Promise<any> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('unshare', ['--net', process.execPath, HELPER, scenario], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      const line = out.split('\n').find((l) => l.startsWith('RESULT '));
-      if (code !== 0 || line === undefined) return reject(new Error(`scenario ${scenario} exited ${code ?? signal}\nstdout: ${out}\nstderr: ${err}`));
-      resolve(JSON.parse(line.slice('RESULT '.length)));
-    });
-  });
-}
+const inNetns = (scenario: string): Promise<any> => scenarioInPrivateNetns(HELPER, scenario);
 
 test('MP peers: every VPN address rule of the upstream module is enforced, naming the rule and the field', { skip: NOT_ROOT }, async () => {
   const { errors: e, peersAfterRefusals } = await inNetns('validation');

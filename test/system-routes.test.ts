@@ -5,32 +5,17 @@
  * and the namespace and its TUN vanish with the child).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseRoutes } from '../src/device/system-routes.js';
 import { formatIpBytes } from '../src/peer/vpn-address.js';
+import { scenarioInPrivateNetns } from './helpers/private-netns.js';
 
 const HELPER = fileURLToPath(new URL('./helpers/routes-netns.js', import.meta.url));
 const isRoot = process.getuid?.() === 0;
 const NOT_ROOT = 'needs root to create network namespaces and TUN devices';
 
-function inNetns(scenario: string): Promise<any> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('unshare', ['--net', process.execPath, HELPER, scenario], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d));
-    child.stderr.on('data', (d: Buffer) => (err += d));
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      const line = out.split('\n').find((l) => l.startsWith('RESULT '));
-      // Exit 0 also proves the helper's event loop emptied by itself: no child or pipe was left.
-      if (code !== 0 || !line) return reject(new Error(`scenario ${scenario} exited ${code ?? signal}\nstdout: ${out}\nstderr: ${err}`));
-      resolve(JSON.parse(line.slice('RESULT '.length)));
-    });
-  });
-}
+const inNetns = (scenario: string): Promise<any> => scenarioInPrivateNetns(HELPER, scenario);
 
 const show = (json: string, family: 4 | 6) =>
   parseRoutes(json, family).map((r) => `${r.family} ${formatIpBytes(r.dst)}/${r.prefixLen}${r.gateway === null ? '' : ` via ${formatIpBytes(r.gateway)}`}`);
