@@ -8,7 +8,7 @@
  * Buffers are the interface's, the socket's and the stream's own, reused for every batch;
  * dropped packets are counted, marked and compacted away, never thrown.
  */
-import { compact, DROPPED, newBatch, pushPacket, type PacketBatch } from '../core/batch.js';
+import { compact, DROPPED, MAX_BATCH, newBatch, pushPacket, type PacketBatch } from '../core/batch.js';
 import { openRange, sealRange } from '../core/crypto-batch.js';
 import { coalesceForTun } from '../core/gso.js';
 import { classify, isExitNotify, isKeepalive, KEEPALIVE_MESSAGE, PacketKind, readPeerId } from '../core/wire.js';
@@ -84,6 +84,20 @@ function sendRange(socket: UdpSocket, batch: PacketBatch, endpoints: Buffer, sta
  * handled in one go. 4 gave ~2 ms more ping RTT under TCP load than 1, for no more throughput.
  */
 export const BATCHES_PER_WAKEUP = 1;
+
+/**
+ * Packets moved per TUN read and per UDP receive (at most MAX_BATCH; OVPN_DATA_PATH_BATCH sets
+ * it). A batch leaves as one burst, and the far end needs a socket buffer that takes the burst
+ * without loss; that buffer is also the standing queue a TCP flow builds. 128 packets with a
+ * 256 KiB buffer (the defaults) gave TCP 1.77x OpenVPN and ping under load 2.3x; 32 packets with
+ * OVPN_UDP_RCVBUF=65536 gave 1.28x and 0.73x (bench/results/tunnel*.json).
+ */
+export const DATA_PATH_BATCH = batchSizeFromEnv();
+
+function batchSizeFromEnv(): number {
+  const value = Number(process.env['OVPN_DATA_PATH_BATCH']);
+  return Number.isInteger(value) && value >= 1 && value <= MAX_BATCH ? value : MAX_BATCH;
+}
 
 export function receiveFrom(iface: OvpnInterface, socket: UdpSocket, now: number): void {
   // Also reached from setImmediate below, by which time the socket may have been closed.

@@ -20,7 +20,7 @@ import { copyEndpoint, newEndpoints, readEndpoint, writeEndpoint, type Endpoint 
 import { Peer, type DelPeerReasonName, type PeerStats, type Transport } from '../peer/peer.js';
 import { PeerRouter } from '../peer/peer-router.js';
 import { parseIpBytes, vpnAddressProblem } from '../peer/vpn-address.js';
-import { BATCHES_PER_WAKEUP, receiveFrom, receiveStream, sendKeepalive, sendOne, transmit } from './data-path.js';
+import { BATCHES_PER_WAKEUP, DATA_PATH_BATCH, receiveFrom, receiveStream, sendKeepalive, sendOne, transmit } from './data-path.js';
 import { watchSystemRoutes } from './system-routes.js';
 import { TcpLink, TcpListener } from './tcp-link.js';
 import { runKeepalives } from './timers.js';
@@ -232,7 +232,7 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
   /** Multi-peer transmit routing: VPN addresses, attached routes, the kernel's routes. */
   readonly router = new PeerRouter<Peer>();
   /** Reused by the transmit path: packets read from the TUN, and their endpoint slots. */
-  readonly txBatch: PacketBatch = newBatch();
+  readonly txBatch: PacketBatch = newBatch(DATA_PATH_BATCH);
   readonly txEndpoints: Buffer = newEndpoints(MAX_BATCH);
   readonly txPeers: (Peer | null)[] = new Array<Peer | null>(MAX_BATCH).fill(null);
   readonly rxPeers: (Peer | null)[] = new Array<Peer | null>(MAX_BATCH).fill(null);

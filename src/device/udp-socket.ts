@@ -3,10 +3,11 @@
  * how many peers use it. Peers on the same local port share the socket, as MP peers do.
  */
 import { MAX_BATCH, newBatch, resetOffsets, type PacketBatch } from '../core/batch.js';
+import { DATA_PATH_BATCH } from './data-path.js';
 import { newEndpoints, UdpBind } from '../edge/udp.js';
 
 export class UdpSocket {
-  readonly rxBatch: PacketBatch = newBatch();
+  readonly rxBatch: PacketBatch = newBatch(DATA_PATH_BATCH);
   readonly rxEndpoints: Buffer = newEndpoints(MAX_BATCH);
   users = 0;
 
