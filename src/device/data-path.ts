@@ -12,6 +12,7 @@ import { compact, DROPPED, MAX_BATCH, newBatch, pushPacket, type PacketBatch } f
 import { openRange, sealRange } from '../core/crypto-batch.js';
 import { coalesceForTun } from '../core/gso.js';
 import { classify, isExitNotify, isKeepalive, KEEPALIVE_MESSAGE, PacketKind, readPeerId } from '../core/wire.js';
+import { envInteger } from '../edge/env.js';
 import { ENDPOINT_SIZE, copyEndpoint, readEndpoint, type Endpoint } from '../edge/udp.js';
 import type { Peer } from '../peer/peer.js';
 import type { OvpnInterface } from './ovpn-interface.js';
@@ -92,12 +93,7 @@ export const BATCHES_PER_WAKEUP = 1;
  * 256 KiB buffer (the defaults) gave TCP 1.77x OpenVPN and ping under load 2.3x; 32 packets with
  * OVPN_UDP_RCVBUF=65536 gave 1.28x and 0.73x (bench/results/tunnel*.json).
  */
-export const DATA_PATH_BATCH = batchSizeFromEnv();
-
-function batchSizeFromEnv(): number {
-  const value = Number(process.env['OVPN_DATA_PATH_BATCH']);
-  return Number.isInteger(value) && value >= 1 && value <= MAX_BATCH ? value : MAX_BATCH;
-}
+export const DATA_PATH_BATCH = envInteger('OVPN_DATA_PATH_BATCH', MAX_BATCH, 1, MAX_BATCH);
 
 export function receiveFrom(iface: OvpnInterface, socket: UdpSocket, now: number): void {
   // Also reached from setImmediate below, by which time the socket may have been closed.

@@ -13,6 +13,7 @@ import { newBatch, resetOffsets, MAX_BATCH, MAX_PACKET, type PacketBatch } from 
 import { newDropCounters, type DropCounters } from '../core/drops.js';
 import { KeySlot, keySlotName } from '../core/key-slots.js';
 import { MAX_KEY_ID, MAX_PEER_ID } from '../core/wire.js';
+import { envInteger, envSwitch } from '../edge/env.js';
 import { isNativeError } from '../edge/native.js';
 import { GroTable, TUN_OFFLOADS } from '../core/gso.js';
 import { TunDevice, TUN_GONE_CODE } from '../edge/tun.js';
@@ -55,7 +56,7 @@ export interface InterfaceOptions {
    * Open the TUN with virtio_net_hdr and accept checksum and TCP segmentation offload
    * (TUN_F_CSUM|TSO4|TSO6): the kernel hands us TCP super-packets (see gsoMaxSize) and we
    * segment them, and TCP segments we write are merged (gro). Falls back to a plain TUN when the
-   * kernel refuses. Default: `OVPN_TUN_OFFLOAD` ('0' off, '1' on), else on: together with UDP
+   * kernel refuses. Default: `OVPN_TUN_OFFLOAD` (0/off/no/false turn it off), else on: together with UDP
    * GSO/GRO it took TCP through the tunnel from ~1.1x to ~1.4-1.6x OpenVPN's, at ~15% less CPU
    * per GB (bench/results/tunnel.json).
    */
@@ -67,7 +68,7 @@ export interface InterfaceOptions {
   gsoMaxSize?: number;
   /**
    * With offload: merge consecutive segments of a TCP flow written to the TUN into one
-   * super-packet (GRO). Default: `OVPN_TUN_GRO` ('0' off, '1' on), else on.
+   * super-packet (GRO). Default: `OVPN_TUN_GRO` (0/off/no/false turn it off), else on.
    */
   gro?: boolean;
 }
@@ -95,17 +96,6 @@ function limitSuperPackets(name: string, bytes: number): string | null {
 
 /** OpenVPN 2.6's --txqueuelen default on Linux (the kernel's default for a TUN is 500). */
 export const DEFAULT_TXQUEUELEN = 100;
-
-function envFlag(name: string, fallback: boolean): boolean {
-  const v = process.env[name];
-  return v === undefined || v === '' ? fallback : v !== '0' && v.toLowerCase() !== 'false';
-}
-
-function envNumber(name: string, fallback: number): number {
-  const v = process.env[name];
-  const n = v === undefined || v === '' ? NaN : Number(v);
-  return Number.isInteger(n) && n >= 0 ? n : fallback;
-}
 
 export interface PeerConfig {
   id: number;
@@ -291,21 +281,21 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
     let tun: TunDevice;
     let gsoProblem: string | null = null;
     try {
-      tun = TunDevice.open(options.name, (options.offload ?? envFlag('OVPN_TUN_OFFLOAD', true)) ? TUN_OFFLOADS : undefined);
+      tun = TunDevice.open(options.name, (options.offload ?? envSwitch('OVPN_TUN_OFFLOAD', true)) ? TUN_OFFLOADS : undefined);
     } catch (error) {
       if (isNativeError(error, 'EBUSY')) throw new OvpnError('EBUSY', `interface ${options.name} already exists: delete it first or pick another name`, 'ifname');
       throw error;
     }
     try {
       tun.mtu = options.mtu ?? DEFAULT_MTU;
-      tun.txqueuelen = options.txqueuelen ?? envNumber('OVPN_TUN_TXQUEUELEN', DEFAULT_TXQUEUELEN);
-      if (tun.offloads !== null) gsoProblem = limitSuperPackets(tun.name, options.gsoMaxSize ?? envNumber('OVPN_TUN_GSO_MAX_SIZE', DEFAULT_GSO_MAX_SIZE));
+      tun.txqueuelen = options.txqueuelen ?? envInteger('OVPN_TUN_TXQUEUELEN', DEFAULT_TXQUEUELEN);
+      if (tun.offloads !== null) gsoProblem = limitSuperPackets(tun.name, options.gsoMaxSize ?? envInteger('OVPN_TUN_GSO_MAX_SIZE', DEFAULT_GSO_MAX_SIZE));
       tun.up();
     } catch (error) {
       tun.close();
       throw error;
     }
-    const iface = new OvpnInterface(tun, mode, options.followSystemRoutes ?? true, options.gro ?? envFlag('OVPN_TUN_GRO', true));
+    const iface = new OvpnInterface(tun, mode, options.followSystemRoutes ?? true, options.gro ?? envSwitch('OVPN_TUN_GRO', true));
     const problems = [tun.offloadError === null ? null : `TUN offloads refused, running without: ${tun.offloadError}`, gsoProblem];
     for (const message of problems) if (message !== null) setImmediate(() => iface.emit('warning', { ifname: iface.name, message }));
     return iface;

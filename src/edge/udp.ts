@@ -20,6 +20,7 @@
  */
 import { isIPv4, isIPv6 } from "node:net";
 import type { PacketBatch } from "../core/batch.js";
+import { envInteger, envSwitch } from "./env.js";
 import { native, type UdpOffloadInfo } from "./native.js";
 import { PolledFd } from "./polled-fd.js";
 
@@ -179,16 +180,6 @@ export const DEFAULT_RCVBUF = 256 * 1024;
 /** Sends go straight to the device: a large send buffer only holds a full batch in flight. */
 export const DEFAULT_SNDBUF = 1024 * 1024;
 
-function envSwitch(name: string): boolean {
-  const v = process.env[name];
-  return v === undefined || !/^(0|off|no|false)$/i.test(v);
-}
-
-function envBytes(name: string, fallback: number): number {
-  const v = Number(process.env[name]);
-  return Number.isInteger(v) && v >= 0 ? v : fallback;
-}
-
 export class UdpBind extends PolledFd {
   private constructor(
     fd: number,
@@ -203,10 +194,10 @@ export class UdpBind extends PolledFd {
   }
 
   static open(opts: UdpBindOptions): UdpBind {
-    const gso = opts.gso ?? envSwitch("OVPN_UDP_GSO");
-    const gro = opts.gro ?? envSwitch("OVPN_UDP_GRO");
-    const rcvbuf = opts.rcvbuf ?? envBytes("OVPN_UDP_RCVBUF", DEFAULT_RCVBUF);
-    const sndbuf = opts.sndbuf ?? envBytes("OVPN_UDP_SNDBUF", DEFAULT_SNDBUF);
+    const gso = opts.gso ?? envSwitch("OVPN_UDP_GSO", true);
+    const gro = opts.gro ?? envSwitch("OVPN_UDP_GRO", true);
+    const rcvbuf = opts.rcvbuf ?? envInteger("OVPN_UDP_RCVBUF", DEFAULT_RCVBUF);
+    const sndbuf = opts.sndbuf ?? envInteger("OVPN_UDP_SNDBUF", DEFAULT_SNDBUF);
     const s = native().udpOpen(opts.family, opts.address, opts.port, { gso, gro, rcvbuf, sndbuf });
     return new UdpBind(s.fd, opts.family, opts.address, s.port, s.gso, s.gro);
   }
