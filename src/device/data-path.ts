@@ -8,7 +8,7 @@
  * Buffers are the interface's, the socket's and the stream's own, reused for every batch;
  * dropped packets are counted, marked and compacted away, never thrown.
  */
-import { compact, DROPPED, MAX_BATCH, newBatch, pushPacket, type PacketBatch } from '../core/batch.js';
+import { compact, DROPPED, MAX_BATCH, newBatch, pushPacket, resetOffsets, type PacketBatch } from '../core/batch.js';
 import { openRange, sealRange } from '../core/crypto-batch.js';
 import { coalesceForTun } from '../core/gso.js';
 import { classify, isExitNotify, isKeepalive, KEEPALIVE_MESSAGE, PacketKind, readPeerId } from '../core/wire.js';
@@ -242,14 +242,20 @@ function handUp(iface: OvpnInterface, peerId: number | null, localPort: number, 
 }
 
 /** Sends one packet, already in plain form, to a peer: sealed as data, or raw for control. */
-export function sendOne(iface: OvpnInterface, peer: Peer, data: Uint8Array, seal: boolean, now: number): boolean {
-  const batch = newBatch(1, data.length + 256);
+export function sendOne(iface: OvpnInterface, peer: Peer, data: Uint8Array, seal: boolean, now: number): void {
+  // One scratch batch for every interface in the process: a send completes before returning
+  // (sendmmsg, or a copy into the TCP framing buffer), so keepalives allocate nothing.
+  const batch = (single ??= newBatch(1));
+  resetOffsets(batch);
   pushPacket(batch, data);
-  if (seal && sealRange(batch, 0, 1, peer.keys.primary, peer.id, peer.drops) > 0) return false;
-  const before = peer.drops.io;
-  sendBatch(iface, batch, peer.endpoint, [peer], now);
-  return peer.drops.io === before;
+  if (seal && sealRange(batch, 0, 1, peer.keys.primary, peer.id, peer.drops) > 0) return;
+  singlePeer[0] = peer;
+  sendBatch(iface, batch, peer.endpoint, singlePeer, now);
+  singlePeer[0] = null;
 }
+
+let single: PacketBatch | null = null;
+const singlePeer: (Peer | null)[] = [null];
 
 export function sendKeepalive(iface: OvpnInterface, peer: Peer, now: number): void {
   sendOne(iface, peer, KEEPALIVE_MESSAGE, true, now);
