@@ -18,11 +18,7 @@ set -euo pipefail
 # shellcheck source=tests/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-case ${1:-} in
-  "") ;;
-  -h | --help) echo "usage: ALG=aes|chachapoly|none $0" >&2; exit 0 ;;
-  *) echo "usage: ALG=aes|chachapoly|none $0" >&2; exit 1 ;;
-esac
+no_args_but_help "$@"
 STAR_ALG=${ALG:-aes}
 CLIENTS=5
 test_begin "float-test (multi-peer, $CLIENTS clients, ALG=$STAR_ALG, UDP)"

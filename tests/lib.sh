@@ -137,6 +137,16 @@ dump_daemon_logs() {
 # The test scripts' frame: test_begin installs the cleanup, check runs one check, test_end
 # fails the script when a check failed.
 
+# no_args_but_help <args...>: for scripts configured only by the environment (ALG): -h prints
+# the usage and exits 0, any other argument prints it and exits 1.
+no_args_but_help() {
+  case ${1:-} in
+    "") ;;
+    -h | --help) echo "usage: ALG=aes|chachapoly|none $0" >&2; exit 0 ;;
+    *) echo "usage: ALG=aes|chachapoly|none $0" >&2; exit 1 ;;
+  esac
+}
+
 # test_begin <name>: sets TEST_NAME, FAILURES and TEST_TMP (a fresh directory for peers files
 # and notification logs), makes sure we run as root on a built tree, installs the cleanup that
 # tears everything down on every exit, and takes the lock of OVPN_NS_PREFIX.
