@@ -21,10 +21,16 @@ export interface DropCounters {
   noRoute: number;
   /** Device or socket refused the write (queue full, invalid packet). */
   io: number;
+  /**
+   * Dropped by the transmit flow queue (core/flow-queue.ts): bulk that waited too long in a
+   * queue that stayed long (CoDel), or beyond its byte or slot limit. The signal that slows
+   * a TCP flow down before it fills every queue on the way.
+   */
+  queue: number;
 }
 
 export function newDropCounters(): DropCounters {
-  return { malformed: 0, noKey: 0, replay: 0, auth: 0, keyExhausted: 0, dataV1: 0, unknownPeer: 0, noRoute: 0, io: 0 };
+  return { malformed: 0, noKey: 0, replay: 0, auth: 0, keyExhausted: 0, dataV1: 0, unknownPeer: 0, noRoute: 0, io: 0, queue: 0 };
 }
 
 export function totalDrops(counters: DropCounters): number {
