@@ -118,7 +118,7 @@ export class ControlServer {
     const keyconf = (request.keyconf ?? {}) as Record<string, unknown>;
     switch (cmd) {
       case 'iface-get':
-        return { ifname: iface.name, mode: iface.mode, ifindex: iface.tun.ifindex, mtu: iface.tun.mtu, pid: process.pid, drops: renameKeys(iface.drops, kebabCase) };
+        return { ifname: iface.name, mode: iface.mode, ifindex: iface.tun.ifindex, mtu: iface.tun.mtu, pid: process.pid, drops: renameKeys(iface.drops, kebabCase), 'tx-queue': txQueueInfo(iface) };
       case 'iface-del':
         setImmediate(this.onDelete);
         return {};
@@ -195,4 +195,10 @@ function errorBody(error: unknown): ErrorBody {
   const message = error instanceof Error ? error.message : String(error);
   const code = (error as { code?: unknown })?.code;
   return { code: typeof code === 'string' ? code : 'EIO', message };
+}
+
+/** The transmit flow queue's state and drops (core/flow-queue.ts), for iface-get. */
+function txQueueInfo(iface: OvpnInterface): object {
+  const q = iface.tunReader.queue;
+  return { length: q.length, slots: q.length + q.room, 'codel-drops': q.stats.codelDrops, 'overflow-drops': q.stats.overflowDrops };
 }

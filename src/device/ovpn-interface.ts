@@ -11,6 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { isCipherAlg, type CipherAlg } from '../core/cipher.js';
 import { newBatch, resetOffsets, MAX_BATCH, MAX_PACKET, type PacketBatch } from '../core/batch.js';
 import { newDropCounters, type DropCounters } from '../core/drops.js';
+import { DEFAULT_FLOW_QUEUE, flowQueueProblem, type FlowQueueOptions } from '../core/flow-queue.js';
 import { KeySlot, keySlotName } from '../core/key-slots.js';
 import { MAX_KEY_ID, MAX_PEER_ID } from '../core/wire.js';
 import { envInteger, envSwitch } from '../edge/env.js';
@@ -25,7 +26,7 @@ import { BATCHES_PER_WAKEUP, DATA_PATH_BATCH, receiveFrom, receiveStream, sendKe
 import { watchSystemRoutes } from './system-routes.js';
 import { TcpLink, TcpListener } from './tcp-link.js';
 import { runKeepalives } from './timers.js';
-import { OffloadReader } from './tun-reader.js';
+import { TunReader } from './tun-reader.js';
 import { UdpSocket } from './udp-socket.js';
 
 export type InterfaceMode = 'P2P' | 'MP';
@@ -71,6 +72,23 @@ export interface InterfaceOptions {
    * super-packet (GRO). Default: `OVPN_TUN_GRO` (0/off/no/false turn it off), else on.
    */
   gro?: boolean;
+  /**
+   * The queue packets read from the TUN wait in before they are sealed: sparse flows first; bulk
+   * flows through CoDel and a byte limit (core/flow-queue.ts). Defaults DEFAULT_FLOW_QUEUE, or
+   * from the environment: `OVPN_TX_QUEUE_SLOTS`, `OVPN_TX_QUEUE_BULK_BYTES`,
+   * `OVPN_CODEL_TARGET_US`, `OVPN_CODEL_INTERVAL_US`.
+   */
+  flowQueue?: Partial<FlowQueueOptions>;
+}
+
+function flowQueueOptions(given: Partial<FlowQueueOptions> = {}): FlowQueueOptions {
+  const d = DEFAULT_FLOW_QUEUE;
+  return {
+    slots: given.slots ?? envInteger('OVPN_TX_QUEUE_SLOTS', d.slots, 1, 65535),
+    bulkBytes: given.bulkBytes ?? envInteger('OVPN_TX_QUEUE_BULK_BYTES', d.bulkBytes, 1, 2 ** 31 - 1),
+    targetMs: given.targetMs ?? envInteger('OVPN_CODEL_TARGET_US', d.targetMs * 1000, 1, 10_000_000) / 1000,
+    intervalMs: given.intervalMs ?? envInteger('OVPN_CODEL_INTERVAL_US', d.intervalMs * 1000, 1, 10_000_000) / 1000,
+  };
 }
 
 /**
@@ -226,8 +244,8 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
   readonly txEndpoints: Buffer = newEndpoints(MAX_BATCH);
   readonly txPeers: (Peer | null)[] = new Array<Peer | null>(MAX_BATCH).fill(null);
   readonly rxPeers: (Peer | null)[] = new Array<Peer | null>(MAX_BATCH).fill(null);
-  /** With TUN offloads: cuts super-packets read from the TUN into txBatch. */
-  private readonly offloadReader: OffloadReader | null;
+  /** Drains the TUN into the flow queue and fills txBatch from it (cutting super-packets). */
+  readonly tunReader: TunReader;
   /** With TUN offloads: whether writes to the TUN merge TCP segments, and the table for it. */
   readonly gro: boolean;
   readonly groTable = new GroTable();
@@ -245,10 +263,11 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
     mode: InterfaceMode,
     followSystemRoutes: boolean,
     gro: boolean,
+    queueOptions: FlowQueueOptions,
   ) {
     super();
     this.mode = mode;
-    this.offloadReader = tun.offloads === null ? null : new OffloadReader(tun, this.drops);
+    this.tunReader = new TunReader(tun, this.drops, tun.offloads !== null, queueOptions);
     this.gro = tun.offloads !== null && gro;
     this.tun.onReadable(() => this.onTunReadable());
     this.timer = setInterval(() => runKeepalives(this, performance.now()), KEEPALIVE_TICK_MS);
@@ -295,7 +314,13 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
       tun.close();
       throw error;
     }
-    const iface = new OvpnInterface(tun, mode, options.followSystemRoutes ?? true, options.gro ?? envSwitch('OVPN_TUN_GRO', true));
+    const queue = flowQueueOptions(options.flowQueue);
+    const queueProblem = flowQueueProblem(queue);
+    if (queueProblem !== null) {
+      tun.close();
+      throw new OvpnError('EINVAL', `flowQueue: ${queueProblem} (or set OVPN_TX_QUEUE_SLOTS, OVPN_TX_QUEUE_BULK_BYTES, OVPN_CODEL_TARGET_US, OVPN_CODEL_INTERVAL_US)`, 'flowQueue');
+    }
+    const iface = new OvpnInterface(tun, mode, options.followSystemRoutes ?? true, options.gro ?? envSwitch('OVPN_TUN_GRO', true), queue);
     const problems = [tun.offloadError === null ? null : `TUN offloads refused, running without: ${tun.offloadError}`, gsoProblem];
     for (const message of problems) if (message !== null) setImmediate(() => iface.emit('warning', { ifname: iface.name, message }));
     return iface;
@@ -519,15 +544,16 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
     if (this.closed) return;
     try {
       // Bounded so a flood from the TUN cannot starve the receive side of the event loop.
-      const reader = this.offloadReader;
+      const reader = this.tunReader;
       for (let round = 0; round < BATCHES_PER_WAKEUP; round++) {
         resetOffsets(this.txBatch);
-        if ((reader === null ? this.tun.read(this.txBatch) : reader.read(this.txBatch)) === 0) return;
-        transmit(this, this.txBatch, performance.now());
+        const now = performance.now();
+        if (reader.read(this.txBatch, now) === 0) break;
+        transmit(this, this.txBatch, now);
         if (this.closed) return;
       }
-      // Segments of a super-packet already read are not announced by the fd again.
-      if (reader?.pending === true) this.tunRetry = setImmediate(() => this.onTunReadable());
+      // Packets already taken from the TUN into the queue are not announced by the fd again.
+      if (reader.pending) this.tunRetry = setImmediate(() => this.onTunReadable());
     } catch (error) {
       if (isNativeError(error, TUN_GONE_CODE)) this.destroy(`interface ${this.name} was deleted`);
       else throw error;

@@ -1,111 +1,134 @@
 /**
- * Reading a TUN opened with virtio_net_hdr into the transmit batch. One read can return a TCP
- * super-packet of up to 64 KiB that becomes ~45 packets, so reads go into a small batch of
- * their own (`raw`) and are then cut into the transmit batch's slots (as wireguard-go does).
- * A super-packet that does not fit in what is left of the batch is continued by the next call:
- * `pending` says so, and the caller must call again even if the TUN is not readable any more.
+ * Reading the TUN into the transmit batch, through the flow queue (core/flow-queue.ts).
+ *
+ * Each call first drains the TUN's ring into the queue: the ring is a FIFO we cannot reorder or
+ * shorten, so a ping should not stay in it behind bulk data. Then packets come out of the queue
+ * (sparse flows first, CoDel on the rest) into the batch's slots. With offloads (virtio_net_hdr),
+ * one queued TCP super-packet of up to 64 KiB becomes ~45 packets; one that does not fit in
+ * what is left of the batch is continued by the next call. `pending` says there is more: the
+ * caller must call again even if the TUN is not readable any more.
  */
-import { HEADROOM, newBatch, type PacketBatch } from '../core/batch.js';
+import { BUFFER_SIZE, HEADROOM, newBatch, type PacketBatch } from '../core/batch.js';
 import type { DropCounters } from '../core/drops.js';
+import { FlowQueue, flowHash, type FlowQueueOptions } from '../core/flow-queue.js';
 import { completeChecksum, segmentCount, VNET_F_NEEDS_CSUM, VNET_HDR_LEN, writeSegment } from '../core/gso.js';
-import type { TunDevice } from '../edge/tun.js';
 
 /** Reads per native call, at most. */
 const RAW_SLOTS = 16;
+/** Native reads per call, at most: enough to drain a ring of 128 packets. */
+const MAX_READS = 8;
 
-export class OffloadReader {
-  private readonly raw: PacketBatch = newBatch(RAW_SLOTS);
-  /** Raw reads not yet (fully) cut: raw[next..count), segment `segment` of raw[next]. */
-  private next = 0;
+/** What the reader needs of a TUN device. */
+export interface PacketSource {
+  read(batch: PacketBatch, max: number): number;
+}
+
+export class TunReader {
+  readonly queue: FlowQueue;
+  private readonly landing: PacketBatch = newBatch(RAW_SLOTS);
+  /** Bytes in front of each packet read: the virtio_net_hdr with offloads, none without. */
+  private readonly header: number;
+  /** The queued packet being cut into segments (-1: none), its next segment and segment count. */
+  private current = -1;
   private segment = 0;
   private segments = 0;
-  /** Largest number of segments one read made lately: how much room the next read may need. */
-  private expect = 1;
 
   constructor(
-    private readonly tun: TunDevice,
+    private readonly tun: PacketSource,
     private readonly drops: DropCounters,
-  ) {}
-
-  get pending(): boolean {
-    return this.next < this.raw.count;
+    readonly offloads: boolean,
+    options: FlowQueueOptions,
+  ) {
+    this.header = offloads ? VNET_HDR_LEN : 0;
+    this.queue = new FlowQueue(options, BUFFER_SIZE, drops);
   }
 
-  /** Fills `out` from slot 0 (offsets HEADROOM); returns and sets out.count. */
-  read(out: PacketBatch): number {
+  get pending(): boolean {
+    return this.current >= 0 || this.queue.length > 0;
+  }
+
+  /**
+   * Fills `out` from slot 0; returns and sets out.count. Sparse packets waiting when a batch
+   * starts leave in a batch of their own, so they do not wait for a batch of bulk to be sealed.
+   */
+  read(out: PacketBatch, now: number): number {
+    this.drain(now);
     const cap = out.bufs.length;
+    const sparseOnly = this.current < 0 && this.queue.hasSparse;
     let n = 0;
-    for (;;) {
-      n = this.cut(out, n, cap);
-      if (n >= cap) break;
-      const room = cap - n;
-      if (n > 0 && room < this.expect) break;
-      const want = Math.max(1, Math.min(RAW_SLOTS, Math.floor(room / this.expect)));
-      const raw = this.raw;
-      raw.offsets.fill(HEADROOM - VNET_HDR_LEN);
-      raw.count = 0;
-      const got = this.tun.read(raw, want);
-      this.next = 0;
-      this.segment = 0;
-      this.segments = 0;
-      if (got === 0) break;
-      let most = 1;
-      for (let j = 0; j < got; j++) {
-        const c = segmentCount(raw.bufs[j]!, raw.offsets[j]!, raw.sizes[j]!);
-        if (c > most) most = c;
+    while (n < cap) {
+      if (this.current < 0) {
+        if (sparseOnly && !this.queue.hasSparse) break;
+        this.current = this.queue.pop(now);
+        if (this.current < 0) break;
+        this.segment = 0;
+        this.segments = 0;
       }
-      this.expect = most;
+      n = this.cut(out, n, cap);
     }
     out.count = n;
     return n;
   }
 
-  /** Moves pending raw reads into out[n..cap); returns the new n. */
-  private cut(out: PacketBatch, start: number, cap: number): number {
-    const raw = this.raw;
-    let n = start;
-    while (this.next < raw.count && n < cap) {
-      const j = this.next;
-      const buf = raw.bufs[j]!;
-      const hdr = raw.offsets[j]!;
-      const size = raw.sizes[j]!;
-      if (this.segments === 0) {
-        this.segments = segmentCount(buf, hdr, size);
-        if (this.segments === 1 && buf[hdr + 1] === 0) {
-          // Not segmented: complete the checksum if asked, then hand the buffer over as it is.
-          if ((buf[hdr]! & VNET_F_NEEDS_CSUM) !== 0 && !completeChecksum(buf, hdr, size)) {
-            this.drops.malformed++;
-          } else {
-            const spare = out.bufs[n]!;
-            out.bufs[n] = buf;
-            raw.bufs[j] = spare;
-            out.offsets[n] = hdr + VNET_HDR_LEN;
-            out.sizes[n] = size - VNET_HDR_LEN;
-            n++;
-          }
-          this.advance();
-          continue;
-        }
-        if (this.segments === 0) {
-          this.drops.malformed++;
-          this.advance();
-          continue;
-        }
+  /** Moves what the TUN has into the queue, dropping the oldest bulk packets when it is full. */
+  private drain(now: number): void {
+    const { landing, queue } = this;
+    for (let reads = 0; reads < MAX_READS; reads++) {
+      for (let i = queue.room; i < RAW_SLOTS && queue.dropOldestBulk(); i++);
+      const want = Math.min(RAW_SLOTS, queue.room);
+      if (want === 0) return;
+      landing.offsets.fill(HEADROOM - this.header);
+      const got = this.tun.read(landing, want);
+      for (let j = 0; j < got; j++) {
+        const at = landing.offsets[j]! + this.header;
+        queue.push(landing, j, flowHash(landing.bufs[j]!, at, landing.sizes[j]! - this.header), now);
       }
-      while (this.segment < this.segments && n < cap) {
-        out.offsets[n] = HEADROOM;
-        out.sizes[n] = writeSegment(buf, hdr, size, this.segment, out.bufs[n]!, HEADROOM);
-        this.segment++;
-        n++;
-      }
-      if (this.segment >= this.segments) this.advance();
+      if (got < want) return;
     }
+  }
+
+  /** Moves the current packet, or what is left of it, into out[n..cap); returns the new n. */
+  private cut(out: PacketBatch, start: number, cap: number): number {
+    const q = this.queue;
+    const slot = this.current;
+    const buf = q.bufs[slot]!;
+    const hdr = q.offsets[slot]!;
+    const size = q.sizes[slot]!;
+    let n = start;
+    if (this.segments === 0) {
+      this.segments = this.offloads ? segmentCount(buf, hdr, size) : 1;
+      if (this.segments === 1 && (!this.offloads || buf[hdr + 1] === 0)) {
+        // Not segmented: complete the checksum if asked, then hand the buffer over as it is.
+        if (this.offloads && (buf[hdr]! & VNET_F_NEEDS_CSUM) !== 0 && !completeChecksum(buf, hdr, size)) {
+          this.drops.malformed++;
+        } else {
+          q.bufs[slot] = out.bufs[n]!;
+          out.bufs[n] = buf;
+          out.offsets[n] = hdr + this.header;
+          out.sizes[n] = size - this.header;
+          n++;
+        }
+        this.finish();
+        return n;
+      }
+      if (this.segments === 0) {
+        this.drops.malformed++;
+        this.finish();
+        return n;
+      }
+    }
+    while (this.segment < this.segments && n < cap) {
+      out.offsets[n] = HEADROOM;
+      out.sizes[n] = writeSegment(buf, hdr, size, this.segment, out.bufs[n]!, HEADROOM);
+      this.segment++;
+      n++;
+    }
+    if (this.segment >= this.segments) this.finish();
     return n;
   }
 
-  private advance(): void {
-    this.next++;
-    this.segment = 0;
-    this.segments = 0;
+  private finish(): void {
+    this.queue.release(this.current);
+    this.current = -1;
   }
 }
