@@ -133,11 +133,6 @@ export class FlowQueue {
     return this.sparse.length + this.bulk.length;
   }
 
-  /** Whether a sparse packet is waiting (the caller may send it on its own, ahead of a batch). */
-  get hasSparse(): boolean {
-    return this.sparse.length > 0;
-  }
-
   /**
    * Takes packet i of `from` into a free slot: the slot's spare buffer goes to `from` in its
    * place. `flow` is the packet's flow hash (see flowHash). The caller checks `room` first.

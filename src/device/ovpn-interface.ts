@@ -543,6 +543,11 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
     this.tunRetry = null;
     if (this.closed) return;
     try {
+      // Replies and ACKs first: whatever the sockets hold is small next to a TUN batch, and a
+      // packet there would otherwise wait for the batch to be sealed and sent (~0.2 ms less
+      // ping RTT under TCP load in the tunnel benchmark).
+      for (const socket of this.sockets.values()) receiveFrom(this, socket, performance.now());
+      if (this.closed) return;
       // Bounded so a flood from the TUN cannot starve the receive side of the event loop.
       const reader = this.tunReader;
       for (let round = 0; round < BATCHES_PER_WAKEUP; round++) {

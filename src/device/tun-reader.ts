@@ -47,18 +47,13 @@ export class TunReader {
     return this.current >= 0 || this.queue.length > 0;
   }
 
-  /**
-   * Fills `out` from slot 0; returns and sets out.count. Sparse packets waiting when a batch
-   * starts leave in a batch of their own, so they do not wait for a batch of bulk to be sealed.
-   */
+  /** Fills `out` from slot 0, sparse packets first; returns and sets out.count. */
   read(out: PacketBatch, now: number): number {
     this.drain(now);
     const cap = out.bufs.length;
-    const sparseOnly = this.current < 0 && this.queue.hasSparse;
     let n = 0;
     while (n < cap) {
       if (this.current < 0) {
-        if (sparseOnly && !this.queue.hasSparse) break;
         this.current = this.queue.pop(now);
         if (this.current < 0) break;
         this.segment = 0;
