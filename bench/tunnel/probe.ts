@@ -2,13 +2,16 @@
  * Where do packets wait under load? Runs iperf3 TCP (a → b) through each tunnel with ping alongside,
  * and samples every few milliseconds the queues a packet can stand in:
  *
- *   sender TCP   bytes the iperf3 client's socket has in local queues (skmem t: qdisc, TUN ring)
  *   UDP rx a/b   bytes waiting in each tunnel process's UDP socket (rx_queue of /proc/PID/net/udp*)
+ *   TUN drops    packets the TUN ring of a dropped (tx_dropped: the ring was full)
+ *   our queues   each daemon's transmit flow queue and drop counters (iface-get)
+ *   sender TCP   with PROBE_SS=1: the iperf3 client's socket memory in local queues (ss skmem t;
+ *                stays 0 with our TUN: tun orphans every packet it queues)
  *
  * It prints each queue's median and 95th percentile in bytes and in milliseconds at the measured
  * throughput, beside the ping RTT. A development tool: nothing is written to bench/results.
  *
- *   BENCH_ONLY=ours-aes,openvpn-aes PROBE_SECONDS=6 node dist/bench/tunnel/probe.js
+ *   BENCH_ONLY=ours-aes,openvpn-aes PROBE_SECONDS=6 PROBE_ROUNDS=2 npm run bench:probe
  */
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -17,7 +20,7 @@ import { join } from 'node:path';
 import { measureTcp, warmUp } from './measure.js';
 import { NS, setupNamespaces } from './netns.js';
 import { cleanupNow, installCleanupHandlers, onCleanup, run } from './sys.js';
-import { makePki, OVPN_CLI, plans, type Tunnel } from './tunnels.js';
+import { makePki, plans, type Tunnel } from './tunnels.js';
 
 const SECONDS = Number(process.env['PROBE_SECONDS'] ?? 6);
 const EVERY_MS = Number(process.env['PROBE_EVERY_MS'] ?? 5);
@@ -75,12 +78,6 @@ async function ifaceGet(t: Tunnel, side: 0 | 1): Promise<Record<string, unknown>
   });
 }
 
-/** The peer's queue drops (receive CoDel), through ovpn-cli get_peer's JSON. */
-async function peerQueueDrops(side: 0 | 1): Promise<string> {
-  const r = await run(process.execPath, [OVPN_CLI, '--json', 'get_peer', 'obt-oaes', '1'], { ns: NS[side], allowFail: true });
-  return r.stdout.match(/"queue":\s*(\d+)/)?.[1] ?? `? ${r.stdout.slice(0, 200)} ${r.stderr.slice(0, 200)}`;
-}
-
 function quantile(xs: number[], q: number): number {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
@@ -127,7 +124,7 @@ async function probe(t: Tunnel): Promise<void> {
     `    ${name.padEnd(12)} median ${(quantile(xs, 0.5) / 1024).toFixed(0).padStart(5)} KiB (${(quantile(xs, 0.5) / bytesPerMs).toFixed(2)} ms)  p95 ${(quantile(xs, 0.95) / 1024).toFixed(0).padStart(5)} KiB (${(quantile(xs, 0.95) / bytesPerMs).toFixed(2)} ms)  n=${xs.length}`;
   process.stdout.write(
     `${t.id}: ${sample.mbps.toFixed(0)} Mbit/s, ${sample.retransmits} retr, ping median ${sample.rtt?.median.toFixed(2)} ms p95 ${sample.rtt?.p95.toFixed(2)} ms; UDP drops a ${drops1[0]! - drops0[0]!} b ${drops1[1]! - drops0[1]!}; TUN tx drops a ${tunDrops}\n` +
-      (q1[0] ? `    queues a ${JSON.stringify(q0[0]?.['tx-queue'])} -> ${JSON.stringify(q1[0]['tx-queue'])}\n    queues b ${JSON.stringify(q0[1]?.['tx-queue'])} -> ${JSON.stringify(q1[1]?.['tx-queue'])}\n    drops a ${JSON.stringify(q1[0]['drops'])}\n    drops b ${JSON.stringify(q1[1]?.['drops'])}\n    peer queue drops a ${await peerQueueDrops(0)} b ${await peerQueueDrops(1)}\n` : '') +
+      (q1[0] ? `    queues a ${JSON.stringify(q0[0]?.['tx-queue'])} -> ${JSON.stringify(q1[0]['tx-queue'])}\n    queues b ${JSON.stringify(q0[1]?.['tx-queue'])} -> ${JSON.stringify(q1[1]?.['tx-queue'])}\n    drops a ${JSON.stringify(q1[0]['drops'])}\n    drops b ${JSON.stringify(q1[1]?.['drops'])}\n` : '') +
       `${show('sender TCP', wmem)}\n${show('UDP rx b', rxB)}\n${show('UDP rx a', rxA)}\n`,
   );
 }
@@ -143,7 +140,6 @@ async function main(): Promise<void> {
     if (!ONLY.includes(plan.id)) continue;
     const t = await plan.start(dir);
     await warmUp(t);
-    if (process.env['PROBE_NICE']) for (const pid of t.pids) await run('renice', ['-n', process.env['PROBE_NICE'], '-p', String(pid)]);
     tunnels.push(t);
   }
   const rounds = Number(process.env['PROBE_ROUNDS'] ?? 1);
