@@ -88,10 +88,9 @@ export const BATCHES_PER_WAKEUP = 1;
 
 /**
  * Packets moved per TUN read and per UDP receive (at most MAX_BATCH; OVPN_DATA_PATH_BATCH sets
- * it). A batch leaves as one burst, and the far end needs a socket buffer that takes the burst
- * without loss; that buffer is also the standing queue a TCP flow builds. 128 packets with a
- * 256 KiB buffer (the defaults) gave TCP 1.77x OpenVPN and ping under load 2.3x; 32 packets with
- * OVPN_UDP_RCVBUF=65536 gave 1.28x and 0.73x (bench/results/tunnel*.json).
+ * it). A batch leaves as one burst, which the far end's socket buffer must take without loss.
+ * How long a ping waits behind bulk is now set by the transmit flow queue's byte limit rather
+ * than by this (docs/ARCHITECTURE.md, "Transmit queue"): 48 instead of 128 measured no better.
  */
 export const DATA_PATH_BATCH = envInteger('OVPN_DATA_PATH_BATCH', MAX_BATCH, 1, MAX_BATCH);
 

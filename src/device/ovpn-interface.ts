@@ -47,9 +47,9 @@ export interface InterfaceOptions {
    */
   followSystemRoutes?: boolean;
   /**
-   * Length of the TUN's transmit queue: the packets the kernel holds for us to read. A long
-   * queue is a standing delay for every packet behind a bulk transfer (each 1428-byte packet
-   * is ~23 µs at 500 Mbit/s). Default `OVPN_TUN_TXQUEUELEN` from the environment, else
+   * Length of the TUN's transmit queue: the packets the kernel holds for us to read. Each wakeup
+   * drains it into the flow queue (see flowQueue), so it only absorbs what arrives in between;
+   * too short (10) and it drops pings. Default `OVPN_TUN_TXQUEUELEN` from the environment, else
    * DEFAULT_TXQUEUELEN.
    */
   txqueuelen?: number;
@@ -92,10 +92,10 @@ function flowQueueOptions(given: Partial<FlowQueueOptions> = {}): FlowQueueOptio
 }
 
 /**
- * With offloads, the largest super-packet the kernel hands the TUN. Each slot of the TUN's queue
- * then holds up to this many bytes instead of one MTU, so the queue a TCP flow can build in front
- * of us (and every ping waits behind) is txqueuelen x this: 64 KiB super-packets made ping RTT
- * under load 5x OpenVPN's (bench/results/tun-offload.md).
+ * With offloads, the largest super-packet the kernel hands the TUN. It is the unit the flow
+ * queue holds and drops, so it must stay well below its bulk byte limit (64 KiB). Before the
+ * flow queue, it also set how much the TUN's ring held: 64 KiB super-packets made ping RTT under
+ * load 5x OpenVPN's (bench/results/tun-offload.md).
  */
 export const DEFAULT_GSO_MAX_SIZE = 16384;
 
