@@ -34,7 +34,7 @@ import { pathToFileURL, fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
 import { warmUp } from '../tunnel/measure.js';
 import { NS, setupNamespaces } from '../tunnel/netns.js';
-import { alive, background, commandExists, cpuSeconds, installCleanupHandlers, cleanupNow, onCleanup, out, run, sleep } from '../tunnel/sys.js';
+import { alive, background, commandExists, cpuSeconds, installCleanupHandlers, onCleanup, out, run, sleep, runMain } from '../tunnel/sys.js';
 import { OVPN_CLI, REPO_ROOT, startOurs, type Cipher, type Tunnel } from '../tunnel/tunnels.js';
 import { CATEGORIES, classifyPerfStack, classifyStack, cpuProfileFrameOwner, type Category, type CpuProfileFrame } from './classify.js';
 
@@ -545,13 +545,4 @@ ${ANALYSIS_MARKER}${kept ?? '\n'}`;
   log(`\nwrote ${mdPath} and profile-${NAME}.json`);
 }
 
-main()
-  .then(() => {
-    cleanupNow();
-    process.exit(0);
-  })
-  .catch((error: unknown) => {
-    process.stderr.write(`profile failed: ${(error as Error).stack ?? String(error)}\n`);
-    cleanupNow();
-    process.exit(1);
-  });
+runMain('profile', main);

@@ -28,7 +28,7 @@ import { chartOf } from './chart.js';
 import { loadMark, measureIdlePing, measureTcp, measureUdp, otherLoad, warmUp } from './measure.js';
 import { setupNamespaces, NS } from './netns.js';
 import { figures, METRICS, newSamples, ratios, spread, table, type TunnelSamples } from './report.js';
-import { cleanupNow, commandExists, installCleanupHandlers, onCleanup, run } from './sys.js';
+import { commandExists, installCleanupHandlers, onCleanup, run, runMain } from './sys.js';
 import { makePki, OVPN_CLI, plans, REPO_ROOT, MTU, type Tunnel } from './tunnels.js';
 
 const QUICK = process.env['BENCH_QUICK'] === '1';
@@ -233,13 +233,4 @@ async function main(): Promise<void> {
   log(`\nwrote ${join(OUT_DIR, `${base}.json`)} and ${base}.svg`);
 }
 
-main()
-  .then(() => {
-    cleanupNow();
-    process.exit(0);
-  })
-  .catch((error: unknown) => {
-    process.stderr.write(`tunnel bench failed: ${(error as Error).stack ?? String(error)}\n`);
-    cleanupNow();
-    process.exit(1);
-  });
+runMain('tunnel bench', main);

@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { measureTcp, warmUp } from './measure.js';
 import { NS, setupNamespaces } from './netns.js';
-import { cleanupNow, installCleanupHandlers, onCleanup, run } from './sys.js';
+import { installCleanupHandlers, onCleanup, run, runMain } from './sys.js';
 import { makePki, plans, type Tunnel } from './tunnels.js';
 
 const SECONDS = Number(process.env['PROBE_SECONDS'] ?? 6);
@@ -146,13 +146,4 @@ async function main(): Promise<void> {
   for (let r = 0; r < rounds; r++) for (const t of tunnels) await probe(t);
 }
 
-main()
-  .then(() => {
-    cleanupNow();
-    process.exit(0);
-  })
-  .catch((error: unknown) => {
-    process.stderr.write(`probe failed: ${(error as Error).stack ?? String(error)}\n`);
-    cleanupNow();
-    process.exit(1);
-  });
+runMain('probe', main);

@@ -263,3 +263,17 @@ export function runSync(cmd: string, args: readonly string[], ns?: string, timeo
 export function commandExists(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 }
+
+/** Runs a harness's main: cleans up what it started, whether it succeeded or not, then exits. */
+export function runMain(what: string, main: () => Promise<void>): void {
+  main()
+    .then(() => {
+      cleanupNow();
+      process.exit(0);
+    })
+    .catch((error: unknown) => {
+      process.stderr.write(`${what} failed: ${(error as Error).stack ?? String(error)}\n`);
+      cleanupNow();
+      process.exit(1);
+    });
+}
