@@ -125,7 +125,7 @@ async function probe(t: Tunnel): Promise<void> {
   process.stdout.write(
     `${t.id}: ${sample.mbps.toFixed(0)} Mbit/s, ${sample.retransmits} retr, ping median ${sample.rtt?.median.toFixed(2)} ms p95 ${sample.rtt?.p95.toFixed(2)} ms; UDP drops a ${drops1[0]! - drops0[0]!} b ${drops1[1]! - drops0[1]!}; TUN tx drops a ${tunDrops}\n` +
       (q1[0] ? `    queues a ${JSON.stringify(q0[0]?.['tx-queue'])} -> ${JSON.stringify(q1[0]['tx-queue'])}\n    queues b ${JSON.stringify(q0[1]?.['tx-queue'])} -> ${JSON.stringify(q1[1]?.['tx-queue'])}\n    drops a ${JSON.stringify(q1[0]['drops'])}\n    drops b ${JSON.stringify(q1[1]?.['drops'])}\n` : '') +
-      `${show('sender TCP', wmem)}\n${show('UDP rx b', rxB)}\n${show('UDP rx a', rxA)}\n`,
+      `${wmem.length > 0 ? `${show('sender TCP', wmem)}\n` : ''}${show('UDP rx b', rxB)}\n${show('UDP rx a', rxA)}\n`,
   );
 }
 
