@@ -136,7 +136,7 @@ async function iperfClient(t: Tunnel, args: string[], seconds: number): Promise<
   }
 }
 
-function quantile(sorted: number[], q: number): number {
+export function quantile(sorted: number[], q: number): number {
   if (sorted.length === 0) return NaN;
   const pos = (sorted.length - 1) * q;
   const lo = Math.floor(pos);

@@ -21,7 +21,7 @@ function netnsExists(ns: string): boolean {
 }
 
 /** Our daemons' control directory for a namespace (see src/control/paths.ts). */
-function controlDir(ns: string): string | null {
+export function controlDir(ns: string): string | null {
   try {
     return join(OVPN_RUN_DIR, `netns-${statSync(`/run/netns/${ns}`).ino}`);
   } catch {

@@ -13,19 +13,18 @@
  *
  *   BENCH_ONLY=ours-aes,openvpn-aes PROBE_SECONDS=6 PROBE_ROUNDS=2 npm run bench:probe
  */
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { measureTcp, warmUp } from './measure.js';
-import { NS, setupNamespaces } from './netns.js';
+import { measureTcp, quantile, warmUp } from './measure.js';
+import { controlDir, NS, setupNamespaces } from './netns.js';
 import { installCleanupHandlers, onCleanup, run, runMain } from './sys.js';
 import { makePki, plans, type Tunnel } from './tunnels.js';
 
 const SECONDS = Number(process.env['PROBE_SECONDS'] ?? 6);
 const EVERY_MS = Number(process.env['PROBE_EVERY_MS'] ?? 5);
 const ONLY = process.env['BENCH_ONLY']?.split(',').filter(Boolean) ?? ['ours-aes', 'openvpn-aes'];
-const PORTS: Record<string, number> = { 'ours-aes': 11001, 'ours-chacha': 11002, 'openvpn-aes': 11003, 'openvpn-chacha': 11004, 'wireguard-go': 11005 };
 
 /** rx_queue and drops of the UDP socket bound to `port`, seen from the netns of `pid`. */
 function udpQueue(pid: number, port: number): { rx: number; drops: number } | null {
@@ -47,22 +46,20 @@ function udpQueue(pid: number, port: number): { rx: number; drops: number } | nu
   return null;
 }
 
-/** tx_dropped summed over the tunnel devices in the netns of `pid` (ring full: the TUN's only drop). */
-function tunTxDrops(pid: number): number {
-  let sum = 0;
+/** tx_dropped of device `dev` in the netns of `pid` (ring full: the TUN's only drop). */
+function tunTxDrops(pid: number, dev: string): number {
   for (const line of readFileSync(`/proc/${pid}/net/dev`, 'utf8').split('\n').slice(2)) {
     const [name, rest] = line.split(':');
-    if (rest === undefined || !/obt-/.test(name!)) continue;
-    sum += Number(rest.trim().split(/\s+/)[11]);
+    if (rest !== undefined && name!.trim() === dev) return Number(rest.trim().split(/\s+/)[11]);
   }
-  return sum;
+  return 0;
 }
 
 /** Our daemon's iface-get answer, straight from its control socket (ours only; null otherwise). */
 async function ifaceGet(t: Tunnel, side: 0 | 1): Promise<Record<string, unknown> | null> {
-  if (t.impl !== 'ours') return null;
-  const dev = t.id === 'ours-aes' ? 'obt-oaes' : 'obt-ochacha';
-  const path = `/run/ovpn-dco/netns-${statSync(`/run/netns/${NS[side]}`).ino}/${dev}.sock`;
+  const dir = controlDir(NS[side]);
+  if (t.impl !== 'ours' || dir === null) return null;
+  const path = join(dir, `${t.devs[side]}.sock`);
   return new Promise((resolve) => {
     const s = connect(path);
     let text = '';
@@ -78,12 +75,6 @@ async function ifaceGet(t: Tunnel, side: 0 | 1): Promise<Record<string, unknown>
   });
 }
 
-function quantile(xs: number[], q: number): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((s.length - 1) * q))]!;
-}
-
 async function senderWmem(t: Tunnel): Promise<number | null> {
   const r = await run('ss', ['-Htmn', 'dst', t.addr[1], 'dport', '5201'], { ns: NS[0], allowFail: true });
   let most: number | null = null;
@@ -92,7 +83,7 @@ async function senderWmem(t: Tunnel): Promise<number | null> {
 }
 
 async function probe(t: Tunnel): Promise<void> {
-  const port = PORTS[t.id]!;
+  const port = t.port;
   const rxA: number[] = [];
   const rxB: number[] = [];
   const wmem: number[] = [];
@@ -110,7 +101,7 @@ async function probe(t: Tunnel): Promise<void> {
       if (w !== null) wmem.push(w);
     }
   })();
-  const tunDrops0 = tunTxDrops(t.pids[0]!);
+  const tunDrops0 = tunTxDrops(t.pids[0]!, t.devs[0]);
   const q0 = await Promise.all([ifaceGet(t, 0), ifaceGet(t, 1)]);
   const sample = await measureTcp(t, SECONDS);
   const q1 = await Promise.all([ifaceGet(t, 0), ifaceGet(t, 1)]);
@@ -118,10 +109,12 @@ async function probe(t: Tunnel): Promise<void> {
   clearInterval(udpTimer);
   await ssLoop;
   const drops1 = t.pids.map((p) => udpQueue(p, port)?.drops ?? 0);
-  const tunDrops = tunTxDrops(t.pids[0]!) - tunDrops0;
+  const tunDrops = tunTxDrops(t.pids[0]!, t.devs[0]) - tunDrops0;
   const bytesPerMs = (sample.mbps * 1e6) / 8 / 1000;
-  const show = (name: string, xs: number[]) =>
-    `    ${name.padEnd(12)} median ${(quantile(xs, 0.5) / 1024).toFixed(0).padStart(5)} KiB (${(quantile(xs, 0.5) / bytesPerMs).toFixed(2)} ms)  p95 ${(quantile(xs, 0.95) / 1024).toFixed(0).padStart(5)} KiB (${(quantile(xs, 0.95) / bytesPerMs).toFixed(2)} ms)  n=${xs.length}`;
+  const show = (name: string, samples: number[]) => {
+    const xs = [...samples].sort((a, b) => a - b);
+    return `    ${name.padEnd(12)} median ${(quantile(xs, 0.5) / 1024).toFixed(0).padStart(5)} KiB (${(quantile(xs, 0.5) / bytesPerMs).toFixed(2)} ms)  p95 ${(quantile(xs, 0.95) / 1024).toFixed(0).padStart(5)} KiB (${(quantile(xs, 0.95) / bytesPerMs).toFixed(2)} ms)  n=${xs.length}`;
+  };
   process.stdout.write(
     `${t.id}: ${sample.mbps.toFixed(0)} Mbit/s, ${sample.retransmits} retr, ping median ${sample.rtt?.median.toFixed(2)} ms p95 ${sample.rtt?.p95.toFixed(2)} ms; UDP drops a ${drops1[0]! - drops0[0]!} b ${drops1[1]! - drops0[1]!}; TUN tx drops a ${tunDrops}\n` +
       (q1[0] ? `    queues a ${JSON.stringify(q0[0]?.['tx-queue'])} -> ${JSON.stringify(q1[0]['tx-queue'])}\n    queues b ${JSON.stringify(q0[1]?.['tx-queue'])} -> ${JSON.stringify(q1[1]?.['tx-queue'])}\n    drops a ${JSON.stringify(q1[0]['drops'])}\n    drops b ${JSON.stringify(q1[1]?.['drops'])}\n` : '') +

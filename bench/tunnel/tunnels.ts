@@ -37,6 +37,10 @@ export interface Tunnel {
   readonly baseline: string;
   /** Inner addresses in namespace a and b. */
   readonly addr: readonly [string, string];
+  /** The tunnel device in namespace a and b. */
+  readonly devs: readonly [string, string];
+  /** The UDP port the tunnel's packets use at both ends. */
+  readonly port: number;
   /** The processes doing the tunnel's work, one per namespace. */
   pids: number[];
   /** What the implementation itself reports about the cipher in use (log line or get_key). */
@@ -106,6 +110,8 @@ export async function startOurs(c: Common, dev: string, port: number, opts: Ours
   const t: Tunnel = {
     ...c,
     addr,
+    devs: [dev, dev],
+    port,
     pids,
     confirmed: '',
     stop() {
@@ -155,6 +161,8 @@ export async function startOpenVpn(c: Common, dev: string, port: number, pki: st
   const t: Tunnel = {
     ...c,
     addr,
+    devs: [dev, dev],
+    port,
     pids: [],
     confirmed: '',
     stop() {
@@ -203,6 +211,8 @@ export async function startWireguard(c: Common, devs: readonly [string, string],
   const t: Tunnel = {
     ...c,
     addr,
+    devs,
+    port,
     pids: [],
     confirmed: 'ChaCha20-Poly1305 (the WireGuard protocol has no other cipher)',
     stop() {
