@@ -7,8 +7,7 @@
  * packet, then at intervals shrinking as 1/sqrt(drops), until the wait falls below target.
  * Each drop makes a TCP sender halve its rate (Cubic: to 0.7) once per round trip.
  *
- * Used at both ends of the data path: on packets leaving the transmit flow queue, and on
- * datagrams read from a UDP socket, with the kernel's receive timestamp. Pure: times in ms.
+ * Used on bulk packets leaving the transmit flow queue (core/flow-queue.ts). Pure: times in ms.
  */
 export class Codel {
   private firstAboveTime = 0;

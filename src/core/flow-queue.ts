@@ -15,9 +15,11 @@
  *   - bulk: everything else, first in first out, through CoDel (RFC 8289): once packets have
  *     waited longer than `target` for a whole `interval`, the oldest are dropped at a rising
  *     rate until the standing queue is gone, which tells TCP to slow down as a short ring
- *     would, but without dropping bursts.
+ *     would, but without dropping bursts. Bulk is also held to `bulkBytes`: beyond it the
+ *     oldest goes, which is what keeps a TCP flow's data in flight, and so every queue on the
+ *     way, short (docs/ARCHITECTURE.md, "Transmit queue").
  *
- * When every slot is taken, the oldest bulk packet is dropped to make room (head drop), so the
+ * When the slots run short, the oldest bulk packet is dropped to make room (head drop), so the
  * ring can always be drained and a sparse packet never waits there behind bulk.
  *
  * The queue owns its slots' buffers. Packets come in and go out by swapping buffers with the

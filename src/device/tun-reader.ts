@@ -65,7 +65,10 @@ export class TunReader {
     return n;
   }
 
-  /** Moves what the TUN has into the queue, dropping the oldest bulk packets when it is full. */
+  /**
+   * Moves what the TUN has into the queue. Before each read, the oldest bulk packets are dropped
+   * until RAW_SLOTS slots are free (or no bulk is left), so every read can take a full batch.
+   */
   private drain(now: number): void {
     const { landing, queue } = this;
     for (let reads = 0; reads < MAX_READS; reads++) {
