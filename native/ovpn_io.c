@@ -620,6 +620,19 @@ static uint32_t get_u32le(const uint8_t *p) {
   return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+/* One recvmmsg entry: a single buffer, room for the source address and the
+ * ancillary data (pktinfo, GRO segment size). */
+static void prep_recv(struct mmsghdr *m, struct iovec *iov, struct sockaddr_storage *name, uint8_t *ctrl, void *base, size_t len) {
+  iov->iov_base = base;
+  iov->iov_len = len;
+  m->msg_hdr.msg_iov = iov;
+  m->msg_hdr.msg_iovlen = 1;
+  m->msg_hdr.msg_name = name;
+  m->msg_hdr.msg_namelen = sizeof *name;
+  m->msg_hdr.msg_control = ctrl;
+  m->msg_hdr.msg_controllen = CTRL_SIZE;
+}
+
 /* Source sockaddr + pktinfo cmsgs -> one 48-byte endpoint slot. */
 static void encode_slot(uint8_t *slot, const struct sockaddr_storage *ss, struct msghdr *mh) {
   memset(slot, 0, EP_SIZE);
@@ -719,16 +732,7 @@ static napi_value udp_recv_gro(napi_env env, batch_args *b, udp_state *st, uint8
     /* scratch drained and slots left: one recvmmsg, at most one datagram per free slot */
     uint32_t want = n - out;
     memset(msgs, 0, sizeof(msgs[0]) * want);
-    for (i = 0; i < want; i++) {
-      iov[i].iov_base = st->scratch + (size_t)i * GRO_BUF;
-      iov[i].iov_len = GRO_BUF;
-      msgs[i].msg_hdr.msg_iov = &iov[i];
-      msgs[i].msg_hdr.msg_iovlen = 1;
-      msgs[i].msg_hdr.msg_name = &names[i];
-      msgs[i].msg_hdr.msg_namelen = sizeof names[i];
-      msgs[i].msg_hdr.msg_control = ctrl[i].b;
-      msgs[i].msg_hdr.msg_controllen = CTRL_SIZE;
-    }
+    for (i = 0; i < want; i++) prep_recv(&msgs[i], &iov[i], &names[i], ctrl[i].b, st->scratch + (size_t)i * GRO_BUF, GRO_BUF);
     int r;
     do r = recvmmsg(b->fd, msgs, want, MSG_DONTWAIT, NULL);
     while (r < 0 && errno == EINTR);
@@ -786,14 +790,7 @@ static napi_value udp_recv_batch(napi_env env, napi_callback_info info) {
     uint8_t *p;
     size_t len;
     if (!slot_ptr(env, &b, i, 0, &p, &len)) return NULL;
-    iov[i].iov_base = p;
-    iov[i].iov_len = len;
-    msgs[i].msg_hdr.msg_iov = &iov[i];
-    msgs[i].msg_hdr.msg_iovlen = 1;
-    msgs[i].msg_hdr.msg_name = &names[i];
-    msgs[i].msg_hdr.msg_namelen = sizeof names[i];
-    msgs[i].msg_hdr.msg_control = ctrl[i].b;
-    msgs[i].msg_hdr.msg_controllen = CTRL_SIZE;
+    prep_recv(&msgs[i], &iov[i], &names[i], ctrl[i].b, p, len);
   }
   int r;
   do r = recvmmsg(b.fd, msgs, n, MSG_DONTWAIT, NULL);
