@@ -297,7 +297,13 @@ describe('batches', () => {
     assert.equal(batch.bufs[0]!.length, BUFFER_SIZE);
     assert.equal(BUFFER_SIZE, HEADROOM + 65535 + TAILROOM);
     assert.deepEqual(new Set(batch.offsets), new Set([HEADROOM]));
-    assert.notEqual(batch.bufs[0]!.buffer, batch.bufs[1]!.buffer, 'buffers do not share memory');
+    // One slab for the batch, nothing else in it (not Node's pool), and no two buffers overlap.
+    assert.equal(batch.bufs[0]!.buffer.byteLength, MAX_BATCH * BUFFER_SIZE);
+    batch.bufs[1]!.fill(0);
+    batch.bufs[0]!.fill(0xaa);
+    batch.bufs[2]!.fill(0xbb);
+    assert.equal(batch.bufs[1]!.indexOf(0xaa), -1, 'buffers do not overlap');
+    assert.equal(batch.bufs[1]!.indexOf(0xbb), -1, 'buffers do not overlap');
     batch.count = 3;
     batch.offsets[1] = 0;
     resetOffsets(batch);

@@ -29,11 +29,21 @@ export function newBatch(n = MAX_BATCH, capacity = BUFFER_SIZE, headroom = HEADR
   if (!Number.isInteger(n) || n < 1 || n > MAX_BATCH) throw new RangeError(`batch size must be 1 to ${MAX_BATCH} packets, got ${n}`);
   if (headroom < MAX_OVERHEAD) throw new RangeError(`headroom must be at least ${MAX_OVERHEAD} bytes, got ${headroom}`);
   if (capacity <= headroom) throw new RangeError(`capacity ${capacity} leaves no room after ${headroom} bytes of headroom`);
-  const bufs: Buffer[] = [];
-  // Unpooled: each buffer owns its memory, so native code may hold it across a syscall batch.
-  for (let i = 0; i < n; i++) bufs.push(Buffer.allocUnsafeSlow(capacity));
+  const bufs = allocPacketBuffers(n, capacity);
   const offsets = new Int32Array(n).fill(headroom);
   return { bufs, offsets, sizes: new Int32Array(n), count: 0 };
+}
+
+/**
+ * `n` buffers of `capacity` bytes cut from one slab of memory that nothing else uses (not
+ * Node's shared pool), so native code may hold them across a syscall batch. One slab per batch
+ * also lets the checksum code reuse a single DataView for all of its packets (checksum.ts).
+ */
+export function allocPacketBuffers(n: number, capacity: number): Buffer[] {
+  const slab = Buffer.allocUnsafeSlow(n * capacity);
+  const bufs: Buffer[] = [];
+  for (let i = 0; i < n; i++) bufs.push(slab.subarray(i * capacity, (i + 1) * capacity));
+  return bufs;
 }
 
 /** Resets every packet to start at `headroom`, ready for the next read. */

@@ -25,7 +25,7 @@
  * The queue owns its slots' buffers. Packets come in and go out by swapping buffers with the
  * caller's batch (no copy). Pure: time is passed in, in milliseconds.
  */
-import type { PacketBatch } from './batch.js';
+import { allocPacketBuffers, type PacketBatch } from './batch.js';
 import { Codel } from './codel.js';
 
 /** Hash buckets for flows; colliding flows share a backlog, which only costs priority. */
@@ -112,8 +112,7 @@ export class FlowQueue {
     const n = options.slots;
     this.codel = new Codel(options.targetMs, options.intervalMs);
     this.bulkLimit = options.bulkBytes;
-    this.bufs = [];
-    for (let i = 0; i < n; i++) this.bufs.push(Buffer.allocUnsafeSlow(bufferSize));
+    this.bufs = allocPacketBuffers(n, bufferSize);
     this.offsets = new Int32Array(n);
     this.sizes = new Int32Array(n);
     this.enqueuedAt = new Float64Array(n);

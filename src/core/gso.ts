@@ -27,6 +27,7 @@
  * kernel); packets not merged get an all-zero header and the kernel checks them as usual.
  */
 import { compact, DROPPED, type PacketBatch } from './batch.js';
+import { pseudoHeaderSum, sum16 } from './checksum.js';
 
 export const VNET_HDR_LEN = 10;
 export const VNET_F_NEEDS_CSUM = 1;
@@ -51,45 +52,6 @@ const TCP_CWR = 0x80;
 const MAX_IP = 65535;
 
 // ---- checksums ------------------------------------------------------------------------------
-
-/** Folds a non-negative sum (below 2^31) to 16 bits, end-around carry included. */
-export function fold(sum: number): number {
-  let s = sum;
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  return s;
-}
-
-/**
- * Adds the 16-bit big-endian words of buf[start, end) to `acc` (a folded sum) and returns the
- * folded ones' complement sum. An odd last byte counts as its high half.
- */
-export function sum16(buf: Uint8Array, start: number, end: number, acc: number): number {
-  let s = acc;
-  let i = start;
-  while (i < end) {
-    // Chunks of at most 32 KiB keep the inner sum below 2^30, in V8's small-integer range.
-    const stop = end - i > 32768 ? i + 32768 : end;
-    const even = stop - ((stop - i) & 1);
-    let t = 0;
-    for (; i + 8 <= even; i += 8) {
-      t += ((buf[i]! << 8) | buf[i + 1]!) + ((buf[i + 2]! << 8) | buf[i + 3]!) + ((buf[i + 4]! << 8) | buf[i + 5]!) + ((buf[i + 6]! << 8) | buf[i + 7]!);
-    }
-    for (; i < even; i += 2) t += (buf[i]! << 8) | buf[i + 1]!;
-    if (i < stop) {
-      t += buf[i]! << 8;
-      i++;
-    }
-    s = fold(s + t);
-  }
-  return s;
-}
-
-/** The folded pseudo-header sum of the IP packet at `ip` for a transport segment of `length` bytes. */
-export function pseudoHeaderSum(buf: Uint8Array, ip: number, proto: number, length: number): number {
-  const v6 = buf[ip]! >>> 4 === 6;
-  const s = v6 ? sum16(buf, ip + 8, ip + 40, 0) : sum16(buf, ip + 12, ip + 20, 0);
-  return fold(s + proto + length);
-}
 
 /** Recomputes the IPv4 header checksum of the packet at `ip`. */
 function setIpv4Checksum(buf: Uint8Array, ip: number): void {
