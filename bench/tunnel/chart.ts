@@ -195,7 +195,7 @@ export function renderChart(input: ChartInput): string {
 /** The parts of tunnel.json the chart reads. */
 export interface ResultForChart {
   date: string;
-  config: { rounds: number; secondsPerRun: number; innerMtu?: number };
+  config: { rounds: number; secondsPerRun: number; innerMtu?: number; tcpCongestionControl?: string };
   machine: object;
   versions: { ours: { node: string } };
   tunnels: ChartInput['tunnels'];
@@ -213,7 +213,7 @@ export function chartOf(r: ResultForChart): string {
       `${r.date.slice(0, 16).replace('T', ' ')} UTC · ${m.cpu}, ${m.cores} cores · Linux ${m.kernel} · node ${r.versions.ours.node} · ` +
       `${rounds} round${rounds > 1 ? 's' : ''} × ${seconds} s · bars = medians, whiskers = min–max`,
     footnotes: [
-      `Two network namespaces joined by a veth, inner MTU ${r.config.innerMtu ?? MTU}, traffic a → b. Ratios: to OpenVPN with the same cipher; wireguard-go (ChaCha20-Poly1305) to OpenVPN AES-256-GCM.`,
+      `Two network namespaces joined by a veth, inner MTU ${r.config.innerMtu ?? MTU}, traffic a → b${r.config.tcpCongestionControl ? `, TCP congestion control ${r.config.tcpCongestionControl}` : ''}. Ratios: to OpenVPN with the same cipher; wireguard-go (ChaCha20-Poly1305) to OpenVPN AES-256-GCM.`,
       'UDP: iperf3 at unlimited rate, packets/s that arrived. RTT: ping every 10 ms. CPU/GB: CPU time of the tunnel processes at both ends over the TCP run.',
       `Noise: ${r.noise.note}`,
     ],

@@ -15,6 +15,7 @@
  *   BENCH_QUICK=1 npm run bench:tunnel   one round of 2-second runs, for development
  *   BENCH_ROUNDS=n BENCH_SECONDS=s       override rounds and seconds per TCP/UDP run
  *   BENCH_ONLY=ours-aes,openvpn-aes      a subset of the tunnels
+ *   BENCH_TCP_CC=cubic                   the iperf3 sender's congestion control (default: the host's)
  *   BENCH_OUT=dir                        where results go (default bench/results of the repo)
  *
  * Writes tunnel.json and tunnel.svg; a quick run writes tunnel-quick.json / tunnel-quick.svg so
@@ -25,7 +26,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chartOf } from './chart.js';
-import { loadMark, measureIdlePing, measureTcp, measureUdp, otherLoad, warmUp } from './measure.js';
+import { loadMark, measureIdlePing, measureTcp, measureUdp, otherLoad, tcpCongestionControl, warmUp } from './measure.js';
 import { setupNamespaces, NS } from './netns.js';
 import { figures, METRICS, newSamples, ratios, spread, table, type TunnelSamples } from './report.js';
 import { commandExists, installCleanupHandlers, onCleanup, run, runMain } from './sys.js';
@@ -119,6 +120,8 @@ async function main(): Promise<void> {
   log(`==> ${QUICK ? 'quick run: ' : ''}${ROUNDS} round(s), ${SECONDS} s per TCP/UDP run; namespaces ${NS.join(', ')}`);
   await makePki(dir);
   await setupNamespaces();
+  const tcpCc = tcpCongestionControl();
+  log(`    TCP congestion control of the iperf3 sender: ${tcpCc}`);
   const tunnels: Tunnel[] = [];
   for (const plan of plans()) {
     if (ONLY && !ONLY.includes(plan.id)) continue;
@@ -211,6 +214,7 @@ async function main(): Promise<void> {
       udpSizes: UDP_SIZES,
       udpBitrate: 'unlimited (iperf3 -b 0)',
       innerMtu: MTU,
+      tcpCongestionControl: tcpCc,
       direction: `${NS[0]} -> ${NS[1]} (iperf3 client in ${NS[0]})`,
       cpu: 'utime+stime of the tunnel processes in both namespaces over the TCP run, divided by GB received by iperf3',
       order: 'each round: idle ping, TCP (+ping under load), UDP 64, UDP 1400, each through all tunnels, starting one tunnel later every round',

@@ -5,10 +5,24 @@
  */
 import { readFileSync } from 'node:fs';
 import { NS } from './netns.js';
-import { background, clockTicks, cpuSeconds, netnsPids, run, sleep, waitFor, type Background } from './sys.js';
+import { background, clockTicks, cpuSeconds, netnsPids, run, runSync, sleep, waitFor, type Background } from './sys.js';
 import type { Tunnel } from './tunnels.js';
 
 const IPERF_PORT = 5201;
+
+/**
+ * The TCP congestion control of the iperf3 sender. It shapes every TCP figure (BBR keeps sending
+ * through losses at its bandwidth estimate; CUBIC backs off on each), so the run records it.
+ * BENCH_TCP_CC picks one per socket (iperf3 --congestion); by default the namespaces' own, which
+ * they inherit from the host.
+ */
+export const TCP_CC_CHOSEN = process.env['BENCH_TCP_CC'] || null;
+
+/** What the iperf3 sender uses: the chosen one, else the sending namespace's default. */
+export function tcpCongestionControl(): string {
+  if (TCP_CC_CHOSEN !== null) return TCP_CC_CHOSEN;
+  return runSync('sysctl', ['-n', 'net.ipv4.tcp_congestion_control'], NS[0]).stdout.trim() || 'unknown';
+}
 
 export interface RttStats {
   sent: number;
@@ -182,7 +196,7 @@ export async function measureTcp(t: Tunnel, seconds: number): Promise<TcpSample>
   const cpu0 = tunnelCpu(t);
   let end: IperfEnd;
   try {
-    end = await iperfClient(t, [], seconds);
+    end = await iperfClient(t, TCP_CC_CHOSEN === null ? [] : ['--congestion', TCP_CC_CHOSEN], seconds);
   } finally {
     clearTimeout(pingTimer);
   }
