@@ -16,7 +16,7 @@ const IPERF_PORT = 5201;
  * BENCH_TCP_CC picks one per socket (iperf3 --congestion); by default the namespaces' own, which
  * they inherit from the host.
  */
-export const TCP_CC_CHOSEN = process.env['BENCH_TCP_CC'] || null;
+const TCP_CC_CHOSEN = process.env['BENCH_TCP_CC'] || null;
 
 /** What the iperf3 sender uses: the chosen one, else the sending namespace's default. */
 export function tcpCongestionControl(): string {
