@@ -16,37 +16,44 @@
  *
  * Run: npm run bench:crypto  (writes bench/results/crypto.json and bench/results/crypto.md)
  */
-import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, type CipherGCMTypes, type KeyObject } from 'node:crypto';
+import {
+  type CipherGCMTypes,
+  createCipheriv,
+  createDecipheriv,
+  createSecretKey,
+  type KeyObject,
+  randomBytes,
+} from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, arch, platform, release, totalmem } from 'node:os';
+import { arch, cpus, platform, release, totalmem } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   AAD_SIZE,
   CIPHER_ALGS,
+  type CipherAlg,
   cipherInfo,
   DATA_V2_HEADER_SIZE,
+  type DropCounters,
   HEADROOM,
+  type KeyConfig,
   KeyContext,
   KeySlot,
   KeySlots,
   newBatch,
   newDropCounters,
   openBatch,
+  type PacketBatch,
   sealBatch,
   TAG_SIZE,
   totalDrops,
-  type CipherAlg,
-  type DropCounters,
-  type KeyConfig,
-  type PacketBatch,
 } from '../src/core/index.js';
 
 const BATCH = 128;
 const SIZES = [64, 1400] as const;
 /** Batches per sample: 150 × 128 = 19,200 packets for ours and as many for bare. */
-const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 150);
-const REPEATS = Number(process.env['BENCH_REPEATS'] ?? 9);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 150);
+const REPEATS = Number(process.env.BENCH_REPEATS ?? 9);
 const WARMUP = 2;
 const PEER_ID = 0x000102;
 const KEY_ID = 1;
@@ -185,7 +192,8 @@ function openOursRound(f: Fixture, r: number): bigint {
   const t0 = now();
   const kept = openBatch(f.batch, f.slots, f.drops);
   const elapsed = now() - t0;
-  if (kept !== BATCH) throw new Error(`openBatch kept ${kept}/${BATCH}: ${JSON.stringify(f.drops)} (${totalDrops(f.drops)})`);
+  if (kept !== BATCH)
+    throw new Error(`openBatch kept ${kept}/${BATCH}: ${JSON.stringify(f.drops)} (${totalDrops(f.drops)})`);
   return elapsed;
 }
 
@@ -297,7 +305,16 @@ function fmtRatio(value: number | null): string {
 }
 
 function table(rows: Row[]): string {
-  const header = ['cipher', 'bytes', 'seal ours ns', 'seal bare ns', 'seal ours/bare', 'open ours ns', 'open bare ns', 'open ours/bare'];
+  const header = [
+    'cipher',
+    'bytes',
+    'seal ours ns',
+    'seal bare ns',
+    'seal ours/bare',
+    'open ours ns',
+    'open bare ns',
+    'open ours/bare',
+  ];
   const body = rows.map((r) => [
     r.cipher,
     String(r.size),
@@ -313,7 +330,7 @@ function table(rows: Row[]): string {
   return lines
     .map((l, li) =>
       li === 1
-        ? `|${widths.map((w, c) => (c < 2 ? ':' + '-'.repeat(w + 1) : '-'.repeat(w + 1) + ':')).join('|')}|`
+        ? `|${widths.map((w, c) => (c < 2 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`
         : `| ${l.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join(' | ')} |`,
     )
     .join('\n');
@@ -350,7 +367,8 @@ function main(): void {
     packetsPerSample: ROUNDS * BATCH,
     repeats: REPEATS,
     warmupSamples: WARMUP,
-    statistic: 'ns per packet: per sample, the median round (batch) / BATCH; reported: median over samples. ratio: median over samples of per-sample ours/bare',
+    statistic:
+      'ns per packet: per sample, the median round (batch) / BATCH; reported: median over samples. ratio: median over samples of per-sample ours/bare',
     interleave: 'ours and bare alternate batch by batch within every sample, swapping who goes first',
     ours: 'sealBatch / openBatch over a PacketBatch (KeyContext, KeySlots, replay window, in-place copy-back)',
     bare: 'createCipheriv+setAAD+update+final+getAuthTag / createDecipheriv+setAAD+setAuthTag+update+final, same KeyObject',
@@ -366,7 +384,7 @@ function main(): void {
   const here = dirname(fileURLToPath(import.meta.url));
   const outDir = resolve(here, '../../bench/results');
   mkdirSync(outDir, { recursive: true });
-  writeFileSync(resolve(outDir, 'crypto.json'), JSON.stringify({ machine, method, seconds, rows }, null, 2) + '\n');
+  writeFileSync(resolve(outDir, 'crypto.json'), `${JSON.stringify({ machine, method, seconds, rows }, null, 2)}\n`);
   const md = [
     '# Data-channel crypto: ns per packet',
     '',
@@ -382,7 +400,7 @@ function main(): void {
     '',
     text,
     '',
-    verdict + '.',
+    `${verdict}.`,
     '',
     'Reproduce: `npm run bench:crypto` (raw samples in `crypto.json`).',
     '',

@@ -19,21 +19,21 @@ import { spawnSync } from 'node:child_process';
 import { createSecretKey, randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { arch, cpus, loadavg, platform, release, totalmem } from 'node:os';
-import { PerformanceObserver } from 'node:perf_hooks';
 import { dirname, resolve } from 'node:path';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { KeyContext, ReplayWindow, type KeyConfig } from '../src/core/index.js';
+import { type KeyConfig, KeyContext, ReplayWindow } from '../src/core/index.js';
 import { OvpnInterface } from '../src/device/ovpn-interface.js';
 import { Peer } from '../src/peer/peer.js';
 import { PeerRouter } from '../src/peer/peer-router.js';
 import { formatIpBytes } from '../src/peer/vpn-address.js';
 
-const PEERS = Number(process.env['BENCH_PEERS'] ?? 10_000);
+const PEERS = Number(process.env.BENCH_PEERS ?? 10_000);
 const SIZES = [10, 1000, PEERS];
 const BATCH = 128;
 const POOL = 16_384;
-const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 10);
-const REPEATS = Number(process.env['BENCH_REPEATS'] ?? 15);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
+const REPEATS = Number(process.env.BENCH_REPEATS ?? 15);
 const LOCAL_PORT = 1194;
 const TARGET_BYTES = 4096;
 const SELF = fileURLToPath(import.meta.url);
@@ -121,25 +121,34 @@ interface Job {
 }
 
 /** The lookup of one case at one size, checked for correctness before it is timed. */
-function makeJob(kind: Case, n: number, router: PeerRouter<BenchPeer>, peers: BenchPeer[], byId: Map<number, BenchPeer>): Job {
+function makeJob(
+  kind: Case,
+  n: number,
+  router: PeerRouter<BenchPeer>,
+  peers: BenchPeer[],
+  byId: Map<number, BenchPeer>,
+): Job {
   const { buf, want } = makePackets(kind, n);
   let run: () => number;
   if (kind === 'peer-id Map.get') {
     const ids = Int32Array.from(want);
     run = () => {
       let found = 0;
-      for (let b = 0; b < POOL; b += BATCH) for (let k = b; k < b + BATCH; k++) if (byId.get(ids[k]!) !== undefined) found++;
+      for (let b = 0; b < POOL; b += BATCH)
+        for (let k = b; k < b + BATCH; k++) if (byId.get(ids[k]!) !== undefined) found++;
       return found;
     };
   } else {
     const size = kind === 'v6 VPN address' ? 40 : 20;
     for (let k = 0; k < POOL; k++) {
       const got = router.route(buf, k * 64, size);
-      if (got !== peers[want[k]!]) throw new Error(`${kind}, ${n} peers: packet ${k} went to ${got?.id} instead of ${want[k]}`);
+      if (got !== peers[want[k]!])
+        throw new Error(`${kind}, ${n} peers: packet ${k} went to ${got?.id} instead of ${want[k]}`);
     }
     run = () => {
       let found = 0;
-      for (let b = 0; b < POOL; b += BATCH) for (let k = b; k < b + BATCH; k++) if (router.route(buf, k * 64, size) !== null) found++;
+      for (let b = 0; b < POOL; b += BATCH)
+        for (let k = b; k < b + BATCH; k++) if (router.route(buf, k * 64, size) !== null) found++;
       return found;
     };
   }
@@ -215,7 +224,11 @@ async function perItem(what: string, count: number, make: (i: number) => unknown
   for (let i = 0; i < count; i++) kept[i] = make(i);
   const after = await usage();
   if (kept.length !== count) throw new Error('unreachable');
-  return { what, heapExternal: (after.heapExternal - before.heapExternal) / count, rss: (after.rss - before.rss) / count };
+  return {
+    what,
+    heapExternal: (after.heapExternal - before.heapExternal) / count,
+    rss: (after.rss - before.rss) / count,
+  };
 }
 
 const keyConfig = (): KeyConfig => ({
@@ -235,7 +248,13 @@ async function memoryChild(): Promise<{ total: MemoryRow[]; parts: MemoryRow[] }
   };
   const addPeers = (from: number, to: number) => {
     for (let i = from; i < to; i++) {
-      iface.newPeer({ id: i, remoteIpv4: formatIpBytes(v4(0xc6120000 + i)), remotePort: 1194, localPort: LOCAL_PORT, vpnIpv4: formatIpBytes(vpn4(i)) });
+      iface.newPeer({
+        id: i,
+        remoteIpv4: formatIpBytes(v4(0xc6120000 + i)),
+        remotePort: 1194,
+        localPort: LOCAL_PORT,
+        vpnIpv4: formatIpBytes(vpn4(i)),
+      });
       addKey(i, 'primary');
     }
   };
@@ -250,7 +269,10 @@ async function memoryChild(): Promise<{ total: MemoryRow[]; parts: MemoryRow[] }
   addPeers(half, PEERS);
   const after = await usage();
   if (iface.peers.size !== PEERS) throw new Error(`expected ${PEERS} peers, have ${iface.peers.size}`);
-  const per = (from: Usage, to: Usage, count: number) => ({ heapExternal: (to.heapExternal - from.heapExternal) / count, rss: (to.rss - from.rss) / count });
+  const per = (from: Usage, to: Usage, count: number) => ({
+    heapExternal: (to.heapExternal - from.heapExternal) / count,
+    rss: (to.rss - from.rss) / count,
+  });
   const total: MemoryRow[] = [
     { what: `MP interface peer with AES-256-GCM key, 1 -> ${PEERS} peers`, ...per(before, after, PEERS - 1) },
     { what: `  marginal, ${half} -> ${PEERS} peers`, ...per(middle, after, PEERS - half) },
@@ -258,14 +280,21 @@ async function memoryChild(): Promise<{ total: MemoryRow[]; parts: MemoryRow[] }
   // During a key renegotiation every peer briefly holds a second key.
   for (let i = 0; i < PEERS; i++) addKey(i, 'secondary');
   const renegotiating = await usage();
-  total.push({ what: `  + a secondary key each (renegotiation), ${PEERS} peers`, ...per(before, renegotiating, PEERS - 1) });
+  total.push({
+    what: `  + a secondary key each (renegotiation), ${PEERS} peers`,
+    ...per(before, renegotiating, PEERS - 1),
+  });
   iface.destroy();
 
   const configs = Array.from({ length: PEERS }, keyConfig);
   const parts = [
     await perItem('Peer without key (KeySlots, stats, drops, endpoint)', PEERS, (i) => new Peer(i, LOCAL_PORT)),
     await perItem('  Buffer.alloc(48) (endpoint slot)', PEERS, () => Buffer.alloc(48)),
-    await perItem('KeyContext AES-256-GCM (2 keys, 2 nonces, replay window)', PEERS, (i) => new KeyContext(configs[i]!)),
+    await perItem(
+      'KeyContext AES-256-GCM (2 keys, 2 nonces, replay window)',
+      PEERS,
+      (i) => new KeyContext(configs[i]!),
+    ),
     await perItem('  createSecretKey(32 bytes)', PEERS, (i) => createSecretKey(configs[i]!.encrypt.key)),
     await perItem('  ReplayWindow (Uint32Array(64))', PEERS, () => new ReplayWindow()),
     await perItem('  Buffer.alloc(12) (nonce)', PEERS, () => Buffer.alloc(12)),
@@ -304,9 +333,14 @@ interface MemoryResult {
 }
 
 function memoryChildRun(flags: string[]): { total: MemoryRow[]; parts: MemoryRow[] } {
-  const child = spawnSync('unshare', ['--net', process.execPath, '--expose-gc', ...flags, SELF, '--memory'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 600_000 });
+  const child = spawnSync('unshare', ['--net', process.execPath, '--expose-gc', ...flags, SELF, '--memory'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    timeout: 600_000,
+  });
   const line = child.stdout.split('\n').find((l) => l.startsWith('RESULT '));
-  if (child.status !== 0 || line === undefined) throw new Error(`memory child failed (${child.status ?? child.signal}): ${child.stdout}`);
+  if (child.status !== 0 || line === undefined)
+    throw new Error(`memory child failed (${child.status ?? child.signal}): ${child.stdout}`);
   return JSON.parse(line.slice('RESULT '.length));
 }
 
@@ -322,7 +356,7 @@ function mdTable(header: string[], rows: string[][], leftColumns: number): strin
   const lines = [header, ...rows];
   const widths = header.map((_, c) => Math.max(3, ...lines.map((l) => l[c]!.length)));
   const cell = (text: string, c: number) => (c < leftColumns ? text.padEnd(widths[c]!) : text.padStart(widths[c]!));
-  const rule = `|${widths.map((w, c) => (c < leftColumns ? ':' + '-'.repeat(w + 1) : '-'.repeat(w + 1) + ':')).join('|')}|`;
+  const rule = `|${widths.map((w, c) => (c < leftColumns ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
   return [`| ${header.map(cell).join(' | ')} |`, rule, ...rows.map((r) => `| ${r.map(cell).join(' | ')} |`)].join('\n');
 }
 
@@ -403,12 +437,26 @@ async function main(): Promise<void> {
     analysis = memoryAnalysis(memory);
   }
   const seconds = (Date.now() - started) / 1000;
-  process.stdout.write(`\n${memoryText}\n\n${verdict}\n\n${lookupTable}\n(${machine.cpu}, node ${machine.node}, ${seconds.toFixed(1)} s)\n`);
+  process.stdout.write(
+    `\n${memoryText}\n\n${verdict}\n\n${lookupTable}\n(${machine.cpu}, node ${machine.node}, ${seconds.toFixed(1)} s)\n`,
+  );
 
   const outDir = resolve(dirname(SELF), '../../bench/results');
   mkdirSync(outDir, { recursive: true });
-  const method = { peers: PEERS, sizes: SIZES, batch: BATCH, pool: POOL, rounds: ROUNDS, repeats: REPEATS, localPort: 'one shared UDP port', cipher: 'AES-256-GCM, primary slot' };
-  writeFileSync(resolve(outDir, 'peers.json'), JSON.stringify({ machine, method, seconds, memory, lookups }, null, 2) + '\n');
+  const method = {
+    peers: PEERS,
+    sizes: SIZES,
+    batch: BATCH,
+    pool: POOL,
+    rounds: ROUNDS,
+    repeats: REPEATS,
+    localPort: 'one shared UDP port',
+    cipher: 'AES-256-GCM, primary slot',
+  };
+  writeFileSync(
+    resolve(outDir, 'peers.json'),
+    `${JSON.stringify({ machine, method, seconds, memory, lookups }, null, 2)}\n`,
+  );
   const md = [
     '# Multi-peer scale: memory per peer, lookup per packet',
     '',
@@ -427,7 +475,7 @@ async function main(): Promise<void> {
     '',
     memoryText,
     '',
-    verdict + '.',
+    `${verdict}.`,
     '',
     analysis,
     '## Lookup per packet',
@@ -441,7 +489,7 @@ async function main(): Promise<void> {
     lookupTable,
     '',
     'The work per packet is the same at every size: one hash probe per prefix length present, plus one for the address.',
-    'What grows from 10 to 10000 peers is memory latency: 10 peers\' tables sit in L1, 10000 peers\' do not, and each',
+    "What grows from 10 to 10000 peers is memory latency: 10 peers' tables sit in L1, 10000 peers' do not, and each",
     'probe of a random peer is a cache miss; the bare `Map.get` row grows for the same reason. On a shared machine',
     '(see the load average above) absolute figures move between runs; the ratios are steadier.',
     '',

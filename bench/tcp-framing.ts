@@ -19,14 +19,14 @@ import { arch, cpus } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HEADROOM, MAX_BATCH, newBatch, type PacketBatch } from '../src/core/batch.js';
-import { LENGTH_SIZE, StreamDeframer, frameRange, framedLength } from '../src/core/tcp-framing.js';
+import { framedLength, frameRange, LENGTH_SIZE, StreamDeframer } from '../src/core/tcp-framing.js';
 
 const SIZE = 1400;
 const BATCH = MAX_BATCH;
 const CHUNK = 64 * 1024;
 /** Rounds per sample; a deframe round is one stream of STREAM_BATCHES batches. */
-const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 200);
-const REPEATS = Number(process.env['BENCH_REPEATS'] ?? 9);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 200);
+const REPEATS = Number(process.env.BENCH_REPEATS ?? 9);
 const WARMUP = 2;
 const STREAM_BATCHES = 16;
 const CAPACITY = HEADROOM + 2048;
@@ -67,7 +67,8 @@ function deframeRound(chunks: Buffer[], batch: PacketBatch): bigint {
     }
   }
   const elapsed = now() - t0;
-  if (packets !== STREAM_BATCHES * BATCH) throw new Error(`deframed ${packets} packets, expected ${STREAM_BATCHES * BATCH}`);
+  if (packets !== STREAM_BATCHES * BATCH)
+    throw new Error(`deframed ${packets} packets, expected ${STREAM_BATCHES * BATCH}`);
   return elapsed;
 }
 
@@ -121,7 +122,7 @@ function measure(): { deframe: number; frame: number[] } {
     }
     if (rep < 0) continue;
     deframe.push(median(dRounds));
-    fRounds.forEach((rounds, v) => frame[v]!.push(median(rounds)));
+    for (const [v, rounds] of fRounds.entries()) frame[v]!.push(median(rounds));
   }
   return { deframe: median(deframe), frame: frame.map(median) };
 }
@@ -152,7 +153,7 @@ function main(): void {
     `Copying into a reused buffer costs ${(frame[2]! / frame[0]!).toFixed(2)}× less than Buffer.concat over headroom views and`,
     `${(frame[1]! / frame[0]!).toFixed(2)}× less than a new buffer per batch: both of those pay for fresh memory every batch, the copy`,
     'itself is the same. So TcpLink frames into reused buffers; a buffer goes back to the pool only in its write',
-    "callback, when the socket no longer holds it.",
+    'callback, when the socket no longer holds it.',
     '',
     'Reproduce: `npm run build && node dist/bench/tcp-framing.js`.',
     '',

@@ -9,25 +9,30 @@
  *
  * Writes bench/results/udp-io.md (relative to the current directory).
  */
-import dgram from "node:dgram";
-import { writeFileSync, mkdirSync } from "node:fs";
-import { setImmediate as tick } from "node:timers/promises";
-import { newBatch, HEADROOM, MAX_BATCH } from "../src/core/batch.js";
-import { UdpBind, newEndpoints, writeEndpoint } from "../src/edge/udp.js";
+import dgram from 'node:dgram';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { setImmediate as tick } from 'node:timers/promises';
+import { HEADROOM, MAX_BATCH, newBatch } from '../src/core/batch.js';
+import { newEndpoints, UdpBind, writeEndpoint } from '../src/edge/udp.js';
 
 const SECONDS = Number(process.argv[2] ?? 2);
-const HOST = "127.0.0.1";
+const HOST = '127.0.0.1';
 
-interface Result { sent: number; received: number; seconds: number; cpuSeconds: number }
+interface Result {
+  sent: number;
+  received: number;
+  seconds: number;
+  cpuSeconds: number;
+}
 
 async function runDgram(size: number, burst: number): Promise<Result> {
-  const rx = dgram.createSocket({ type: "udp4", recvBufferSize: 4 << 20 });
-  const tx = dgram.createSocket({ type: "udp4", sendBufferSize: 4 << 20 });
+  const rx = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
+  const tx = dgram.createSocket({ type: 'udp4', sendBufferSize: 4 << 20 });
   await new Promise<void>((r) => rx.bind(0, HOST, r));
   await new Promise<void>((r) => tx.bind(0, HOST, r));
   const port = rx.address().port;
   let received = 0;
-  rx.on("message", () => received++);
+  rx.on('message', () => received++);
   const payload = Buffer.alloc(size, 0xab);
   let sent = 0;
   const cpu0 = process.cpuUsage();
@@ -65,8 +70,7 @@ async function runBatch(size: number, offloads: { gso: boolean; gro: boolean }):
   const rxeps = newEndpoints(MAX_BATCH);
   let received = 0;
   rx.onReadable(() => {
-    let n;
-    while ((n = rx.recv(rxb, rxeps)) > 0) received += n;
+    for (let n = rx.recv(rxb, rxeps); n > 0; n = rx.recv(rxb, rxeps)) received += n;
   });
   let sent = 0;
   const cpu0 = process.cpuUsage();
@@ -85,14 +89,14 @@ async function runBatch(size: number, offloads: { gso: boolean; gro: boolean }):
   return { sent, received, seconds, cpuSeconds };
 }
 
-const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 const rows: string[] = [];
 for (const size of [64, 1400]) {
   const runs: [string, () => Promise<Result>][] = [
     [`node:dgram, bursts of ${MAX_BATCH}`, () => runDgram(size, MAX_BATCH)],
     // libuv reads at most 32 datagrams per readable event, so this is the
     // largest burst a dgram receiver can keep up with per loop turn
-    ["node:dgram, bursts of 32", () => runDgram(size, 32)],
+    ['node:dgram, bursts of 32', () => runDgram(size, 32)],
     [`sendmmsg/recvmmsg, batches of ${MAX_BATCH}`, () => runBatch(size, { gso: false, gro: false })],
     [`… + UDP GSO`, () => runBatch(size, { gso: true, gro: false })],
     [`… + UDP GSO + GRO`, () => runBatch(size, { gso: true, gro: true })],
@@ -115,7 +119,7 @@ Machine: ${process.arch}, Node ${process.version}, 2 cores.
 
 | path | payload bytes | sent pkt/s | received pkt/s | lost | CPU µs per received packet (both ends) |
 | --- | ---: | ---: | ---: | ---: | ---: |
-${rows.join("\n")}
+${rows.join('\n')}
 
 "Lost" is datagrams the kernel dropped because the receiver's socket buffer
 (4 MiB requested) overflowed: the receiver, not the sender, is the bottleneck
@@ -134,5 +138,5 @@ for grouping; in the tunnel, TCP flows give long runs of full-size packets too.
 Absolute numbers move by 20-30% between runs on this shared 2-core VM; the
 ratios are stable.
 `;
-mkdirSync("bench/results", { recursive: true });
-writeFileSync("bench/results/udp-io.md", md);
+mkdirSync('bench/results', { recursive: true });
+writeFileSync('bench/results/udp-io.md', md);

@@ -7,10 +7,12 @@
  * Waits are on events (a notification printed by listen_mcast, a process exiting) or bounded
  * polls of a condition; nothing sleeps a fixed time to synchronise.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { test } from 'node:test';
 import {
+  type Background,
   cli,
   cliJson,
   cliOk,
@@ -22,15 +24,14 @@ import {
   linkExists,
   NS,
   NS_HELPER,
-  parseNotification,
   PEER,
+  PORT,
+  parseNotification,
   pidAlive,
   pingStats,
-  PORT,
   waitFor,
   waitUntil,
   withTunnel,
-  type Background,
 } from './helpers/behaviour-harness.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -38,13 +39,18 @@ const skip = !isRoot && 'needs root to create network namespaces and TUN devices
 
 /** Notifications printed so far by a listen_mcast process. */
 function notifications(listener: Background) {
-  return listener.lines.filter((l) => l.stream === 'stdout').map((l) => parseNotification(l.text)).filter((n) => n !== null);
+  return listener.lines
+    .filter((l) => l.stream === 'stdout')
+    .map((l) => parseNotification(l.text))
+    .filter((n) => n !== null);
 }
 
 /** A stack trace or fatal error in a daemon log. */
 const TRACE = /^\s+at .+:\d+:\d+\)?$|fatal|Uncaught|Error:/m;
 
-test('silence: keepalives keep both peers alive without reaching the TUN; a silent peer expires with EXPIRED', { skip }, async (ctx) => {
+test('silence: keepalives keep both peers alive without reaching the TUN; a silent peer expires with EXPIRED', {
+  skip,
+}, async (ctx) => {
   await withTunnel({}, async (t) => {
     const listener = await t.listen('bt0');
     const before = { bt0: await getPeer('bt0'), bt1: await getPeer('bt1') };
@@ -56,7 +62,8 @@ test('silence: keepalives keep both peers alive without reaching the TUN; a sile
     await waitUntil(
       'four keepalives received on each side',
       async () => {
-        for (const ns of NS) if ((await getPeer(ns))['link-rx-packets'] < before[ns]['link-rx-packets'] + 4) return false;
+        for (const ns of NS)
+          if ((await getPeer(ns))['link-rx-packets'] < before[ns]['link-rx-packets'] + 4) return false;
         return true;
       },
       10_000,
@@ -70,9 +77,17 @@ test('silence: keepalives keep both peers alive without reaching the TUN; a sile
       assert.equal(now['keepalive-timeout'], 3);
       assert.ok(now['link-rx-packets'] >= before[ns]['link-rx-packets'] + 4, `${ns}: keepalives arrived on the link`);
       assert.ok(now['link-tx-packets'] >= before[ns]['link-tx-packets'] + 3, `${ns}: keepalives were sent`);
-      assert.equal(now['vpn-rx-packets'], before[ns]['vpn-rx-packets'], `${ns}: keepalives are consumed, not written to the TUN`);
+      assert.equal(
+        now['vpn-rx-packets'],
+        before[ns]['vpn-rx-packets'],
+        `${ns}: keepalives are consumed, not written to the TUN`,
+      );
       assert.equal(now['vpn-tx-packets'], before[ns]['vpn-tx-packets'], `${ns}: no traffic from the TUN`);
-      assert.equal(drop(now.drops, 'auth') + drop(now.drops, 'malformed') + drop(now.drops, 'replay'), 0, `${ns}: keepalives all authenticated`);
+      assert.equal(
+        drop(now.drops, 'auth') + drop(now.drops, 'malformed') + drop(now.drops, 'replay'),
+        0,
+        `${ns}: keepalives all authenticated`,
+      );
     }
     assert.deepEqual(notifications(listener), [], 'no peer was deleted while keepalives flowed');
 
@@ -80,10 +95,18 @@ test('silence: keepalives keep both peers alive without reaching the TUN; a sile
     const silent = await t.daemonPid('bt1');
     process.kill(silent, 'SIGSTOP');
     const stopped = Date.now();
-    const line = await listener.waitLine((text) => text.startsWith('received CMD_PEER_DEL_NTF'), 'peer-del-ntf on bt0', 6_500);
+    const line = await listener.waitLine(
+      (text) => text.startsWith('received CMD_PEER_DEL_NTF'),
+      'peer-del-ntf on bt0',
+      6_500,
+    );
     const expiredAfter = Date.now() - stopped;
     process.kill(silent, 'SIGCONT');
-    assert.deepEqual(parseNotification(line), { name: 'CMD_PEER_DEL_NTF', ifname: 'tun0', attrs: { peer: { id: PEER, 'del-reason': 'EXPIRED' } } });
+    assert.deepEqual(parseNotification(line), {
+      name: 'CMD_PEER_DEL_NTF',
+      ifname: 'tun0',
+      attrs: { peer: { id: PEER, 'del-reason': 'EXPIRED' } },
+    });
     assert.ok(expiredAfter <= 6_000, `expired ${expiredAfter} ms after bt1 went silent (timeout 3 s)`);
     ctx.diagnostic(`keepalive window ${elapsed} ms; peer expired ${expiredAfter} ms after bt1 went silent`);
     assert.ok(expiredAfter >= 1_500, `expired ${expiredAfter} ms after bt1 went silent: too early for a 3 s timeout`);
@@ -98,9 +121,15 @@ test('swap_keys under traffic loses no more than the packets in flight', { skip 
   await withTunnel({}, async (t) => {
     const before = await getPeer('bt0');
     const ping = t.spawn('bt0', ['ping', '-q', '-i', '0.002', '-c', '2000', '-W', '2', '5.5.6.2']);
-    await waitUntil('ping traffic through the tunnel', async () => (await getPeer('bt0'))['vpn-rx-packets'] >= before['vpn-rx-packets'] + 100, 5_000, 50);
+    await waitUntil(
+      'ping traffic through the tunnel',
+      async () => (await getPeer('bt0'))['vpn-rx-packets'] >= before['vpn-rx-packets'] + 100,
+      5_000,
+      50,
+    );
 
-    for (const [dir, ns] of NS.entries()) await cliOk(ns, 'new_key', 'tun0', String(PEER), '2', '1', 'aes', String(dir), t.keyFile2);
+    for (const [dir, ns] of NS.entries())
+      await cliOk(ns, 'new_key', 'tun0', String(PEER), '2', '1', 'aes', String(dir), t.keyFile2);
     for (const ns of NS) await cliOk(ns, 'swap_keys', 'tun0', String(PEER));
     assert.ok(ping.running, 'the keys were swapped while ping was still running');
     const mid = await getPeer('bt0');
@@ -109,14 +138,28 @@ test('swap_keys under traffic loses no more than the packets in flight', { skip 
     const { sent, received } = pingStats(ping.stdout);
     assert.equal(sent, 2000);
     ctx.diagnostic(`ping across the swap: ${sent - received} of ${sent} lost`);
-    assert.ok(sent - received <= sent / 100, `lost ${sent - received} of ${sent} packets (at most 1% allowed)\n${ping.stdout}`);
+    assert.ok(
+      sent - received <= sent / 100,
+      `lost ${sent - received} of ${sent} packets (at most 1% allowed)\n${ping.stdout}`,
+    );
     assert.ok(code === 0 || sent - received > 0, `ping exited ${code}`);
 
     for (const ns of NS) {
-      assert.deepEqual(await cliJson(ns, 'get_key', 'tun0', String(PEER), '1'), { 'peer-id': PEER, slot: 'primary', 'key-id': 1, 'cipher-alg': 'AES-256-GCM' });
-      assert.deepEqual(await cliJson(ns, 'get_key', 'tun0', String(PEER), '2'), { 'peer-id': PEER, slot: 'secondary', 'key-id': 0, 'cipher-alg': 'AES-256-GCM' });
+      assert.deepEqual(await cliJson(ns, 'get_key', 'tun0', String(PEER), '1'), {
+        'peer-id': PEER,
+        slot: 'primary',
+        'key-id': 1,
+        'cipher-alg': 'AES-256-GCM',
+      });
+      assert.deepEqual(await cliJson(ns, 'get_key', 'tun0', String(PEER), '2'), {
+        'peer-id': PEER,
+        slot: 'secondary',
+        'key-id': 0,
+        'cipher-alg': 'AES-256-GCM',
+      });
       const after = await getPeer(ns);
-      for (const name of ['noKey', 'auth', 'replay', 'malformed']) assert.equal(drop(after.drops, name), 0, `${ns}: no ${name} drops across the swap`);
+      for (const name of ['noKey', 'auth', 'replay', 'malformed'])
+        assert.equal(drop(after.drops, name), 0, `${ns}: no ${name} drops across the swap`);
     }
     const after = await getPeer('bt0');
     assert.ok(after['vpn-rx-packets'] > mid['vpn-rx-packets'] + 100, 'traffic kept flowing under the new key');
@@ -129,10 +172,15 @@ test('del_peer and del_iface under flood traffic crash nothing', { skip }, async
     const pid1 = await t.daemonPid('bt1');
     assert.equal(pid1, t.ownDaemon!.child.pid, 'iface-get reports the daemon pid');
     const before = { bt0: await getPeer('bt0'), bt1: await getPeer('bt1') };
-    const floods = [t.spawn('bt0', ['ping', '-f', '-w', '30', '5.5.6.2']), t.spawn('bt1', ['ping', '-f', '-w', '30', '5.5.6.1'])];
+    const floods = [
+      t.spawn('bt0', ['ping', '-f', '-w', '30', '5.5.6.2']),
+      t.spawn('bt1', ['ping', '-f', '-w', '30', '5.5.6.1']),
+    ];
     await waitUntil(
       'flood traffic both ways',
-      async () => (await getPeer('bt0'))['vpn-rx-packets'] >= before.bt0['vpn-rx-packets'] + 500 && (await getPeer('bt1'))['vpn-rx-packets'] >= before.bt1['vpn-rx-packets'] + 500,
+      async () =>
+        (await getPeer('bt0'))['vpn-rx-packets'] >= before.bt0['vpn-rx-packets'] + 500 &&
+        (await getPeer('bt1'))['vpn-rx-packets'] >= before.bt1['vpn-rx-packets'] + 500,
       10_000,
     );
 
@@ -156,7 +204,12 @@ test('del_peer and del_iface under flood traffic crash nothing', { skip }, async
     await waitUntil('bt1 still sending', async () => (await getPeer('bt1'))['vpn-tx-packets'] > tx1 + 100, 5_000);
     const deleted = await cliOk('bt1', 'del_iface', 'tun0');
     assert.match(deleted, /^Deleting interface tun0 ifindex \d+$/m);
-    const exit = await Promise.race([t.ownDaemon!.exited, new Promise((_, reject) => setTimeout(() => reject(new Error('bt1 daemon did not exit within 5 s of del_iface')), 5_000).unref())]);
+    const exit = await Promise.race([
+      t.ownDaemon!.exited,
+      new Promise((_, reject) =>
+        setTimeout(() => reject(new Error('bt1 daemon did not exit within 5 s of del_iface')), 5_000).unref(),
+      ),
+    ]);
     assert.deepEqual(exit, { code: 0, signal: null }, 'bt1 daemon exited cleanly');
     assert.ok(!pidAlive(pid1), 'bt1 daemon pid is gone');
     assert.equal(await linkExists('bt1'), false, 'tun0 is gone from bt1');
@@ -175,7 +228,9 @@ test('del_peer and del_iface under flood traffic crash nothing', { skip }, async
   });
 });
 
-test('malformed and forged UDP datagrams are dropped and counted, control packets go up, the tunnel keeps working', { skip }, async () => {
+test('malformed and forged UDP datagrams are dropped and counted, control packets go up, the tunnel keeps working', {
+  skip,
+}, async () => {
   await withTunnel({}, async (t) => {
     const listener = await t.listen('bt0');
     const ifaceBefore = (await ifaceGet('bt0')).drops;
@@ -186,7 +241,10 @@ test('malformed and forged UDP datagrams are dropped and counted, control packet
     const junk = JSON.parse(sent.stdout).sent as { name: string; hex: string }[];
 
     const controls = junk.filter((j) => j.name === 'CONTROL_HARD_RESET_CLIENT_V2' || j.name === 'ACK_V1');
-    await listener.waitLine(() => notifications(listener).filter((n) => n.name === 'CMD_PACKET_NTF').length >= controls.length, 'two packet-ntf notifications');
+    await listener.waitLine(
+      () => notifications(listener).filter((n) => n.name === 'CMD_PACKET_NTF').length >= controls.length,
+      'two packet-ntf notifications',
+    );
     const packets = notifications(listener).filter((n) => n.name === 'CMD_PACKET_NTF');
     assert.deepEqual(
       packets.map((n) => Buffer.from(n.attrs.data, 'base64').toString('hex')),
@@ -220,9 +278,17 @@ test('malformed and forged UDP datagrams are dropped and counted, control packet
       assert.deepEqual(seen, { iface: wantIface, peer: wantPeer }, 'drop counter increments');
     }
     const peerAfter = await getPeer('bt0');
-    assert.equal(peerAfter['link-rx-packets'] - peerBefore['link-rx-packets'], 4, 'the four DATA_V2 for peer 1 were counted as received on the link');
+    assert.equal(
+      peerAfter['link-rx-packets'] - peerBefore['link-rx-packets'],
+      4,
+      'the four DATA_V2 for peer 1 were counted as received on the link',
+    );
     assert.equal(peerAfter['vpn-rx-packets'], peerBefore['vpn-rx-packets'], 'nothing forged reached the TUN');
-    assert.equal(notifications(listener).filter((n) => n.name !== 'CMD_PACKET_NTF').length, 0, 'no peer deleted, no key swap asked');
+    assert.equal(
+      notifications(listener).filter((n) => n.name !== 'CMD_PACKET_NTF').length,
+      0,
+      'no peer deleted, no key swap asked',
+    );
 
     const ping = await t.ping('bt0', '-c', '20', '-i', '0.05', '-W', '2');
     assert.deepEqual(pingStats(ping.stdout), { sent: 20, received: 20 }, ping.stdout);
@@ -252,7 +318,9 @@ test('SIGKILL of a daemon leaves nothing that blocks re-creating the interface',
   });
 });
 
-test('`ip link del` and SIGTERM each stop the daemon cleanly: peers TEARDOWN, socket removed, no trace', { skip }, async () => {
+test('`ip link del` and SIGTERM each stop the daemon cleanly: peers TEARDOWN, socket removed, no trace', {
+  skip,
+}, async () => {
   await withTunnel({}, async (t) => {
     for (const [ns, stop] of [
       ['bt0', async () => void (await inNs('bt0', ['ip', 'link', 'del', 'tun0']))],

@@ -1,16 +1,14 @@
 /** Unit tests of the OS-free core: framing, packet-ids, replay window, key slots, key file, batches. */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { AEADS, keyPair, openOne, sealOne } from './helpers/keys.js';
 import { describe, test } from 'node:test';
 import {
-  classify,
   BUFFER_SIZE,
+  type CipherAlg,
+  classify,
   compact,
-  MAX_BATCH,
-  resetOffsets,
-  TAILROOM,
   composeOpByte,
+  DirectionalKey,
   DROPPED,
   EXIT_NOTIFY_MESSAGE,
   HEADROOM,
@@ -22,26 +20,28 @@ import {
   KeySlot,
   KeySlots,
   keyIdOf,
+  MAX_BATCH,
   newBatch,
   newDropCounters,
-  openBatch,
   opcodeOf,
-  packetView,
+  openBatch,
   PACKET_ID_MAX,
   PACKET_ID_WRAP_WARN,
   PacketIdSender,
   PacketKind,
+  packetView,
   parseDataV2Header,
   parseKeyFile,
   pushPacket,
   REPLAY_WINDOW_SIZE,
   ReplayVerdict,
   ReplayWindow,
+  resetOffsets,
   sealBatch,
+  TAILROOM,
   writeDataV2Header,
-  DirectionalKey,
-  type CipherAlg,
 } from '../src/core/index.js';
+import { AEADS, keyPair, openOne, sealOne } from './helpers/keys.js';
 
 describe('wire format', () => {
   test('op byte packs opcode in the top five bits and key-id in the low three', () => {
@@ -173,11 +173,23 @@ describe('ciphers', () => {
   }
 
   test('wrong key or nonce-tail lengths are refused naming the cipher and the length', () => {
-    assert.throws(() => new DirectionalKey('AES-256-GCM', Buffer.alloc(16), Buffer.alloc(8)), /AES-256-GCM needs a 32-byte key, got 16 bytes/);
-    assert.throws(() => new DirectionalKey('AES-128-GCM', Buffer.alloc(32), Buffer.alloc(8)), /AES-128-GCM needs a 16-byte key, got 32/);
-    assert.throws(() => new DirectionalKey('CHACHA20-POLY1305', Buffer.alloc(32), Buffer.alloc(4)), /CHACHA20-POLY1305 needs a 8-byte nonce tail, got 4/);
+    assert.throws(
+      () => new DirectionalKey('AES-256-GCM', Buffer.alloc(16), Buffer.alloc(8)),
+      /AES-256-GCM needs a 32-byte key, got 16 bytes/,
+    );
+    assert.throws(
+      () => new DirectionalKey('AES-128-GCM', Buffer.alloc(32), Buffer.alloc(8)),
+      /AES-128-GCM needs a 16-byte key, got 32/,
+    );
+    assert.throws(
+      () => new DirectionalKey('CHACHA20-POLY1305', Buffer.alloc(32), Buffer.alloc(4)),
+      /CHACHA20-POLY1305 needs a 8-byte nonce tail, got 4/,
+    );
     assert.throws(() => new DirectionalKey('NONE', Buffer.alloc(32), Buffer.alloc(0)), /NONE needs a 0-byte key/);
-    assert.throws(() => new DirectionalKey('AES-512-GCM' as CipherAlg, Buffer.alloc(32), Buffer.alloc(8)), /unknown cipher "AES-512-GCM"/);
+    assert.throws(
+      () => new DirectionalKey('AES-512-GCM' as CipherAlg, Buffer.alloc(32), Buffer.alloc(8)),
+      /unknown cipher "AES-512-GCM"/,
+    );
     const [config] = keyPair('AES-256-GCM');
     assert.throws(() => new KeyContext({ ...config, keyId: 8 }), /key-id must be an integer from 0 to 7, got 8/);
   });
@@ -194,7 +206,9 @@ describe('ciphers', () => {
   test('key material never shows in JSON', () => {
     const [config] = keyPair('AES-256-GCM');
     const context = new KeyContext(config);
-    const text = JSON.stringify(context) + JSON.stringify(new DirectionalKey('AES-256-GCM', config.encrypt.key, config.encrypt.nonceTail));
+    const text =
+      JSON.stringify(context) +
+      JSON.stringify(new DirectionalKey('AES-256-GCM', config.encrypt.key, config.encrypt.nonceTail));
     assert.ok(!text.includes(Buffer.from(config.encrypt.key).toString('hex')));
     assert.deepEqual(JSON.parse(JSON.stringify(context)), { keyId: 0, cipher: 'AES-256-GCM' });
   });
@@ -280,11 +294,15 @@ describe('batches', () => {
     const wires = ['p0', 'p1', 'p2', 'p3'].map((text) => sealOne(sender, Buffer.from(text)));
     const forged = Buffer.from(wires[1]!);
     forged[forged.length - 1]! ^= 1;
-    for (const wire of [wires[0]!, forged, wires[2]!, Buffer.from([0x48]), wires[0]!, wires[3]!]) pushPacket(batch, wire);
+    for (const wire of [wires[0]!, forged, wires[2]!, Buffer.from([0x48]), wires[0]!, wires[3]!])
+      pushPacket(batch, wire);
     const sidecar = { buf: Buffer.from([0, 1, 2, 3, 4, 5]), slotSize: 1 };
     const drops = newDropCounters();
     assert.equal(openBatch(batch, slots, drops, sidecar), 3);
-    assert.deepEqual([0, 1, 2].map((i) => packetView(batch, i).toString()), ['p0', 'p2', 'p3']);
+    assert.deepEqual(
+      [0, 1, 2].map((i) => packetView(batch, i).toString()),
+      ['p0', 'p2', 'p3'],
+    );
     assert.deepEqual([...sidecar.buf.subarray(0, 3)], [0, 2, 5]);
     assert.equal(drops.auth, 1);
     assert.equal(drops.replay, 1);
@@ -329,7 +347,7 @@ describe('batches', () => {
 describe('key file', () => {
   const raw = Buffer.alloc(72);
   for (let i = 0; i < 72; i++) raw[i] = i;
-  const text = raw.toString('base64').replace(/(.{40})/g, '$1\n') + '\n';
+  const text = `${raw.toString('base64').replace(/(.{40})/g, '$1\n')}\n`;
 
   test('direction 0 encrypts with the first key, 1 with the second; both share the nonce tail', () => {
     const zero = parseKeyFile(text, 'AES-256-GCM', 0);
@@ -345,19 +363,29 @@ describe('key file', () => {
   });
 
   test('two ends with opposite directions talk', () => {
-    const [sideA, sideB] = [0, 1].map((dir) => new KeyContext({ keyId: 0, cipher: 'CHACHA20-POLY1305', ...parseKeyFile(text, 'CHACHA20-POLY1305', dir as 0 | 1) }));
+    const [sideA, sideB] = [0, 1].map(
+      (dir) =>
+        new KeyContext({
+          keyId: 0,
+          cipher: 'CHACHA20-POLY1305',
+          ...parseKeyFile(text, 'CHACHA20-POLY1305', dir as 0 | 1),
+        }),
+    );
     assert.deepEqual(openOne(sideB!, sealOne(sideA!, Buffer.from('hi'))), Buffer.from('hi'));
     assert.deepEqual(openOne(sideA!, sealOne(sideB!, Buffer.from('yo'))), Buffer.from('yo'));
   });
 
-  test('a longer file (like the upstream selftests\' 256-byte data64.key) uses its first 72 bytes', () => {
+  test("a longer file (like the upstream selftests' 256-byte data64.key) uses its first 72 bytes", () => {
     const long = Buffer.concat([raw, Buffer.alloc(184, 0xee)]);
     assert.deepEqual(parseKeyFile(long.toString('base64'), 'AES-256-GCM', 1), parseKeyFile(text, 'AES-256-GCM', 1));
   });
 
   test('short, empty and malformed files get clear errors', () => {
     assert.throws(() => parseKeyFile('', 'AES-256-GCM', 0), /key file is empty: expected base64 of 72 bytes/);
-    assert.throws(() => parseKeyFile(raw.subarray(0, 40).toString('base64'), 'AES-256-GCM', 0, 'k.key'), /k\.key holds 40 bytes: expected at least 72/);
+    assert.throws(
+      () => parseKeyFile(raw.subarray(0, 40).toString('base64'), 'AES-256-GCM', 0, 'k.key'),
+      /k\.key holds 40 bytes: expected at least 72/,
+    );
     assert.throws(() => parseKeyFile('not base64 at all!', 'AES-256-GCM', 0), /not valid base64/);
     assert.throws(() => parseKeyFile(text, 'AES-256-GCM', 2 as 0), /key direction must be 0 or 1, got 2/);
   });

@@ -9,8 +9,8 @@ import fc from 'fast-check';
 import { HEADROOM, newBatch, type PacketBatch } from '../src/core/batch.js';
 import { Codel } from '../src/core/codel.js';
 import { newDropCounters } from '../src/core/drops.js';
-import { FlowQueue, flowHash, flowQueueProblem, type FlowQueueOptions } from '../src/core/flow-queue.js';
-import { TunReader, type PacketSource } from '../src/device/tun-reader.js';
+import { FlowQueue, type FlowQueueOptions, flowHash, flowQueueProblem } from '../src/core/flow-queue.js';
+import { type PacketSource, TunReader } from '../src/device/tun-reader.js';
 
 const OPTIONS: FlowQueueOptions = { slots: 8, bulkBytes: 1 << 20, targetMs: 1, intervalMs: 10 };
 
@@ -129,7 +129,12 @@ test('flow queue: packets of one flow never overtake each other (property)', () 
         else push(q, udp4(1000 + op, 60, next[op]!++ & 0xff));
       }
       while (q.length > 0) pop();
-      for (let f = 0; f < 4; f++) assert.deepEqual(seen[f], [...seen[f]!].sort((a, b) => a - b), `flow ${f} in order`);
+      for (let f = 0; f < 4; f++)
+        assert.deepEqual(
+          seen[f],
+          [...seen[f]!].sort((a, b) => a - b),
+          `flow ${f} in order`,
+        );
     }),
   );
 });
@@ -220,7 +225,11 @@ test('tun reader: drains the ring, and a sparse packet behind bulk in the ring l
   source.ring.push(udp4(2000, 60, 99)); // a ping behind 40 bulk packets in the ring
   const out = newBatch(16, 65536 + 128);
   assert.equal(reader.read(out, 0), 16);
-  assert.deepEqual(tagsOf(out), [1, 99, ...Array.from({ length: 14 }, (_, i) => i + 2)], 'the sparse packets first: the bulk flow\'s first one and the ping');
+  assert.deepEqual(
+    tagsOf(out),
+    [1, 99, ...Array.from({ length: 14 }, (_, i) => i + 2)],
+    "the sparse packets first: the bulk flow's first one and the ping",
+  );
   assert.equal(source.ring.length, 0, 'the whole ring was drained into the queue');
   assert.equal(reader.pending, true);
   assert.equal(out.offsets[0], HEADROOM, 'packets keep their headroom');

@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { newBatch, HEADROOM, type PacketBatch } from '../src/core/batch.js';
+import { HEADROOM, newBatch, type PacketBatch } from '../src/core/batch.js';
+import { sum16 } from '../src/core/checksum.js';
 import {
   coalesceForTun,
   completeChecksum,
@@ -18,7 +19,6 @@ import {
   VNET_HDR_LEN,
   writeSegment,
 } from '../src/core/gso.js';
-import { sum16 } from '../src/core/checksum.js';
 
 /** Reference ones' complement sum, the obvious way. */
 function refSum(bytes: Uint8Array): number {
@@ -147,7 +147,8 @@ function rxBatch(pkts: Buffer[]): PacketBatch {
 
 function written(b: PacketBatch): Buffer[] {
   const out: Buffer[] = [];
-  for (let i = 0; i < b.count; i++) out.push(Buffer.from(b.bufs[i]!.subarray(b.offsets[i]!, b.offsets[i]! + b.sizes[i]!)));
+  for (let i = 0; i < b.count; i++)
+    out.push(Buffer.from(b.bufs[i]!.subarray(b.offsets[i]!, b.offsets[i]! + b.sizes[i]!)));
   return out;
 }
 
@@ -160,8 +161,22 @@ function bytes(n: number, seed = 1): Buffer {
 describe('gso: checksums', () => {
   test('sum16 matches the reference at every alignment and length', () => {
     const data = bytes(70000, 3);
-    for (const [start, len] of [[0, 0], [0, 1], [1, 7], [2, 63], [1, 64], [3, 65], [3, 1400], [2, 40001], [5, 65535]] as const) {
-      assert.equal(sum16(data, start, start + len, 0), refSum(data.subarray(start, start + len)), `start ${start} len ${len}`);
+    for (const [start, len] of [
+      [0, 0],
+      [0, 1],
+      [1, 7],
+      [2, 63],
+      [1, 64],
+      [3, 65],
+      [3, 1400],
+      [2, 40001],
+      [5, 65535],
+    ] as const) {
+      assert.equal(
+        sum16(data, start, start + len, 0),
+        refSum(data.subarray(start, start + len)),
+        `start ${start} len ${len}`,
+      );
     }
   });
 
@@ -181,7 +196,10 @@ describe('gso: checksums', () => {
   });
 
   test('completeChecksum finishes a NEEDS_CSUM UDP packet', () => {
-    const ip = Buffer.from('4500002000004000401100000a0000010a000002303900350000000068656c6c6f2121', 'hex').subarray(0, 32);
+    const ip = Buffer.from('4500002000004000401100000a0000010a000002303900350000000068656c6c6f2121', 'hex').subarray(
+      0,
+      32,
+    );
     const udpLen = 12;
     ip.writeUInt16BE(udpLen, 24);
     const ps = refSum(Buffer.concat([ip.subarray(12, 20), Buffer.from([0, 17, 0, udpLen])]));
@@ -190,7 +208,8 @@ describe('gso: checksums', () => {
     assert.equal(completeChecksum(raw, 0, raw.length), true);
     const c = raw.readUInt16BE(VNET_HDR_LEN + 26);
     ip.writeUInt16BE(0, 26);
-    const expect = ~refSum(Buffer.concat([ip.subarray(12, 20), Buffer.from([0, 17, 0, udpLen]), ip.subarray(20)])) & 0xffff;
+    const expect =
+      ~refSum(Buffer.concat([ip.subarray(12, 20), Buffer.from([0, 17, 0, udpLen]), ip.subarray(20)])) & 0xffff;
     assert.equal(c, expect || 0xffff);
     raw.writeUInt16LE(100, 8);
     assert.equal(completeChecksum(raw, 0, raw.length), false, 'csum_offset outside the packet');
@@ -202,7 +221,15 @@ describe('gso: segmenting a TCP super-packet', () => {
     test(`IPv${v6 ? 6 : 4}: every header byte of every segment`, () => {
       const payload = bytes(4000);
       const options = Buffer.from([1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]); // NOP NOP timestamps
-      const shape: Shape = { v6, payload, gso: 1448, flags: 0x80 | 0x10 | 0x08 | 0x01, seq: 0xfffffc00, id: 0xfffe, options };
+      const shape: Shape = {
+        v6,
+        payload,
+        gso: 1448,
+        flags: 0x80 | 0x10 | 0x08 | 0x01,
+        seq: 0xfffffc00,
+        id: 0xfffe,
+        options,
+      };
       const raw = superPacket(shape);
       assert.equal(segmentCount(raw, 0, raw.length), 3);
       const segs = cut(raw);
@@ -211,7 +238,15 @@ describe('gso: segmenting a TCP super-packet', () => {
         const len = k < 2 ? 1448 : 4000 - 2 * 1448;
         const last = k === 2;
         const expectFlags = 0x10 | (k === 0 ? 0x80 : 0) | (last ? 0x08 | 0x01 : 0);
-        const expected = tcpPacket({ v6, payload: payload.subarray(k * 1448, k * 1448 + len), gso: 0, flags: expectFlags, seq: (0xfffffc00 + k * 1448) >>> 0, id: (0xfffe + k) & 0xffff, options });
+        const expected = tcpPacket({
+          v6,
+          payload: payload.subarray(k * 1448, k * 1448 + len),
+          gso: 0,
+          flags: expectFlags,
+          seq: (0xfffffc00 + k * 1448) >>> 0,
+          id: (0xfffe + k) & 0xffff,
+          options,
+        });
         assert.deepEqual(seg, expected, `segment ${k}`);
         assert.ok(checksumsOk(seg));
       });
@@ -219,7 +254,10 @@ describe('gso: segmenting a TCP super-packet', () => {
   }
 
   test('a packet the kernel did not segment counts as one; unknown GSO types as none', () => {
-    const raw = Buffer.concat([Buffer.alloc(VNET_HDR_LEN), tcpPacket({ v6: false, payload: bytes(10), gso: 0, flags: 0x18, seq: 1, id: 1 })]);
+    const raw = Buffer.concat([
+      Buffer.alloc(VNET_HDR_LEN),
+      tcpPacket({ v6: false, payload: bytes(10), gso: 0, flags: 0x18, seq: 1, id: 1 }),
+    ]);
     assert.equal(segmentCount(raw, 0, raw.length), 1);
     raw[1] = 5; // UDP_L4: not asked for
     assert.equal(segmentCount(raw, 0, raw.length), 0);
@@ -229,11 +267,14 @@ describe('gso: segmenting a TCP super-packet', () => {
 });
 
 describe('gso: coalescing for the TUN', () => {
-  const seg = (k: number, payload: Buffer, flags = 0x10, v6 = false): Buffer => tcpPacket({ v6, payload, gso: 0, flags, seq: 1000 + k * 1000, id: k, options: undefined });
+  const seg = (k: number, payload: Buffer, flags = 0x10, v6 = false): Buffer =>
+    tcpPacket({ v6, payload, gso: 0, flags, seq: 1000 + k * 1000, id: k, options: undefined });
 
   test('in-order segments of one flow become one super-packet with a GSO header', () => {
     const payload = bytes(3500);
-    const pkts = [0, 1, 2, 3].map((k) => seg(k, payload.subarray(k * 1000, Math.min(3500, (k + 1) * 1000)), k === 3 ? 0x18 : 0x10));
+    const pkts = [0, 1, 2, 3].map((k) =>
+      seg(k, payload.subarray(k * 1000, Math.min(3500, (k + 1) * 1000)), k === 3 ? 0x18 : 0x10),
+    );
     const b = rxBatch(pkts);
     assert.equal(coalesceForTun(b, new GroTable(), true), 1);
     const [out] = written(b);
@@ -246,14 +287,20 @@ describe('gso: coalescing for the TUN', () => {
     assert.deepEqual(ip.subarray(40), payload);
     assert.equal(ip.readUInt16BE(36), refSum(pseudo(ip, 20 + 3500)), 'TCP checksum field holds the pseudo-header sum');
     // What the kernel would do with it: segment again; we get the original packets back.
-    assert.deepEqual(cut(out!), pkts.map((p, k) => k === 3 ? p : p));
+    assert.deepEqual(
+      cut(out!),
+      pkts.map((p, k) => (k === 3 ? p : p)),
+    );
   });
 
   test('other packets get a zero header; flows, gaps, bad checksums and flags are not merged', () => {
     const p = bytes(500);
     const other = tcpPacket({ v6: false, payload: p, gso: 0, flags: 0x10, seq: 5000, id: 9, options: undefined });
     other[15] = 9; // another source address
-    other.writeUInt16BE(~refSum(Buffer.concat([other.subarray(0, 10), Buffer.alloc(2), other.subarray(12, 20)])) & 0xffff, 10);
+    other.writeUInt16BE(
+      ~refSum(Buffer.concat([other.subarray(0, 10), Buffer.alloc(2), other.subarray(12, 20)])) & 0xffff,
+      10,
+    );
     const o2 = tcpPacket({ v6: false, payload: p, gso: 0, flags: 0x10, seq: 5000, id: 9, options: undefined });
     o2[19] = 7;
     const bad = seg(1, p);
@@ -285,19 +332,26 @@ describe('gso: coalescing for the TUN', () => {
 describe('gso: properties', () => {
   test('segment then coalesce gives the payload back, and segmenting that gives the same segments', () => {
     fc.assert(
-      fc.property(fc.boolean(), fc.integer({ min: 1, max: 20000 }), fc.integer({ min: 200, max: 1460 }), fc.integer({ min: 0, max: 0xffffffff }), fc.boolean(), (v6, len, gso, seq, psh) => {
-        const payload = bytes(len, seq & 0xff);
-        const raw = superPacket({ v6, payload, gso, flags: 0x10 | (psh ? 0x08 : 0), seq, id: seq & 0xffff });
-        const segs = cut(raw);
-        assert.equal(segs.length, Math.ceil(len / gso));
-        for (const s of segs) assert.ok(checksumsOk(s));
-        const b = rxBatch(segs);
-        assert.equal(coalesceForTun(b, new GroTable(), true), 1);
-        const [out] = written(b);
-        const ipLen = v6 ? 40 : 20;
-        assert.deepEqual(out!.subarray(VNET_HDR_LEN + ipLen + 20), payload);
-        if (segs.length > 1) assert.deepEqual(cut(out!), segs);
-      }),
+      fc.property(
+        fc.boolean(),
+        fc.integer({ min: 1, max: 20000 }),
+        fc.integer({ min: 200, max: 1460 }),
+        fc.integer({ min: 0, max: 0xffffffff }),
+        fc.boolean(),
+        (v6, len, gso, seq, psh) => {
+          const payload = bytes(len, seq & 0xff);
+          const raw = superPacket({ v6, payload, gso, flags: 0x10 | (psh ? 0x08 : 0), seq, id: seq & 0xffff });
+          const segs = cut(raw);
+          assert.equal(segs.length, Math.ceil(len / gso));
+          for (const s of segs) assert.ok(checksumsOk(s));
+          const b = rxBatch(segs);
+          assert.equal(coalesceForTun(b, new GroTable(), true), 1);
+          const [out] = written(b);
+          const ipLen = v6 ? 40 : 20;
+          assert.deepEqual(out!.subarray(VNET_HDR_LEN + ipLen + 20), payload);
+          if (segs.length > 1) assert.deepEqual(cut(out!), segs);
+        },
+      ),
       { numRuns: 200 },
     );
   });

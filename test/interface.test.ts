@@ -15,10 +15,16 @@ const NOT_ROOT = process.getuid?.() === 0 ? false : 'needs root to create networ
 
 const inNetns = (scenario: string): Promise<any> => scenarioInPrivateNetns(HELPER, scenario);
 
-test('MP peers: every VPN address rule of the upstream module is enforced, naming the rule and the field', { skip: NOT_ROOT }, async () => {
+test('MP peers: every VPN address rule of the upstream module is enforced, naming the rule and the field', {
+  skip: NOT_ROOT,
+}, async () => {
   const { errors: e, peersAfterRefusals } = await inNetns('validation');
   assert.equal(peersAfterRefusals, 0, 'a refused peer must not be half added');
-  assert.deepEqual(e.missing, { code: 'EINVAL', field: 'vpn-ipv4', message: 'VPN IP must be provided in MP mode: set vpn-ipv4 or vpn-ipv6' });
+  assert.deepEqual(e.missing, {
+    code: 'EINVAL',
+    field: 'vpn-ipv4',
+    message: 'VPN IP must be provided in MP mode: set vpn-ipv4 or vpn-ipv6',
+  });
   const rules: [string, string, RegExp][] = [
     ['unspecified4', 'vpn-ipv4', /^vpn-ipv4 0\.0\.0\.0 is the unspecified address/],
     ['loopback4', 'vpn-ipv4', /^vpn-ipv4 127\.0\.0\.1 is a loopback address/],
@@ -35,14 +41,28 @@ test('MP peers: every VPN address rule of the upstream module is enforced, namin
     assert.equal(e[name].field, field, name);
     assert.match(e[name].message, message, name);
   }
-  assert.deepEqual(e.notAnAddress, { code: 'EINVAL', field: 'vpn-ipv4', message: 'vpn-ipv4 must be an IPv4 address, got "5.5.5"' });
-  assert.deepEqual(e.duplicate4, { code: 'EEXIST', field: 'vpn-ipv4', message: 'vpn-ipv4 5.5.5.2 already belongs to peer 1: each peer needs its own VPN address' });
-  assert.deepEqual(e.duplicate6, { code: 'EEXIST', field: 'vpn-ipv6', message: 'vpn-ipv6 fc00:5::2 already belongs to peer 1: each peer needs its own VPN address' });
+  assert.deepEqual(e.notAnAddress, {
+    code: 'EINVAL',
+    field: 'vpn-ipv4',
+    message: 'vpn-ipv4 must be an IPv4 address, got "5.5.5"',
+  });
+  assert.deepEqual(e.duplicate4, {
+    code: 'EEXIST',
+    field: 'vpn-ipv4',
+    message: 'vpn-ipv4 5.5.5.2 already belongs to peer 1: each peer needs its own VPN address',
+  });
+  assert.deepEqual(e.duplicate6, {
+    code: 'EEXIST',
+    field: 'vpn-ipv6',
+    message: 'vpn-ipv6 fc00:5::2 already belongs to peer 1: each peer needs its own VPN address',
+  });
   assert.equal(e.setToOthers?.code, 'EEXIST');
   assert.equal(e.reuseAfterDelete, null, 'a deleted peer frees its VPN address');
 });
 
-test('MP routing: by VPN address, through kernel routes followed live, and through routes attached to a peer', { skip: NOT_ROOT }, async () => {
+test('MP routing: by VPN address, through kernel routes followed live, and through routes attached to a peer', {
+  skip: NOT_ROOT,
+}, async () => {
   const r = await inNetns('routing');
   assert.deepEqual(r.byVpnAddress, [2, 3, 3]);
   assert.equal(r.unknown, null);
@@ -56,7 +76,9 @@ test('MP routing: by VPN address, through kernel routes followed live, and throu
   assert.equal(r.afterPeerDel, null, 'a deleted peer no longer receives');
 });
 
-test('MP transmit: packets written to the TUN reach the right peer, sealed with its id; unroutable ones are counted', { skip: NOT_ROOT }, async () => {
+test('MP transmit: packets written to the TUN reach the right peer, sealed with its id; unroutable ones are counted', {
+  skip: NOT_ROOT,
+}, async () => {
   const r = await inNetns('transmit-mp');
   assert.deepEqual(r.arrivals['2'], [{ peerId: 2, payload: 'to-peer-2' }]);
   assert.deepEqual(r.arrivals['3'], [{ peerId: 3, payload: 'to-lan-behind-3' }]);
@@ -64,18 +86,34 @@ test('MP transmit: packets written to the TUN reach the right peer, sealed with 
   assert.deepEqual(r.txPackets, [1, 1]);
 });
 
-test('float: an authenticated packet from a new address moves the peer and notifies once; a forged one moves nothing', { skip: NOT_ROOT }, async () => {
+test('float: an authenticated packet from a new address moves the peer and notifies once; a forged one moves nothing', {
+  skip: NOT_ROOT,
+}, async () => {
   const r = await inNetns('float');
   const [first, forger, mover] = r.ports as number[];
-  assert.deepEqual(r.first, { port: first, floats: 1 }, 'the first packet from a new port is a float from the configured 40001');
-  assert.deepEqual(r.afterForged, { port: first, floats: 1, auth: 1 }, 'the forged packet was refused and moved nothing');
+  assert.deepEqual(
+    r.first,
+    { port: first, floats: 1 },
+    'the first packet from a new port is a float from the configured 40001',
+  );
+  assert.deepEqual(
+    r.afterForged,
+    { port: first, floats: 1, auth: 1 },
+    'the forged packet was refused and moved nothing',
+  );
   assert.notEqual(forger, first);
   assert.equal(r.afterMove.port, mover);
-  assert.deepEqual(r.afterMove.floats.map((f: { port: number }) => f.port), [first, mover], 'two moves, two notifications, none for the forgery or the repeat');
+  assert.deepEqual(
+    r.afterMove.floats.map((f: { port: number }) => f.port),
+    [first, mover],
+    'two moves, two notifications, none for the forgery or the repeat',
+  );
   assert.equal(r.afterMove.floats[1].address, '127.0.0.1');
 });
 
-test('TCP peers: framed packets (several per segment, split across segments) reach the peer; close and bad framing delete it with the right reason', { skip: NOT_ROOT }, async () => {
+test('TCP peers: framed packets (several per segment, split across segments) reach the peer; close and bad framing delete it with the right reason', {
+  skip: NOT_ROOT,
+}, async () => {
   const r = await inNetns('tcp');
   assert.deepEqual(r.controls, [{ peerId: 1, data: '3801020304' }]);
   assert.equal(r.attached.remotePortBefore, null, 'a listening peer has no remote until its connection comes');

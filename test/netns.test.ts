@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
 /** The scripts' namespace names: <prefix>0 (server) .. <prefix>5; OVPN_NS_PREFIX passes through. */
-const NAMESPACES = [0, 1, 2, 3, 4, 5].map((i) => `${process.env['OVPN_NS_PREFIX'] ?? 'peer'}${i}`);
+const NAMESPACES = [0, 1, 2, 3, 4, 5].map((i) => `${process.env.OVPN_NS_PREFIX ?? 'peer'}${i}`);
 const TIMEOUT_MS = 90_000;
 const NOT_ROOT = process.getuid?.() === 0 ? false : 'needs root to create network namespaces and TUN devices';
 
@@ -32,7 +32,11 @@ interface Run {
 
 function runScript(script: string, args: string[], alg: string): Promise<Run> {
   return new Promise((done, fail) => {
-    const child = spawn('bash', [resolve(ROOT, 'tests', script), ...args], { cwd: ROOT, env: { ...process.env, ALG: alg }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('bash', [resolve(ROOT, 'tests', script), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ALG: alg },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -104,30 +108,82 @@ interface Variant {
 
 const VARIANTS: Variant[] = [
   { name: 'multi-peer, AES-256-GCM over UDP', script: 'netns-test.sh', alg: 'aes', args: [], namespaces: 6 },
-  { name: 'multi-peer, ChaCha20-Poly1305 over UDP', script: 'netns-test.sh', alg: 'chachapoly', args: [], namespaces: 6 },
+  {
+    name: 'multi-peer, ChaCha20-Poly1305 over UDP',
+    script: 'netns-test.sh',
+    alg: 'chachapoly',
+    args: [],
+    namespaces: 6,
+  },
   { name: 'multi-peer, AES-256-GCM over TCP', script: 'netns-test.sh', alg: 'aes', args: ['-t'], namespaces: 6 },
-  { name: 'point-to-point, AES-256-GCM over UDP/IPv4', script: 'netns-test.sh', alg: 'aes', args: ['--p2p'], namespaces: 2 },
-  { name: 'point-to-point, no cipher over UDP/IPv4', script: 'netns-test.sh', alg: 'none', args: ['--p2p'], namespaces: 2 },
-  { name: 'point-to-point, AES-256-GCM over UDP/IPv6', script: 'netns-test.sh', alg: 'aes', args: ['--p2p', '-6'], namespaces: 2 },
-  { name: 'point-to-point, AES-256-GCM over TCP/IPv4', script: 'netns-test.sh', alg: 'aes', args: ['--p2p', '-t'], namespaces: 2 },
+  {
+    name: 'point-to-point, AES-256-GCM over UDP/IPv4',
+    script: 'netns-test.sh',
+    alg: 'aes',
+    args: ['--p2p'],
+    namespaces: 2,
+  },
+  {
+    name: 'point-to-point, no cipher over UDP/IPv4',
+    script: 'netns-test.sh',
+    alg: 'none',
+    args: ['--p2p'],
+    namespaces: 2,
+  },
+  {
+    name: 'point-to-point, AES-256-GCM over UDP/IPv6',
+    script: 'netns-test.sh',
+    alg: 'aes',
+    args: ['--p2p', '-6'],
+    namespaces: 2,
+  },
+  {
+    name: 'point-to-point, AES-256-GCM over TCP/IPv4',
+    script: 'netns-test.sh',
+    alg: 'aes',
+    args: ['--p2p', '-t'],
+    namespaces: 2,
+  },
   { name: 'float: five clients change address', script: 'float-test.sh', alg: 'aes', args: [], namespaces: 6 },
-  { name: 'multihome: one server, five addresses on a bridge', script: 'multihome-test.sh', alg: 'aes', args: [], namespaces: 6 },
+  {
+    name: 'multihome: one server, five addresses on a bridge',
+    script: 'multihome-test.sh',
+    alg: 'aes',
+    args: [],
+    namespaces: 6,
+  },
 ];
 
-test('tests/*-test.sh: tunnels between network namespaces', { skip: NOT_ROOT, concurrency: 1, timeout: VARIANTS.length * (TIMEOUT_MS + 10_000) }, async (t) => {
+test('tests/*-test.sh: tunnels between network namespaces', {
+  skip: NOT_ROOT,
+  concurrency: 1,
+  timeout: VARIANTS.length * (TIMEOUT_MS + 10_000),
+}, async (t) => {
   for (const variant of VARIANTS) {
     const command = ['bash', `tests/${variant.script}`, ...variant.args].join(' ');
     await t.test(`${variant.name} (ALG=${variant.alg} ${command})`, async () => {
       const run = await runScript(variant.script, variant.args, variant.alg);
       const shown = `\n----- output of ${command} -----\n${run.output}-----`;
-      assert.equal(run.signal, null, `${variant.script} was killed by ${String(run.signal)} (timeout ${TIMEOUT_MS} ms?)${shown}`);
+      assert.equal(
+        run.signal,
+        null,
+        `${variant.script} was killed by ${String(run.signal)} (timeout ${TIMEOUT_MS} ms?)${shown}`,
+      );
       assert.equal(run.code, 0, `${variant.script} exited with ${String(run.code)}${shown}`);
-      assert.match(run.output, new RegExp(`^PASS ${variant.script.replace(/\.sh$/, '')} `, 'm'), `no final PASS line${shown}`);
+      assert.match(
+        run.output,
+        new RegExp(`^PASS ${variant.script.replace(/\.sh$/, '')} `, 'm'),
+        `no final PASS line${shown}`,
+      );
 
       const stale = namedNamespaces().filter((name) => NAMESPACES.includes(name));
       assert.deepEqual(stale, [], `namespaces left behind: ${stale.join(', ')}`);
       const inodes = createdNamespaces(run.output);
-      assert.equal(inodes.length, variant.namespaces, `the script did not report the ${variant.namespaces} namespaces it created${shown}`);
+      assert.equal(
+        inodes.length,
+        variant.namespaces,
+        `the script did not report the ${variant.namespaces} namespaces it created${shown}`,
+      );
       assert.deepEqual(leftoverProcesses(inodes), [], 'processes left behind in the deleted namespaces');
     });
   }

@@ -19,16 +19,17 @@
  */
 import assert from 'node:assert/strict';
 import {
+  type CipherChaCha20Poly1305Types,
+  type CipherGCMTypes,
   createCipheriv,
   createDecipheriv,
   getCiphers,
-  type CipherChaCha20Poly1305Types,
-  type CipherGCMTypes,
 } from 'node:crypto';
 import { describe, test } from 'node:test';
 import {
   AAD_SIZE,
   CIPHER_ALGS,
+  type CipherAlg,
   cipherInfo,
   DirectionalKey,
   HEADROOM,
@@ -38,7 +39,6 @@ import {
   PACKET_ID_SIZE,
   sealPacket,
   TAG_SIZE,
-  type CipherAlg,
 } from '../src/core/index.js';
 
 /** Joins the 64-digit lines a long hex string is written in. */
@@ -402,7 +402,9 @@ describe('AEAD known answers through node:crypto', () => {
       if (kat.aad.length > 0) {
         assert.throws(() => aeadOpen(kat.alg, kat.key, kat.nonce, flipBit(kat.aad, 0), kat.ciphertext, kat.tag));
       }
-      assert.throws(() => aeadOpen(kat.alg, kat.key, flipBit(kat.nonce, NONCE_SIZE - 1), kat.aad, kat.ciphertext, kat.tag));
+      assert.throws(() =>
+        aeadOpen(kat.alg, kat.key, flipBit(kat.nonce, NONCE_SIZE - 1), kat.aad, kat.ciphertext, kat.tag),
+      );
     });
   }
 });
@@ -468,8 +470,14 @@ describe('DirectionalKey against published nonces', () => {
       const size = sealPacket(key, keyId, peerId, packetId, buf, HEADROOM, kat.plaintext.length);
       assert.equal(size, kat.plaintext.length + key.info.overhead);
       const start = HEADROOM - key.info.overhead;
-      assert.ok(buf.subarray(0, start).every((byte) => byte === 0xee), 'wrote before the headroom it owns');
-      assert.ok(buf.subarray(start + size).every((byte) => byte === 0xee), 'wrote past the packet');
+      assert.ok(
+        buf.subarray(0, start).every((byte) => byte === 0xee),
+        'wrote before the headroom it owns',
+      );
+      assert.ok(
+        buf.subarray(start + size).every((byte) => byte === 0xee),
+        'wrote past the packet',
+      );
       return Buffer.from(buf.subarray(start, start + size));
     }
 
@@ -483,7 +491,11 @@ describe('DirectionalKey against published nonces', () => {
       assert.equal(body.toString('hex'), kat.ciphertext.toString('hex'), 'ciphertext = published ciphertext');
       const direct = aeadSeal(kat.alg, kat.key, kat.nonce, aad, kat.plaintext);
       const tag = wire.subarray(AAD_SIZE, AAD_SIZE + TAG_SIZE);
-      assert.equal(tag.toString('hex'), direct.subarray(kat.plaintext.length).toString('hex'), 'tag over our 8-byte AAD');
+      assert.equal(
+        tag.toString('hex'),
+        direct.subarray(kat.plaintext.length).toString('hex'),
+        'tag over our 8-byte AAD',
+      );
       assert.equal(body.toString('hex'), direct.subarray(0, kat.plaintext.length).toString('hex'));
     });
 
@@ -495,13 +507,20 @@ describe('DirectionalKey against published nonces', () => {
       const buf = Buffer.alloc(wire.length + 8);
       wire.copy(buf, 8);
       assert.equal(key.open(buf, 8, wire.length, packetId), kat.plaintext.length);
-      assert.equal(buf.subarray(8 + overhead, 8 + overhead + kat.plaintext.length).toString('hex'), kat.plaintext.toString('hex'));
+      assert.equal(
+        buf.subarray(8 + overhead, 8 + overhead + kat.plaintext.length).toString('hex'),
+        kat.plaintext.toString('hex'),
+      );
 
       for (const index of [AAD_SIZE, AAD_SIZE + TAG_SIZE - 1, 0, AAD_SIZE - 1, wire.length - 1]) {
         const tampered = flipBit(wire, index);
         assert.equal(key.open(tampered, 0, tampered.length, packetId), OpenError.Auth, `flipped byte ${index}`);
         // A failed open leaves the packet as it was: no unauthenticated plaintext is written.
-        assert.equal(tampered.toString('hex'), flipBit(wire, index).toString('hex'), `buffer changed after failed open`);
+        assert.equal(
+          tampered.toString('hex'),
+          flipBit(wire, index).toString('hex'),
+          `buffer changed after failed open`,
+        );
       }
       // The right bytes under a different packet-id (nonce) do not verify either.
       assert.equal(key.open(Buffer.from(wire), 0, wire.length, (packetId ^ 1) >>> 0), OpenError.Auth);

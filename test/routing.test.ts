@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { formatIpBytes, parseIpBytes, vpnAddressProblem } from '../src/peer/vpn-address.js';
 import { hash6, PeerRouter, type SystemRoute } from '../src/peer/peer-router.js';
+import { formatIpBytes, parseIpBytes, vpnAddressProblem } from '../src/peer/vpn-address.js';
 
 const ip = (text: string): Uint8Array => {
   const parsed = parseIpBytes(text);
@@ -33,7 +33,12 @@ function routeOf<P>(router: PeerRouter<P>, dst: string): P | null {
 const sys = (prefix: string, gateway: string | null = null): SystemRoute => {
   const [address, len] = prefix.split('/') as [string, string | undefined];
   const dst = ip(address);
-  return { family: dst.length === 4 ? 4 : 6, dst, prefixLen: len === undefined ? dst.length * 8 : Number(len), gateway: gateway === null ? null : ip(gateway) };
+  return {
+    family: dst.length === 4 ? 4 : 6,
+    dst,
+    prefixLen: len === undefined ? dst.length * 8 : Number(len),
+    gateway: gateway === null ? null : ip(gateway),
+  };
 };
 
 // ---- vpn-address ----------------------------------------------------------------------------------
@@ -50,7 +55,18 @@ test('parseIpBytes: exact bytes for IPv4 and every IPv6 spelling; null for anyth
   assert.equal(hex('::ffff:192.0.2.7'), '00000000000000000000ffffc0000207');
   assert.equal(hex('64:ff9b::10.1.2.3'), '0064ff9b00000000000000000a010203');
   assert.equal(parseIpBytes('::ffff:192.0.2.7')?.family, 6, 'a mapped address stays IPv6 here: the caller decides');
-  for (const bad of ['', 'x', '10.0.0', '10.0.0.256', '010.0.0.1', ' 10.0.0.1', '[::1]', 'fe80::1%eth0', '1::2::3', '10.0.0.0/8']) {
+  for (const bad of [
+    '',
+    'x',
+    '10.0.0',
+    '10.0.0.256',
+    '010.0.0.1',
+    ' 10.0.0.1',
+    '[::1]',
+    'fe80::1%eth0',
+    '1::2::3',
+    '10.0.0.0/8',
+  ]) {
     assert.equal(parseIpBytes(bad), null, bad);
   }
 });
@@ -62,7 +78,10 @@ test('formatIpBytes: dotted IPv4, RFC 5952 IPv6, and round trips through parseIp
   assert.equal(formatIpBytes(ip('1:0:0:2:0:0:0:3')), '1:0:0:2::3', 'longest run wins');
   assert.equal(formatIpBytes(new Uint8Array(16)), '::');
   assert.equal(formatIpBytes(ip('fd00::')), 'fd00::');
-  assert.throws(() => formatIpBytes(new Uint8Array(5)), { name: 'RangeError', message: 'an IP address has 4 or 16 bytes, got 5' });
+  assert.throws(() => formatIpBytes(new Uint8Array(5)), {
+    name: 'RangeError',
+    message: 'an IP address has 4 or 16 bytes, got 5',
+  });
   fc.assert(
     fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }), (bytes) => {
       assert.deepEqual(parseIpBytes(formatIpBytes(bytes))?.bytes, bytes);
@@ -105,7 +124,8 @@ test('vpnAddressProblem: refuses unspecified, loopback, multicast, broadcast, ma
     ['10.0.0.300', 4, 'is not an IPv4 address'],
     ['fe80::1%tun0', 6, 'is not an IPv6 address'],
   ];
-  for (const [address, family, want] of cases) assert.equal(vpnAddressProblem(address, family), want, `${address} (IPv${family})`);
+  for (const [address, family, want] of cases)
+    assert.equal(vpnAddressProblem(address, family), want, `${address} (IPv${family})`);
 });
 
 // ---- PeerRouter -----------------------------------------------------------------------------------
@@ -151,7 +171,12 @@ test('route: a gateway route goes to the peer whose VPN address is the gateway, 
   const r = new PeerRouter<string>();
   r.setVpnAddresses('gw', ip('5.5.5.2'), ip('fd00::5'));
   r.setVpnAddresses('other', ip('11.11.11.11'), null);
-  r.replaceSystemRoutes([sys('11.11.11.11/32', '5.5.5.2'), sys('2001:db8::/32', 'fd00::5'), sys('12.0.0.0/8', '5.5.5.9'), sys('13.0.0.0/8', 'fd00::5')]);
+  r.replaceSystemRoutes([
+    sys('11.11.11.11/32', '5.5.5.2'),
+    sys('2001:db8::/32', 'fd00::5'),
+    sys('12.0.0.0/8', '5.5.5.9'),
+    sys('13.0.0.0/8', 'fd00::5'),
+  ]);
   assert.equal(routeOf(r, '11.11.11.11'), 'gw', 'the route beats the peer that has the destination as VPN address');
   assert.equal(routeOf(r, '2001:db8:1::7'), 'gw');
   assert.equal(routeOf(r, '12.1.2.3'), null, 'gateway is no peer: dropped, not sent to the destination');
@@ -296,23 +321,42 @@ test('setVpnAddresses replaces; a VPN address or peer route owned by another pee
     message: 'vpn-ipv6 fd00::22 is already assigned to another peer: delete that peer or pick another address',
   });
   assert.equal(routeOf(r, '10.8.0.22'), 'a', 'a refused change changes nothing');
-  assert.throws(() => r.setVpnAddresses('a', new Uint8Array(16), null), { message: 'vpn-ipv4 must have 4 bytes, got 16' });
+  assert.throws(() => r.setVpnAddresses('a', new Uint8Array(16), null), {
+    message: 'vpn-ipv4 must have 4 bytes, got 16',
+  });
   r.addPeerRoute('a', 4, ip('10.1.0.0'), 16);
   r.addPeerRoute('a', 4, ip('10.1.0.0'), 16);
-  assert.throws(() => r.addPeerRoute('b', 4, ip('10.1.0.0'), 16), { message: 'peer route 10.1.0.0/16 already belongs to another peer: remove it there first' });
+  assert.throws(() => r.addPeerRoute('b', 4, ip('10.1.0.0'), 16), {
+    message: 'peer route 10.1.0.0/16 already belongs to another peer: remove it there first',
+  });
   assert.equal(r.removePeerRoute('b', 4, ip('10.1.0.0'), 16), false);
   assert.equal(routeOf(r, '10.1.2.3'), 'a');
 });
 
 test('prefixes are checked like ip route add: length range, byte count, host bits', () => {
   const r = new PeerRouter<string>();
-  assert.throws(() => r.addPeerRoute('a', 4, ip('10.1.0.1'), 16), { message: 'peer route 10.1.0.1/16 has host bits set: use 10.1.0.0/16' });
-  assert.throws(() => r.addPeerRoute('a', 6, ip('2001:db8::1'), 64), { message: 'peer route 2001:db8::1/64 has host bits set: use 2001:db8::/64' });
-  assert.throws(() => r.addPeerRoute('a', 4, ip('10.1.0.0'), 33), { message: 'peer route prefix length must be an integer from 0 to 32, got 33' });
-  assert.throws(() => r.addPeerRoute('a', 6, ip('10.1.0.0'), 8), { message: 'peer route destination must have 16 bytes, got 4' });
-  assert.throws(() => r.replaceSystemRoutes([sys('10.0.0.0/8'), { family: 4, dst: ip('11.0.0.0'), prefixLen: 8, gateway: new Uint8Array(3) }]), {
-    message: 'system route gateway must have 4 or 16 bytes, got 3',
+  assert.throws(() => r.addPeerRoute('a', 4, ip('10.1.0.1'), 16), {
+    message: 'peer route 10.1.0.1/16 has host bits set: use 10.1.0.0/16',
   });
+  assert.throws(() => r.addPeerRoute('a', 6, ip('2001:db8::1'), 64), {
+    message: 'peer route 2001:db8::1/64 has host bits set: use 2001:db8::/64',
+  });
+  assert.throws(() => r.addPeerRoute('a', 4, ip('10.1.0.0'), 33), {
+    message: 'peer route prefix length must be an integer from 0 to 32, got 33',
+  });
+  assert.throws(() => r.addPeerRoute('a', 6, ip('10.1.0.0'), 8), {
+    message: 'peer route destination must have 16 bytes, got 4',
+  });
+  assert.throws(
+    () =>
+      r.replaceSystemRoutes([
+        sys('10.0.0.0/8'),
+        { family: 4, dst: ip('11.0.0.0'), prefixLen: 8, gateway: new Uint8Array(3) },
+      ]),
+    {
+      message: 'system route gateway must have 4 or 16 bytes, got 3',
+    },
+  );
   assert.equal(routeOf(r, '10.0.0.1'), null, 'a refused replacement installs nothing');
   assert.deepEqual(r.peerRoutes('a'), []);
 });
@@ -329,7 +373,10 @@ test('peerRoutes reports the prefixes attached to a peer', () => {
   ]);
   assert.equal(r.removePeerRoute('a', 4, ip('192.168.0.0'), 16), true);
   assert.equal(r.removePeerRoute('a', 4, ip('192.168.0.0'), 16), false);
-  assert.deepEqual(r.peerRoutes('a').map((x) => `${x.address}/${x.prefixLen}`), ['2001:db8::/32', '0.0.0.0/0']);
+  assert.deepEqual(
+    r.peerRoutes('a').map((x) => `${x.address}/${x.prefixLen}`),
+    ['2001:db8::/32', '0.0.0.0/0'],
+  );
   assert.equal(routeOf(r, '8.8.8.8'), 'a', '/0 peer route');
 });
 
@@ -358,15 +405,19 @@ interface Model {
 function reference(m: Model, dst: Uint8Array): number | null {
   const family = dst.length === 4 ? 4 : 6;
   const byAddress = (a: Uint8Array): number | null => {
-    const i = m.peers.findIndex((p) => (a.length === 4 ? p.v4 : p.v6) !== null && sameBytes((a.length === 4 ? p.v4 : p.v6)!, a));
+    const i = m.peers.findIndex(
+      (p) => (a.length === 4 ? p.v4 : p.v6) !== null && sameBytes((a.length === 4 ? p.v4 : p.v6)!, a),
+    );
     return i < 0 ? null : i;
   };
   let best: { len: number; peer: number | null; gateway: Uint8Array | null } | null = null;
   for (const pr of m.peerRoutes) {
-    if (pr.family === family && matches(dst, pr.dst, pr.prefixLen) && (best === null || pr.prefixLen > best.len)) best = { len: pr.prefixLen, peer: pr.peer, gateway: null };
+    if (pr.family === family && matches(dst, pr.dst, pr.prefixLen) && (best === null || pr.prefixLen > best.len))
+      best = { len: pr.prefixLen, peer: pr.peer, gateway: null };
   }
   for (const s of m.system) {
-    if (s.family === family && matches(dst, s.dst, s.prefixLen) && (best === null || s.prefixLen > best.len)) best = { len: s.prefixLen, peer: null, gateway: s.gateway };
+    if (s.family === family && matches(dst, s.dst, s.prefixLen) && (best === null || s.prefixLen > best.len))
+      best = { len: s.prefixLen, peer: null, gateway: s.gateway };
   }
   if (best === null) return byAddress(dst);
   if (best.peer !== null) return best.peer;
@@ -375,45 +426,85 @@ function reference(m: Model, dst: Uint8Array): number | null {
 
 test('property: route() agrees with a naive longest-prefix-match reference', () => {
   // Small address pools so prefixes, gateways and destinations collide often.
-  const v4 = fc.constantFrom(...['10.0.0.1', '10.0.0.2', '10.0.1.1', '10.1.0.1', '192.168.1.1', '200.0.0.1', '10.0.0.0'].map(ip));
+  const v4 = fc.constantFrom(
+    ...['10.0.0.1', '10.0.0.2', '10.0.1.1', '10.1.0.1', '192.168.1.1', '200.0.0.1', '10.0.0.0'].map(ip),
+  );
   const v6 = fc.constantFrom(...['fd00::1', 'fd00::2', 'fd00:0:0:1::1', 'fd01::1', '2001:db8::1', 'ff00::1'].map(ip));
   const prefix = fc.oneof(
-    v4.chain((a) => fc.integer({ min: 0, max: 32 }).map((len) => ({ family: 4 as const, dst: masked(a, len), prefixLen: len }))),
-    v6.chain((a) => fc.integer({ min: 0, max: 128 }).map((len) => ({ family: 6 as const, dst: masked(a, len), prefixLen: len }))),
+    v4.chain((a) =>
+      fc.integer({ min: 0, max: 32 }).map((len) => ({ family: 4 as const, dst: masked(a, len), prefixLen: len })),
+    ),
+    v6.chain((a) =>
+      fc.integer({ min: 0, max: 128 }).map((len) => ({ family: 6 as const, dst: masked(a, len), prefixLen: len })),
+    ),
   );
   const model = fc
     .record({
       peers: fc.array(fc.record({ v4: fc.option(v4), v6: fc.option(v6) }), { minLength: 1, maxLength: 6 }),
-      system: fc.array(fc.tuple(prefix, fc.option(fc.oneof(v4, v6))).map(([p, gateway]) => ({ ...p, gateway })), { maxLength: 8 }),
-      peerRoutes: fc.array(fc.tuple(fc.nat(5), prefix).map(([peer, p]) => ({ peer, ...p })), { maxLength: 6 }),
+      system: fc.array(
+        fc.tuple(prefix, fc.option(fc.oneof(v4, v6))).map(([p, gateway]) => ({ ...p, gateway })),
+        { maxLength: 8 },
+      ),
+      peerRoutes: fc.array(
+        fc.tuple(fc.nat(5), prefix).map(([peer, p]) => ({ peer, ...p })),
+        { maxLength: 6 },
+      ),
     })
     .map((m) => {
       // Like the interface would: a VPN address and a peer prefix belong to one peer only.
       const seen = new Set<string>();
-      const unique = (a: Uint8Array | null) => (a === null || seen.has(formatIpBytes(a)) ? null : (seen.add(formatIpBytes(a)), a));
+      const unique = (a: Uint8Array | null) => {
+        if (a === null || seen.has(formatIpBytes(a))) return null;
+        seen.add(formatIpBytes(a));
+        return a;
+      };
       const peers = m.peers.map((p) => ({ v4: unique(p.v4), v6: unique(p.v6) }));
       const owned = new Set<string>();
       const peerRoutes = m.peerRoutes
         .map((r) => ({ ...r, peer: r.peer % peers.length }))
         .filter((r) => {
           const key = `${formatIpBytes(r.dst)}/${r.prefixLen}`;
-          return !owned.has(key) && (owned.add(key), true);
+          if (owned.has(key)) return false;
+          owned.add(key);
+          return true;
         });
       return { peers, system: m.system, peerRoutes };
     });
   fc.assert(
-    fc.property(model, fc.array(fc.oneof(v4, v6, fc.uint8Array({ minLength: 4, maxLength: 4 }), fc.uint8Array({ minLength: 16, maxLength: 16 })), { minLength: 1, maxLength: 12 }), (m, dsts) => {
-      const r = new PeerRouter<number>();
-      m.peers.forEach((p, i) => r.setVpnAddresses(i, p.v4, p.v6));
-      r.replaceSystemRoutes(m.system);
-      for (const pr of m.peerRoutes) r.addPeerRoute(pr.peer, pr.family, pr.dst, pr.prefixLen);
-      for (const dst of dsts) assert.equal(routeOf(r, formatIpBytes(dst)), reference(m, dst), `dst ${formatIpBytes(dst)}`);
-      // Removing a peer must equal a model without its addresses and routes.
-      const gone = 0;
-      r.removePeer(gone);
-      const after: Model = { peers: m.peers.map((p, i) => (i === gone ? { v4: null, v6: null } : p)), system: m.system, peerRoutes: m.peerRoutes.filter((x) => x.peer !== gone) };
-      for (const dst of dsts) assert.equal(routeOf(r, formatIpBytes(dst)), reference(after, dst), `after removePeer, dst ${formatIpBytes(dst)}`);
-    }),
+    fc.property(
+      model,
+      fc.array(
+        fc.oneof(
+          v4,
+          v6,
+          fc.uint8Array({ minLength: 4, maxLength: 4 }),
+          fc.uint8Array({ minLength: 16, maxLength: 16 }),
+        ),
+        { minLength: 1, maxLength: 12 },
+      ),
+      (m, dsts) => {
+        const r = new PeerRouter<number>();
+        for (const [i, p] of m.peers.entries()) r.setVpnAddresses(i, p.v4, p.v6);
+        r.replaceSystemRoutes(m.system);
+        for (const pr of m.peerRoutes) r.addPeerRoute(pr.peer, pr.family, pr.dst, pr.prefixLen);
+        for (const dst of dsts)
+          assert.equal(routeOf(r, formatIpBytes(dst)), reference(m, dst), `dst ${formatIpBytes(dst)}`);
+        // Removing a peer must equal a model without its addresses and routes.
+        const gone = 0;
+        r.removePeer(gone);
+        const after: Model = {
+          peers: m.peers.map((p, i) => (i === gone ? { v4: null, v6: null } : p)),
+          system: m.system,
+          peerRoutes: m.peerRoutes.filter((x) => x.peer !== gone),
+        };
+        for (const dst of dsts)
+          assert.equal(
+            routeOf(r, formatIpBytes(dst)),
+            reference(after, dst),
+            `after removePeer, dst ${formatIpBytes(dst)}`,
+          );
+      },
+    ),
     { numRuns: 500 },
   );
 });

@@ -3,9 +3,16 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { DROPPED, HEADROOM, newBatch, packetView, pushPacket, type PacketBatch } from '../src/core/batch.js';
-import { LENGTH_SIZE, MAX_STREAM_PACKET, MIN_STREAM_PACKET, StreamDeframer, frameRange, framedLength } from '../src/core/tcp-framing.js';
-import { TCP_SEND_QUEUE_LIMIT, TcpLink, TcpListener, type TcpCloseReason } from '../src/device/tcp-link.js';
+import { DROPPED, HEADROOM, newBatch, type PacketBatch, packetView, pushPacket } from '../src/core/batch.js';
+import {
+  framedLength,
+  frameRange,
+  LENGTH_SIZE,
+  MAX_STREAM_PACKET,
+  MIN_STREAM_PACKET,
+  StreamDeframer,
+} from '../src/core/tcp-framing.js';
+import { TCP_SEND_QUEUE_LIMIT, type TcpCloseReason, TcpLink, TcpListener } from '../src/device/tcp-link.js';
 import { ENDPOINT_SIZE, readEndpoint } from '../src/edge/udp.js';
 
 const CAPACITY = HEADROOM + 2048;
@@ -139,7 +146,10 @@ describe('StreamDeframer', () => {
   });
 
   test('maxPacket must fit the 16-bit length', () => {
-    assert.throws(() => new StreamDeframer(MAX_STREAM_PACKET + 1), /maxPacket must be an integer from 4 to 65535, got 65536/);
+    assert.throws(
+      () => new StreamDeframer(MAX_STREAM_PACKET + 1),
+      /maxPacket must be an integer from 4 to 65535, got 65536/,
+    );
     assert.throws(() => new StreamDeframer(3), /got 3/);
     assert.equal(new StreamDeframer(MAX_STREAM_PACKET).maxPacket, MAX_STREAM_PACKET);
   });
@@ -159,7 +169,9 @@ describe('StreamDeframer', () => {
         (sizes, cuts, batchSize) => {
           const pkts = sizes.map((size, i) => packet(i, size));
           const stream = framed(pkts);
-          const points = [...new Set(cuts.map((c) => (stream.length === 0 ? 0 : c % stream.length)))].sort((a, b) => a - b);
+          const points = [...new Set(cuts.map((c) => (stream.length === 0 ? 0 : c % stream.length)))].sort(
+            (a, b) => a - b,
+          );
           const chunks: Buffer[] = [];
           let from = 0;
           for (const p of [...points, stream.length]) {
@@ -187,7 +199,12 @@ describe('frameRange', () => {
   });
 
   test('leaves out packets that cannot be framed and leaves the batch untouched', () => {
-    const batch = batchOf([Buffer.from([1, 2, 3, 4]), Buffer.from([9, 9, 9, 9]), Buffer.from([1, 2]), Buffer.from([5, 6, 7, 8])]);
+    const batch = batchOf([
+      Buffer.from([1, 2, 3, 4]),
+      Buffer.from([9, 9, 9, 9]),
+      Buffer.from([1, 2]),
+      Buffer.from([5, 6, 7, 8]),
+    ]);
     batch.sizes[1] = DROPPED;
     const before = Buffer.from(batch.bufs[0]!.subarray(0, HEADROOM + 4));
     assert.deepEqual(frameRange(batch, 0, 4), Buffer.from([0, 4, 1, 2, 3, 4, 0, 4, 5, 6, 7, 8]));
@@ -222,7 +239,9 @@ function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void } {
 
 function within<T>(promise: Promise<T>, ms = 5000, what = 'event'): Promise<T> {
   let timer: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms)));
+  const timeout = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms)),
+  );
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
@@ -399,7 +418,10 @@ describe('TcpLink', () => {
       }
       assert.ok(refusedAt > 0, `send never refused after ${accepted} packets`);
       assert.ok(link.queuedBytes > TCP_SEND_QUEUE_LIMIT);
-      assert.ok(link.queuedBytes < TCP_SEND_QUEUE_LIMIT + 2 * framedLength(batch, 0, 128), 'the queue stops growing at the bound');
+      assert.ok(
+        link.queuedBytes < TCP_SEND_QUEUE_LIMIT + 2 * framedLength(batch, 0, 128),
+        'the queue stops growing at the bound',
+      );
     } finally {
       link.close();
       listener.close();

@@ -12,12 +12,15 @@ import { fileURLToPath } from 'node:url';
 
 const repoRoot = resolve(fileURLToPath(import.meta.url), '../../..');
 const vectorTest = join(repoRoot, 'dist/test/vectors.test.js');
-const shared = process.env['OVPN_VECTORS'] ? resolve(process.env['OVPN_VECTORS']) : resolve(repoRoot, '../shared/vectors');
+const shared = process.env.OVPN_VECTORS ? resolve(process.env.OVPN_VECTORS) : resolve(repoRoot, '../shared/vectors');
 
 function runVectorTest(dir: string): { status: number | null; tests: number; pass: number } {
   // NODE_TEST_CONTEXT would make the child report to us in the runner's binary protocol.
   const { NODE_TEST_CONTEXT: _runner, ...env } = process.env;
-  const result = spawnSync(process.execPath, ['--test', '--test-reporter=tap', vectorTest], { env: { ...env, OVPN_VECTORS: dir }, encoding: 'utf8' });
+  const result = spawnSync(process.execPath, ['--test', '--test-reporter=tap', vectorTest], {
+    env: { ...env, OVPN_VECTORS: dir },
+    encoding: 'utf8',
+  });
   const count = (name: string) => Number(new RegExp(`^# ${name} (\\d+)$`, 'm').exec(result.stdout)?.[1] ?? -1);
   return { status: result.status, tests: count('tests'), pass: count('pass') };
 }

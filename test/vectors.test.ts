@@ -9,13 +9,13 @@ import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
+  type CipherAlg,
   DirectionalKey,
   HEADROOM,
   isCipherAlg,
   KeyContext,
   parseDataV2Header,
   sealPacket,
-  type CipherAlg,
 } from '../src/core/index.js';
 
 interface Vector {
@@ -32,10 +32,12 @@ interface Vector {
 }
 
 const repoRoot = resolve(fileURLToPath(import.meta.url), '../../..');
-const dir = process.env['OVPN_VECTORS'] ? resolve(process.env['OVPN_VECTORS']) : resolve(repoRoot, '../shared/vectors');
+const dir = process.env.OVPN_VECTORS ? resolve(process.env.OVPN_VECTORS) : resolve(repoRoot, '../shared/vectors');
 
 function loadVectors(): { file: string; index: number; vector: Vector }[] {
-  const files = readdirSync(dir).filter((name) => name.endsWith('.json')).sort();
+  const files = readdirSync(dir)
+    .filter((name) => name.endsWith('.json'))
+    .sort();
   return files.flatMap((file) => {
     const doc = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { format?: string; vectors?: Vector[] };
     assert.equal(doc.format, 'openvpn-data-v2-kat/1', `${file}: unknown format`);

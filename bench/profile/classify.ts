@@ -10,21 +10,56 @@
 export type Category = 'tun' | 'socket' | 'crypto' | 'js' | 'gc' | 'malloc' | 'loop' | 'softirq' | 'other';
 
 export const CATEGORIES: readonly { key: Category; label: string; what: string }[] = [
-  { key: 'tun', label: 'TUN I/O', what: 'read()/write() on the TUN fd: kernel side (tun_chr_read_iter, tun_get_user and the IP stack behind it) and the shim loops readBatch/writeBatch' },
-  { key: 'crypto', label: 'crypto (node:crypto)', what: 'OpenSSL (AES-GCM, ChaCha20-Poly1305, EVP), node::crypto C++ and its JS wrappers (createCipheriv, update, final, getAuthTag...)' },
-  { key: 'socket', label: 'socket I/O', what: 'sendmmsg()/recvmmsg(): kernel side (UDP, IP, veth, and the peer namespace\'s receive path run inline) and the shim loops udpSendBatch/udpRecvBatch' },
-  { key: 'js', label: 'our JavaScript', what: 'code under dist/src (framing, batches, peers, stats) and the V8 builtins and Buffer helpers it calls' },
-  { key: 'gc', label: 'GC', what: 'V8 garbage collection on the main thread and its helper threads (scavenges, sweeping of ArrayBuffers)' },
-  { key: 'malloc', label: 'malloc/free', what: 'glibc malloc and free whose callers perf could not unwind (glibc has no frame pointers); a DWARF-unwound run showed them to be node:crypto allocating a fresh output buffer in every update()/getAuthTag() and the GC freeing those buffers, about half each' },
-  { key: 'softirq', label: 'kernel networking (softirq)', what: 'packet processing the kernel ran in interrupt context while our process was on the CPU (not inside one of our syscalls): veth and TUN receive, IP, UDP, TCP' },
-  { key: 'loop', label: 'event loop + callbacks', what: 'epoll_wait, libuv, the N-API poll callback into JS (napi_make_callback) and microtask checkpoints' },
+  {
+    key: 'tun',
+    label: 'TUN I/O',
+    what: 'read()/write() on the TUN fd: kernel side (tun_chr_read_iter, tun_get_user and the IP stack behind it) and the shim loops readBatch/writeBatch',
+  },
+  {
+    key: 'crypto',
+    label: 'crypto (node:crypto)',
+    what: 'OpenSSL (AES-GCM, ChaCha20-Poly1305, EVP), node::crypto C++ and its JS wrappers (createCipheriv, update, final, getAuthTag...)',
+  },
+  {
+    key: 'socket',
+    label: 'socket I/O',
+    what: "sendmmsg()/recvmmsg(): kernel side (UDP, IP, veth, and the peer namespace's receive path run inline) and the shim loops udpSendBatch/udpRecvBatch",
+  },
+  {
+    key: 'js',
+    label: 'our JavaScript',
+    what: 'code under dist/src (framing, batches, peers, stats) and the V8 builtins and Buffer helpers it calls',
+  },
+  {
+    key: 'gc',
+    label: 'GC',
+    what: 'V8 garbage collection on the main thread and its helper threads (scavenges, sweeping of ArrayBuffers)',
+  },
+  {
+    key: 'malloc',
+    label: 'malloc/free',
+    what: 'glibc malloc and free whose callers perf could not unwind (glibc has no frame pointers); a DWARF-unwound run showed them to be node:crypto allocating a fresh output buffer in every update()/getAuthTag() and the GC freeing those buffers, about half each',
+  },
+  {
+    key: 'softirq',
+    label: 'kernel networking (softirq)',
+    what: 'packet processing the kernel ran in interrupt context while our process was on the CPU (not inside one of our syscalls): veth and TUN receive, IP, UDP, TCP',
+  },
+  {
+    key: 'loop',
+    label: 'event loop + callbacks',
+    what: 'epoll_wait, libuv, the N-API poll callback into JS (napi_make_callback) and microtask checkpoints',
+  },
   { key: 'other', label: 'other', what: 'everything else: JIT compilation, timers, scheduler, interrupts' },
 ];
 
 /** Kernel frames that name the syscall a sample is in. */
 const SYSCALL_RULES: [RegExp, Category][] = [
   [/^(tun_chr_read_iter|tun_chr_write_iter|tun_get_user|tun_do_read|tun_put_user|tun_chr_poll)/, 'tun'],
-  [/(sendmmsg|recvmmsg|^udp_sendmsg|^udp_recvmsg|^udpv6_sendmsg|^udpv6_recvmsg|^__sys_sendmsg|^___sys_sendmsg|^___sys_recvmsg)/, 'socket'],
+  [
+    /(sendmmsg|recvmmsg|^udp_sendmsg|^udp_recvmsg|^udpv6_sendmsg|^udpv6_recvmsg|^__sys_sendmsg|^___sys_sendmsg|^___sys_recvmsg)/,
+    'socket',
+  ],
   [/^(do_epoll_wait|do_epoll_pwait|ep_poll|__x64_sys_epoll)/, 'loop'],
   // The daemon's only read()/write() traffic is the TUN: a sample caught in the generic part of
   // those syscalls, before the TUN driver, is still TUN I/O.
@@ -41,9 +76,18 @@ const NATIVE_RULES: [RegExp, Category][] = [
   [/^(read|write|__read|__write|__libc_read|__libc_write|__GI___libc_read|__GI___libc_write)$/, 'tun'],
   [/^(sendmmsg|recvmmsg|__sendmmsg|__recvmmsg|__libc_sendmmsg|__libc_recvmmsg)$/, 'socket'],
   [/^on_poll$/, 'loop'],
-  [/^node::crypto::|^(EVP_|evp_|ossl_|OSSL_|aesni_|aes_|AES_|gcm_|CRYPTO_|ChaCha20|chacha20|Poly1305|poly1305|OPENSSL_|ERR_|BN_|_aesni|_x86_64_AES)|_gcm_|ghash/, 'crypto'],
-  [/^v8::internal::(Heap::|Scavenger|ScavengerCollector|MarkCompact|MinorMarkCompact|ConcurrentMarking|ArrayBufferSweeper|IncrementalMarking|GCTracer|Sweeper|MarkingVisitor|GlobalHandles::(Process|Iterate|Post|Invoke)|ScavengeJob|MemoryReducer)/, 'gc'],
-  [/^(uv_run|uv__io_poll|uv__run_|uv__async|napi_make_callback|node::InternalMakeCallback|node::InternalCallbackScope|node::SpinEventLoop|v8::internal::MicrotaskQueue|node::PerformCheckpoint|node::task_queue|Builtins_RunMicrotasks)/, 'loop'],
+  [
+    /^node::crypto::|^(EVP_|evp_|ossl_|OSSL_|aesni_|aes_|AES_|gcm_|CRYPTO_|ChaCha20|chacha20|Poly1305|poly1305|OPENSSL_|ERR_|BN_|_aesni|_x86_64_AES)|_gcm_|ghash/,
+    'crypto',
+  ],
+  [
+    /^v8::internal::(Heap::|Scavenger|ScavengerCollector|MarkCompact|MinorMarkCompact|ConcurrentMarking|ArrayBufferSweeper|IncrementalMarking|GCTracer|Sweeper|MarkingVisitor|GlobalHandles::(Process|Iterate|Post|Invoke)|ScavengeJob|MemoryReducer)/,
+    'gc',
+  ],
+  [
+    /^(uv_run|uv__io_poll|uv__run_|uv__async|napi_make_callback|node::InternalMakeCallback|node::InternalCallbackScope|node::SpinEventLoop|v8::internal::MicrotaskQueue|node::PerformCheckpoint|node::task_queue|Builtins_RunMicrotasks)/,
+    'loop',
+  ],
   [/^v8::internal::(compiler|Compiler|Maglev|baseline|OptimizingCompileDispatcher|Parser|Deoptimizer)/, 'other'],
 ];
 
@@ -80,7 +124,8 @@ export function classifyPerfStack(frames: readonly PerfFrame[]): Category {
   return cat === 'other' && user[0] !== undefined && MALLOC.test(user[0].sym) ? 'malloc' : cat;
 }
 
-const MALLOC = /^(_int_malloc|_int_free|malloc|free|cfree(@.*)?|__libc_(malloc|free|calloc|realloc)|malloc_consolidate|unlink_chunk.*|calloc|realloc|_int_realloc|tcache_.*)$/;
+const MALLOC =
+  /^(_int_malloc|_int_free|malloc|free|cfree(@.*)?|__libc_(malloc|free|calloc|realloc)|malloc_consolidate|unlink_chunk.*|calloc|realloc|_int_realloc|tcache_.*)$/;
 
 /** A user-space perf frame's owner. */
 export function perfFrameOwner(sym: string, dso: string): Category | null {

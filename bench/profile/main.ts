@@ -26,28 +26,67 @@
  *
  * The text after the "analysis" marker in an existing .md is kept when it is rewritten.
  */
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+
+import { spawnSync } from 'node:child_process';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { findSourceMap, SourceMap } from 'node:module';
 import { cpus, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { pathToFileURL, fileURLToPath } from 'node:url';
-import { spawnSync } from 'node:child_process';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { warmUp } from '../tunnel/measure.js';
 import { NS, setupNamespaces } from '../tunnel/netns.js';
-import { alive, background, commandExists, cpuSeconds, installCleanupHandlers, onCleanup, out, run, sleep, runMain } from '../tunnel/sys.js';
-import { OVPN_CLI, REPO_ROOT, startOurs, type Cipher, type Tunnel } from '../tunnel/tunnels.js';
-import { CATEGORIES, classifyPerfStack, classifyStack, cpuProfileFrameOwner, type Category, type CpuProfileFrame } from './classify.js';
+import {
+  alive,
+  background,
+  commandExists,
+  cpuSeconds,
+  installCleanupHandlers,
+  onCleanup,
+  out,
+  run,
+  runMain,
+  sleep,
+} from '../tunnel/sys.js';
+import { type Cipher, OVPN_CLI, REPO_ROOT, startOurs, type Tunnel } from '../tunnel/tunnels.js';
+import {
+  CATEGORIES,
+  type Category,
+  type CpuProfileFrame,
+  classifyPerfStack,
+  classifyStack,
+  cpuProfileFrameOwner,
+} from './classify.js';
 
-const CIPHER: Cipher = process.env['PROFILE_CIPHER'] === 'chachapoly' ? 'CHACHA20-POLY1305' : 'AES-256-GCM';
-const SECONDS = Number(process.env['PROFILE_SECONDS'] ?? 8);
-const NAME = process.env['PROFILE_NAME'] ?? 'before';
-const OUT_DIR = process.env['BENCH_OUT'] ?? join(REPO_ROOT, 'bench/results');
+const CIPHER: Cipher = process.env.PROFILE_CIPHER === 'chachapoly' ? 'CHACHA20-POLY1305' : 'AES-256-GCM';
+const SECONDS = Number(process.env.PROFILE_SECONDS ?? 8);
+const NAME = process.env.PROFILE_NAME ?? 'before';
+const OUT_DIR = process.env.BENCH_OUT ?? join(REPO_ROOT, 'bench/results');
 const PERF_HZ = 999;
 const DEV = 'obt-prof';
 const PORT = 11010;
 const SIDES = ['a', 'b'] as const;
-const SIDE_ROLE = { a: `${NS[0]}: iperf3 sender — seals the data, opens the ACKs`, b: `${NS[1]}: iperf3 receiver — opens the data, seals the ACKs` };
-const PROFILED = { id: 'ours-prof', impl: 'ours', cipher: CIPHER, label: 'ours', baseline: 'ours-prof', subnet: 9 } as const;
+const SIDE_ROLE = {
+  a: `${NS[0]}: iperf3 sender — seals the data, opens the ACKs`,
+  b: `${NS[1]}: iperf3 receiver — opens the data, seals the ACKs`,
+};
+const PROFILED = {
+  id: 'ours-prof',
+  impl: 'ours',
+  cipher: CIPHER,
+  label: 'ours',
+  baseline: 'ours-prof',
+  subnet: 9,
+} as const;
 const ANALYSIS_MARKER = '<!-- analysis: text below this line is kept when the file is regenerated -->';
 
 function log(s: string): void {
@@ -68,7 +107,9 @@ interface Snapshot {
 }
 
 async function snapshot(t: Tunnel): Promise<Snapshot> {
-  const stats = await Promise.all(NS.map((ns) => out(process.execPath, [OVPN_CLI, '--json', DEV, 'get_peer', '1'], { ns })));
+  const stats = await Promise.all(
+    NS.map((ns) => out(process.execPath, [OVPN_CLI, '--json', DEV, 'get_peer', '1'], { ns })),
+  );
   const peers = stats.map((s) => JSON.parse(s) as Record<string, number>);
   return {
     at: performance.now(),
@@ -130,7 +171,10 @@ interface PerfResult {
 }
 
 async function perfPhase(dir: string): Promise<{ perf: PerfResult; syscalls: SyscallResult; mbps: number }> {
-  const t = await startOurs(PROFILED, DEV, PORT, { nodeFlags: ['--perf-basic-prof', '--interpreted-frames-native-stack'], cwd: dir });
+  const t = await startOurs(PROFILED, DEV, PORT, {
+    nodeFlags: ['--perf-basic-prof', '--interpreted-frames-native-stack'],
+    cwd: dir,
+  });
   // --perf-basic-prof leaves /tmp/perf-<pid>.map behind.
   onCleanup('perf maps', () => {
     for (const pid of t.pids) rmSync(`/tmp/perf-${pid}.map`, { force: true });
@@ -140,15 +184,25 @@ async function perfPhase(dir: string): Promise<{ perf: PerfResult; syscalls: Sys
   await sleep(1500);
   const data = join(dir, 'perf.data');
   const s0 = await snapshot(t);
-  await run('perf', ['record', '-q', '-F', String(PERF_HZ), '-g', '-p', t.pids.join(','), '-o', data, '--', 'sleep', String(SECONDS)], { timeoutMs: (SECONDS + 60) * 1000 });
+  await run(
+    'perf',
+    ['record', '-q', '-F', String(PERF_HZ), '-g', '-p', t.pids.join(','), '-o', data, '--', 'sleep', String(SECONDS)],
+    { timeoutMs: (SECONDS + 60) * 1000 },
+  );
   const s1 = await snapshot(t);
   const syscalls = await syscallPhase(t, dir);
   const mbps = await load.done;
   await stopTunnel(t);
   log(`    perf: ${mbps.toFixed(0)} Mbit/s during the run`);
   const script = join(dir, 'perf.txt');
-  await run('sh', ['-c', `perf script -i '${data}' -F comm,pid,tid,period,ip,sym,dso > '${script}' 2>/dev/null`], { timeoutMs: 300_000 });
-  return { perf: { window: windowOf(s0, s1), ...parsePerfScript(readFileSync(script, 'utf8'), t.pids) }, syscalls, mbps };
+  await run('sh', ['-c', `perf script -i '${data}' -F comm,pid,tid,period,ip,sym,dso > '${script}' 2>/dev/null`], {
+    timeoutMs: 300_000,
+  });
+  return {
+    perf: { window: windowOf(s0, s1), ...parsePerfScript(readFileSync(script, 'utf8'), t.pids) },
+    syscalls,
+    mbps,
+  };
 }
 
 function parsePerfScript(text: string, pids: number[]): Omit<PerfResult, 'window'> {
@@ -219,7 +273,9 @@ async function syscallPhase(t: Tunnel, dir: string): Promise<SyscallResult> {
   const files = t.pids.map((pid) => join(dir, `stat-${pid}.txt`));
   // Only the tracepoints this kernel has (epoll_pwait2 is recent); read and write only on the
   // TUN fd (libuv and V8 also read and write eventfds).
-  const have = (s: string) => existsSync(`/sys/kernel/tracing/events/syscalls/sys_enter_${s}`) || existsSync(`/sys/kernel/debug/tracing/events/syscalls/sys_enter_${s}`);
+  const have = (s: string) =>
+    existsSync(`/sys/kernel/tracing/events/syscalls/sys_enter_${s}`) ||
+    existsSync(`/sys/kernel/debug/tracing/events/syscalls/sys_enter_${s}`);
   const eventArgs = (pid: number): string[] => {
     const tunFd = readdirSync(`/proc/${pid}/fd`).find((fd) => {
       try {
@@ -239,7 +295,15 @@ async function syscallPhase(t: Tunnel, dir: string): Promise<SyscallResult> {
       ...['-e', 'syscalls:sys_exit_read', '--filter', 'ret > 20'],
     ];
   };
-  await Promise.all(t.pids.map((pid, i) => run('perf', ['stat', '-x', ',', ...eventArgs(pid), '-p', String(pid), '-o', files[i]!, '--', 'sleep', String(seconds)], { timeoutMs: 60_000 })));
+  await Promise.all(
+    t.pids.map((pid, i) =>
+      run(
+        'perf',
+        ['stat', '-x', ',', ...eventArgs(pid), '-p', String(pid), '-o', files[i]!, '--', 'sleep', String(seconds)],
+        { timeoutMs: 60_000 },
+      ),
+    ),
+  );
   const s1 = await snapshot(t);
   const counts = files.map((f) => {
     const c = Object.fromEntries([...SYSCALLS, 'readPacket'].map((s) => [s, 0])) as Record<SyscallName, number>;
@@ -284,7 +348,10 @@ interface CpuProfResult {
 async function cpuProfPhase(dir: string): Promise<CpuProfResult> {
   const profDir = join(dir, 'cpuprof');
   mkdirSync(profDir);
-  const t = await startOurs(PROFILED, DEV, PORT, { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-interval=250'], cwd: dir });
+  const t = await startOurs(PROFILED, DEV, PORT, {
+    nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-interval=250'],
+    cwd: dir,
+  });
   await warmUp(t);
   const load = await tcpLoad(t, SECONDS + 3);
   await sleep(1500);
@@ -297,8 +364,13 @@ async function cpuProfPhase(dir: string): Promise<CpuProfResult> {
   log(`    cpu-prof: ${mbps.toFixed(0)} Mbit/s during the run`);
   await stopTunnel(t);
   // The profile is written when the daemon exits; its file name carries the pid.
-  const files = t.pids.map((pid) => readdirSync(profDir).find((f) => f.includes(`.${pid}.`) && f.endsWith('.cpuprofile')));
-  if (files.some((f) => f === undefined)) throw new Error(`no .cpuprofile for daemons ${t.pids.join(', ')} in ${profDir}: ${readdirSync(profDir).join(', ')}`);
+  const files = t.pids.map((pid) =>
+    readdirSync(profDir).find((f) => f.includes(`.${pid}.`) && f.endsWith('.cpuprofile')),
+  );
+  if (files.some((f) => f === undefined))
+    throw new Error(
+      `no .cpuprofile for daemons ${t.pids.join(', ')} in ${profDir}: ${readdirSync(profDir).join(', ')}`,
+    );
   const profiles = files.map((f) => JSON.parse(readFileSync(join(profDir, f!), 'utf8')) as CpuProfile);
   const samples = profiles.map(() => zero());
   const rows = new Map<string, FunctionRow>();
@@ -314,7 +386,8 @@ async function cpuProfPhase(dir: string): Promise<CpuProfResult> {
       const node = byId.get(id)!;
       if (node.callFrame.functionName === '(idle)') return;
       const stack: CpuProfileFrame[] = [];
-      for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) stack.push(byId.get(cur)!.callFrame);
+      for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur))
+        stack.push(byId.get(cur)!.callFrame);
       const cat = classifyStack(stack, cpuProfileFrameOwner);
       samples[side]![cat]++;
       sampled++;
@@ -348,7 +421,9 @@ function sourceLocation(url: string, line: number, column: number): string {
   const map = maps.get(file);
   const entry = map?.findEntry(line, column) as { originalSource?: string; originalLine?: number } | undefined;
   if (entry?.originalSource) {
-    const src = entry.originalSource.startsWith('file://') ? fileURLToPath(entry.originalSource) : join(file, '..', entry.originalSource);
+    const src = entry.originalSource.startsWith('file://')
+      ? fileURLToPath(entry.originalSource)
+      : join(file, '..', entry.originalSource);
     return `${relative(REPO_ROOT, src)}:${(entry.originalLine ?? 0) + 1}`;
   }
   return `${relative(REPO_ROOT, file)}:${line + 1}`;
@@ -383,11 +458,25 @@ function breakdown(samples: Counters[], w: Window): Breakdown {
     // Per side: µs per packet that daemon handled (sent or received). Both: µs of both ends per
     // packet through the tunnel (each is sealed at one end and opened at the other).
     const cpuSum = members.reduce((a, i) => a + w.cpu[i]!, 0);
-    const pk = members.length === 1 ? w.tx[members[0]!]! + w.rx[members[0]!]! : members.reduce((a, i) => a + w.tx[i]!, 0);
-    const weighted = members.length === 1 ? null : members.map((i) => w.cpu[i]! / Math.max(1, Object.values(samples[i]!).reduce((a, b) => a + b, 0)));
+    const pk =
+      members.length === 1 ? w.tx[members[0]!]! + w.rx[members[0]!]! : members.reduce((a, i) => a + w.tx[i]!, 0);
+    const weighted =
+      members.length === 1
+        ? null
+        : members.map(
+            (i) =>
+              w.cpu[i]! /
+              Math.max(
+                1,
+                Object.values(samples[i]!).reduce((a, b) => a + b, 0),
+              ),
+          );
     for (const k of Object.keys(c) as Category[]) {
       // For both ends, weight each side's samples by its own CPU time per sample.
-      const seconds = weighted === null ? (c[k] / Math.max(1, n)) * cpuSum : members.reduce((a, i, j) => a + samples[i]![k] * weighted[j]!, 0);
+      const seconds =
+        weighted === null
+          ? (c[k] / Math.max(1, n)) * cpuSum
+          : members.reduce((a, i, j) => a + samples[i]![k] * weighted[j]!, 0);
       s[k] = seconds / cpuSum;
       m[k] = (seconds / pk) * 1e6;
     }
@@ -405,7 +494,9 @@ function breakdownTable(b: Breakdown): string {
     '|:--|--:|--:|--:|--:|--:|--:|',
   ];
   for (const c of CATEGORIES) {
-    lines.push(`| ${c.label} | ${pct(b.share[0]![c.key])} | ${us(b.micros[0]![c.key])} | ${pct(b.share[1]![c.key])} | ${us(b.micros[1]![c.key])} | ${pct(b.share[2]![c.key])} | ${us(b.micros[2]![c.key])} |`);
+    lines.push(
+      `| ${c.label} | ${pct(b.share[0]![c.key])} | ${us(b.micros[0]![c.key])} | ${pct(b.share[1]![c.key])} | ${us(b.micros[1]![c.key])} | ${pct(b.share[2]![c.key])} | ${us(b.micros[2]![c.key])} |`,
+    );
   }
   const tot = (i: number) => Object.values(b.micros[i]!).reduce((a, x) => a + x, 0);
   lines.push(`| **total** | 100% | **${us(tot(0))}** | 100% | **${us(tot(1))}** | 100% | **${us(tot(2))}** |`);
@@ -414,8 +505,10 @@ function breakdownTable(b: Breakdown): string {
 
 function windowLine(w: Window): string {
   const kpps = (i: number) => ((w.tx[i]! + w.rx[i]!) / w.seconds / 1000).toFixed(1);
-  return `${w.seconds.toFixed(1)} s; a: ${w.tx[0]} packets out, ${w.rx[0]} in (${kpps(0)} kpps), ${w.cpu[0]!.toFixed(2)} CPU s; ` +
-    `b: ${w.tx[1]} out, ${w.rx[1]} in (${kpps(1)} kpps), ${w.cpu[1]!.toFixed(2)} CPU s`;
+  return (
+    `${w.seconds.toFixed(1)} s; a: ${w.tx[0]} packets out, ${w.rx[0]} in (${kpps(0)} kpps), ${w.cpu[0]!.toFixed(2)} CPU s; ` +
+    `b: ${w.tx[1]} out, ${w.rx[1]} in (${kpps(1)} kpps), ${w.cpu[1]!.toFixed(2)} CPU s`
+  );
 }
 
 function firstLine(cmd: string, args: string[]): string {
@@ -424,22 +517,35 @@ function firstLine(cmd: string, args: string[]): string {
 }
 
 async function main(): Promise<void> {
-  if (process.getuid?.() !== 0) throw new Error('needs root (network namespaces, TUN devices, perf): sudo npm run bench:profile');
+  if (process.getuid?.() !== 0)
+    throw new Error('needs root (network namespaces, TUN devices, perf): sudo npm run bench:profile');
   if (!existsSync(OVPN_CLI)) throw new Error(`${OVPN_CLI} is missing: run npm run build`);
   installCleanupHandlers();
-  const missing = [['perf', 'linux-perf'], ['iperf3', 'iperf3'], ['ip', 'iproute2'], ['ss', 'iproute2'], ['ping', 'iputils-ping']].filter(([c]) => !commandExists(c!)).map(([, p]) => p!);
+  const missing = [
+    ['perf', 'linux-perf'],
+    ['iperf3', 'iperf3'],
+    ['ip', 'iproute2'],
+    ['ss', 'iproute2'],
+    ['ping', 'iputils-ping'],
+  ]
+    .filter(([c]) => !commandExists(c!))
+    .map(([, p]) => p!);
   if (missing.length > 0) {
     log(`==> installing ${[...new Set(missing)].join(' ')} (apt-get)`);
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
     await run('apt-get', ['update'], { env, timeoutMs: 300_000 });
-    await run('apt-get', ['install', '-y', '--no-install-recommends', ...new Set(missing)], { env, timeoutMs: 600_000 });
+    await run('apt-get', ['install', '-y', '--no-install-recommends', ...new Set(missing)], {
+      env,
+      timeoutMs: 600_000,
+    });
   }
   const dir = mkdtempSync(join(tmpdir(), 'ovpn-profile-'));
   onCleanup('temporary directory', () => {
     // PROFILE_KEEP=dir keeps the raw material (perf script output, .cpuprofile files) for a closer look.
-    const keep = process.env['PROFILE_KEEP'];
+    const keep = process.env.PROFILE_KEEP;
     if (keep) {
-      for (const f of readdirSync(dir)) if (f === 'perf.data' || f.startsWith('isolate-')) rmSync(join(dir, f), { force: true });
+      for (const f of readdirSync(dir))
+        if (f === 'perf.data' || f.startsWith('isolate-')) rmSync(join(dir, f), { force: true });
       cpSync(dir, keep, { recursive: true });
     }
     rmSync(dir, { recursive: true, force: true });
@@ -454,8 +560,13 @@ async function main(): Promise<void> {
 
   const perfB = breakdown(perf.samples, perf.window);
   const profB = breakdown(prof.samples, prof.window);
-  const commit = spawnSync('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout.trim();
-  const dirty = spawnSync('git', ['-C', REPO_ROOT, 'status', '--porcelain', '--', 'src', 'native'], { encoding: 'utf8' }).stdout.trim() !== '';
+  const commit = spawnSync('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD'], {
+    encoding: 'utf8',
+  }).stdout.trim();
+  const dirty =
+    spawnSync('git', ['-C', REPO_ROOT, 'status', '--porcelain', '--', 'src', 'native'], {
+      encoding: 'utf8',
+    }).stdout.trim() !== '';
 
   // Packets out = packets read from the TUN, packets in = writes to the TUN, counted by the same
   // perf stat as the syscalls.
@@ -464,7 +575,10 @@ async function main(): Promise<void> {
   const syscallTable = [
     '| daemon | packets out / sendmmsg | packets in / recvmmsg | TUN read() per packet out | TUN write() per packet in | epoll_wait per 100 packets |',
     '|:--|--:|--:|--:|--:|--:|',
-    ...sys.map((s, i) => `| ${SIDES[i]} | ${per(s.tx, s.sendmmsg)} | ${per(s.rx, s.recvmmsg)} | ${per(s.read, s.tx)} | ${per(s.write, s.rx)} | ${per((s.epoll_wait + s.epoll_pwait + s.epoll_pwait2) * 100, s.tx + s.rx)} |`),
+    ...sys.map(
+      (s, i) =>
+        `| ${SIDES[i]} | ${per(s.tx, s.sendmmsg)} | ${per(s.rx, s.recvmmsg)} | ${per(s.read, s.tx)} | ${per(s.write, s.rx)} | ${per((s.epoll_wait + s.epoll_pwait + s.epoll_pwait2) * 100, s.tx + s.rx)} |`,
+    ),
   ].join('\n');
 
   const mdPath = join(OUT_DIR, `profile-${NAME}.md`);
@@ -503,7 +617,15 @@ ${breakdownTable(perfB)}
 
 ${CATEGORIES.map((c) => `- **${c.label}**: ${c.what}`).join('\n')}
 
-Threads (perf samples): ${perf.threads.map((t, i) => `${SIDES[i]}: ${Object.entries(t).sort((x, y) => y[1] - x[1]).map(([k, v]) => `${k} ${v}`).join(', ')}`).join('; ')}.
+Threads (perf samples): ${perf.threads
+    .map(
+      (t, i) =>
+        `${SIDES[i]}: ${Object.entries(t)
+          .sort((x, y) => y[1] - x[1])
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')}`,
+    )
+    .join('; ')}.
 
 ## Batching (perf stat, syscalls)
 

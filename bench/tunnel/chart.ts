@@ -4,7 +4,7 @@
  * each bar labelled with its median and its ratio to OpenVPN with the same cipher (green when
  * better than OpenVPN, red when worse).
  */
-import { METRICS, type Figures, type Metric, type Ratios, type TunnelInfo } from './report.js';
+import { type Figures, METRICS, type Metric, type Ratios, type TunnelInfo } from './report.js';
 import { MTU } from './tunnels.js';
 
 export interface ChartInput {
@@ -100,7 +100,9 @@ function panel(m: Metric, input: ChartInput, x0: number, y0: number): string {
   const gridBottom = y0 + height - AXIS_H - 2;
   for (const tick of ticks) {
     const gx = barX + tick * scale;
-    out.push(`<line x1='${gx.toFixed(1)}' y1='${gridTop}' x2='${gx.toFixed(1)}' y2='${gridBottom}' stroke='${tick === 0 ? '#999' : '#e3e3e3'}' stroke-width='1'/>`);
+    out.push(
+      `<line x1='${gx.toFixed(1)}' y1='${gridTop}' x2='${gx.toFixed(1)}' y2='${gridBottom}' stroke='${tick === 0 ? '#999' : '#e3e3e3'}' stroke-width='1'/>`,
+    );
     out.push(text(gx, gridBottom + 13, fmtAxis(tick), `${FONT} font-size='9.5' fill='#888' text-anchor='middle'`));
   }
 
@@ -113,13 +115,19 @@ function panel(m: Metric, input: ChartInput, x0: number, y0: number): string {
       const s = input.figures[id]![m.key];
       const ratio = input.ratios[id]![m.key];
       const w = Number.isFinite(s.median) ? Math.max(1, s.median * scale) : 0;
-      out.push(text(barX - 8, y + BAR_H / 2 + 4, shortLabel(t), `${FONT} font-size='12' fill='#222' text-anchor='end'`));
-      out.push(`<rect x='${barX}' y='${y}' width='${w.toFixed(1)}' height='${BAR_H}' fill='${COLOURS[id] ?? '#888'}'><title>${esc(`${t.label}: ${fmtValue(s.median, m)} ${m.unit}, min ${fmtValue(s.min, m)}, max ${fmtValue(s.max, m)}, n=${s.n}`)}</title></rect>`);
+      out.push(
+        text(barX - 8, y + BAR_H / 2 + 4, shortLabel(t), `${FONT} font-size='12' fill='#222' text-anchor='end'`),
+      );
+      out.push(
+        `<rect x='${barX}' y='${y}' width='${w.toFixed(1)}' height='${BAR_H}' fill='${COLOURS[id] ?? '#888'}'><title>${esc(`${t.label}: ${fmtValue(s.median, m)} ${m.unit}, min ${fmtValue(s.min, m)}, max ${fmtValue(s.max, m)}, n=${s.n}`)}</title></rect>`,
+      );
       if (s.n > 1 && Number.isFinite(s.min)) {
         const a = barX + s.min * scale;
         const b = barX + s.max * scale;
         const cy = y + BAR_H / 2;
-        out.push(`<path d='M${a.toFixed(1)} ${cy}H${b.toFixed(1)}M${a.toFixed(1)} ${cy - 5}V${cy + 5}M${b.toFixed(1)} ${cy - 5}V${cy + 5}' stroke='#333' stroke-width='1.2' fill='none'/>`);
+        out.push(
+          `<path d='M${a.toFixed(1)} ${cy}H${b.toFixed(1)}M${a.toFixed(1)} ${cy - 5}V${cy + 5}M${b.toFixed(1)} ${cy - 5}V${cy + 5}' stroke='#333' stroke-width='1.2' fill='none'/>`,
+        );
       }
       const labelX = barX + Math.max(w, Number.isFinite(s.max) && s.n > 1 ? s.max * scale : 0) + 7;
       let label = `${fmtValue(s.median, m)}`;
@@ -127,14 +135,30 @@ function panel(m: Metric, input: ChartInput, x0: number, y0: number): string {
       if (t.baseline !== id && Number.isFinite(ratio)) {
         const good = m.better === 'higher' ? ratio >= 1 : ratio <= 1;
         label = `${ratio.toFixed(2)}× OpenVPN`;
-        out.push(text(labelX + 8 + fmtValue(s.median, m).length * 7.2, y + BAR_H / 2 + 4, label, `${FONT} font-size='12' font-weight='bold' fill='${good ? '#1e7b34' : '#b3261e'}'`));
+        out.push(
+          text(
+            labelX + 8 + fmtValue(s.median, m).length * 7.2,
+            y + BAR_H / 2 + 4,
+            label,
+            `${FONT} font-size='12' font-weight='bold' fill='${good ? '#1e7b34' : '#b3261e'}'`,
+          ),
+        );
       }
       y += PITCH;
     }
     // The group's name, rotated, in the left margin of the panel.
     const mid = (groupTop + y - (PITCH - BAR_H)) / 2;
-    out.push(`<line x1='${x0 + 22}' y1='${groupTop + 1}' x2='${x0 + 22}' y2='${y - (PITCH - BAR_H) - 1}' stroke='#bbb' stroke-width='2'/>`);
-    out.push(text(x0 + 16, mid, g.name === 'CHACHA20-POLY1305' ? 'ChaCha20' : g.name === 'AES-256-GCM' ? 'AES-GCM' : 'WG', `${FONT} font-size='9.5' fill='#888' text-anchor='middle' transform='rotate(-90 ${x0 + 16} ${mid.toFixed(1)})'`));
+    out.push(
+      `<line x1='${x0 + 22}' y1='${groupTop + 1}' x2='${x0 + 22}' y2='${y - (PITCH - BAR_H) - 1}' stroke='#bbb' stroke-width='2'/>`,
+    );
+    out.push(
+      text(
+        x0 + 16,
+        mid,
+        g.name === 'CHACHA20-POLY1305' ? 'ChaCha20' : g.name === 'AES-256-GCM' ? 'AES-GCM' : 'WG',
+        `${FONT} font-size='9.5' fill='#888' text-anchor='middle' transform='rotate(-90 ${x0 + 16} ${mid.toFixed(1)})'`,
+      ),
+    );
   }
   return out.join('\n');
 }
@@ -187,9 +211,10 @@ export function renderChart(input: ChartInput): string {
     parts.push(text(lx + 20, legendY + 12, t.label, `${FONT} font-size='12' fill='#222'`));
     lx += 34 + t.label.length * 7.4;
   }
-  notes.forEach((f, i) => parts.push(text(MARGIN, legendY + 38 + i * 17, f, `${FONT} font-size='11.5' fill='#555'`)));
+  for (const [i, f] of notes.entries())
+    parts.push(text(MARGIN, legendY + 38 + i * 17, f, `${FONT} font-size='11.5' fill='#555'`));
   parts.push('</svg>');
-  return parts.join('\n') + '\n';
+  return `${parts.join('\n')}\n`;
 }
 
 /** The parts of tunnel.json the chart reads. */

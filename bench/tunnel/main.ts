@@ -23,22 +23,30 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { chartOf } from './chart.js';
-import { loadMark, measureIdlePing, measureTcp, measureUdp, otherLoad, tcpCongestionControl, warmUp } from './measure.js';
-import { setupNamespaces, NS } from './netns.js';
-import { figures, METRICS, newSamples, ratios, spread, table, type TunnelSamples } from './report.js';
+import {
+  loadMark,
+  measureIdlePing,
+  measureTcp,
+  measureUdp,
+  otherLoad,
+  tcpCongestionControl,
+  warmUp,
+} from './measure.js';
+import { NS, setupNamespaces } from './netns.js';
+import { figures, METRICS, newSamples, ratios, spread, type TunnelSamples, table } from './report.js';
 import { commandExists, installCleanupHandlers, onCleanup, run, runMain } from './sys.js';
-import { makePki, OVPN_CLI, plans, REPO_ROOT, MTU, type Tunnel } from './tunnels.js';
+import { MTU, makePki, OVPN_CLI, plans, REPO_ROOT, type Tunnel } from './tunnels.js';
 
-const QUICK = process.env['BENCH_QUICK'] === '1';
-const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? (QUICK ? 1 : 5));
-const SECONDS = Number(process.env['BENCH_SECONDS'] ?? (QUICK ? 2 : 5));
+const QUICK = process.env.BENCH_QUICK === '1';
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 1 : 5));
+const SECONDS = Number(process.env.BENCH_SECONDS ?? (QUICK ? 2 : 5));
 const PING_IDLE_SECONDS = QUICK ? 1 : 2;
 const UDP_SIZES = [64, 1400] as const;
-const ONLY = process.env['BENCH_ONLY']?.split(',').filter(Boolean);
-const OUT_DIR = process.env['BENCH_OUT'] ?? join(REPO_ROOT, 'bench/results');
+const ONLY = process.env.BENCH_ONLY?.split(',').filter(Boolean);
+const OUT_DIR = process.env.BENCH_OUT ?? join(REPO_ROOT, 'bench/results');
 
 /** Commands the benchmark needs, and the Debian package that brings each. */
 const TOOLS: [string, string][] = [
@@ -73,7 +81,7 @@ function firstLine(cmd: string, args: string[]): string {
 }
 
 function dpkgVersion(pkg: string): string {
-  return spawnSync('dpkg-query', ['-W', '-f', '${Version}', pkg], { encoding: 'utf8' }).stdout?.trim() ?? '';
+  return spawnSync('dpkg-query', ['-W', '-f', '$' + '{Version}', pkg], { encoding: 'utf8' }).stdout?.trim() ?? '';
 }
 
 function machine(): object {
@@ -89,11 +97,23 @@ function machine(): object {
 }
 
 function versions(): { ours: { node: string } & Record<string, unknown> } & Record<string, unknown> {
-  const git = (args: string[]) => spawnSync('git', ['-C', REPO_ROOT, ...args], { encoding: 'utf8' }).stdout?.trim() ?? '';
+  const git = (args: string[]) =>
+    spawnSync('git', ['-C', REPO_ROOT, ...args], { encoding: 'utf8' }).stdout?.trim() ?? '';
   return {
-    ours: { commit: git(['rev-parse', 'HEAD']), srcCommit: git(['log', '-1', '--format=%H', '--', 'src', 'native']), dirty: git(['status', '--porcelain', '--', 'src', 'native']) !== '', node: process.version, openssl: process.versions.openssl, cli: OVPN_CLI },
+    ours: {
+      commit: git(['rev-parse', 'HEAD']),
+      srcCommit: git(['log', '-1', '--format=%H', '--', 'src', 'native']),
+      dirty: git(['status', '--porcelain', '--', 'src', 'native']) !== '',
+      node: process.version,
+      openssl: process.versions.openssl,
+      cli: OVPN_CLI,
+    },
     openvpn: { version: firstLine('openvpn', ['--version']), package: dpkgVersion('openvpn') },
-    wireguardGo: { version: firstLine('wireguard-go', ['--version']), package: dpkgVersion('wireguard-go'), wg: firstLine('wg', ['--version']) },
+    wireguardGo: {
+      version: firstLine('wireguard-go', ['--version']),
+      package: dpkgVersion('wireguard-go'),
+      wg: firstLine('wg', ['--version']),
+    },
     iperf3: firstLine('iperf3', ['--version']),
     ping: firstLine('ping', ['-V']),
   };
@@ -107,7 +127,8 @@ function fail(message: string): never {
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) fail('needs root (network namespaces, TUN devices): sudo npm run bench:tunnel');
   if (!existsSync(OVPN_CLI)) fail(`${OVPN_CLI} is missing: run npm run build`);
-  if (!existsSync(join(REPO_ROOT, 'build/Release/ovpn_io.node'))) fail('the native shim is not built: run npm install (or npm run build)');
+  if (!existsSync(join(REPO_ROOT, 'build/Release/ovpn_io.node')))
+    fail('the native shim is not built: run npm install (or npm run build)');
   installCleanupHandlers();
   await ensureTools();
 
@@ -130,7 +151,8 @@ async function main(): Promise<void> {
     await warmUp(t);
     log(`    ${t.id.padEnd(15)} up: ${t.addr[0]} -> ${t.addr[1]}, pids ${t.pids.join(' ')}; ${t.confirmed}`);
   }
-  for (const t of tunnels) if (!tunnels.some((b) => b.id === t.baseline)) fail(`${t.id} needs its baseline ${t.baseline} in BENCH_ONLY`);
+  for (const t of tunnels)
+    if (!tunnels.some((b) => b.id === t.baseline)) fail(`${t.id} needs its baseline ${t.baseline} in BENCH_ONLY`);
 
   const samples: Record<string, TunnelSamples> = Object.fromEntries(tunnels.map((t) => [t.id, newSamples()]));
   const failures: { tunnel: string; metric: string; round: number; error: string }[] = [];
@@ -157,15 +179,19 @@ async function main(): Promise<void> {
       const r = await attempt(t, 'tcp', round, () => measureTcp(t, SECONDS));
       if (!r) continue;
       samples[t.id]!.tcp.push(r);
-      log(`    ${t.id.padEnd(15)} tcp         ${r.mbps.toFixed(0)} Mbit/s, ${r.retransmits} retr, ${r.cpuSecondsPerGB.toFixed(2)} CPU s/GB, ` +
-        `rtt ${r.rtt ? `${r.rtt.median.toFixed(2)} ms (${r.rtt.received}/${r.rtt.sent})` : 'none'}, other load ${r.otherLoad.toFixed(2)}`);
+      log(
+        `    ${t.id.padEnd(15)} tcp         ${r.mbps.toFixed(0)} Mbit/s, ${r.retransmits} retr, ${r.cpuSecondsPerGB.toFixed(2)} CPU s/GB, ` +
+          `rtt ${r.rtt ? `${r.rtt.median.toFixed(2)} ms (${r.rtt.received}/${r.rtt.sent})` : 'none'}, other load ${r.otherLoad.toFixed(2)}`,
+      );
     }
     for (const size of UDP_SIZES) {
       for (const t of order) {
         const r = await attempt(t, `udp ${size}`, round, () => measureUdp(t, size, SECONDS));
         if (!r) continue;
         (size === 64 ? samples[t.id]!.udp64 : samples[t.id]!.udp1400).push(r);
-        log(`    ${t.id.padEnd(15)} udp ${String(size).padEnd(7)} ${(r.receivedPps / 1000).toFixed(1)} kpps received of ${(r.sentPps / 1000).toFixed(1)} sent, ${r.cpuMicrosPerPacket.toFixed(2)} µs CPU/pkt`);
+        log(
+          `    ${t.id.padEnd(15)} udp ${String(size).padEnd(7)} ${(r.receivedPps / 1000).toFixed(1)} kpps received of ${(r.sentPps / 1000).toFixed(1)} sent, ${r.cpuMicrosPerPacket.toFixed(2)} µs CPU/pkt`,
+        );
       }
     }
   }
@@ -181,12 +207,19 @@ async function main(): Promise<void> {
   // each figure over its samples.
   const others = Object.values(samples).flatMap((s) => [...s.tcp, ...s.udp64, ...s.udp1400].map((x) => x.otherLoad));
   const other = spread(others);
-  const worstCv = Object.entries(figs).flatMap(([id, f]) => METRICS.map((m) => ({ id, metric: m.key, cv: f[m.key].cv }))).filter((x) => Number.isFinite(x.cv)).sort((a, b) => b.cv - a.cv);
+  const worstCv = Object.entries(figs)
+    .flatMap(([id, f]) => METRICS.map((m) => ({ id, metric: m.key, cv: f[m.key].cv })))
+    .filter((x) => Number.isFinite(x.cv))
+    .sort((a, b) => b.cv - a.cv);
   const tcpCv = spread(Object.values(figs).map((f) => f.tcpMbps.cv));
   const noise = {
     loadavgStart: load0,
     loadavgEnd: load1,
-    otherLoadCores: { median: other.median, max: other.max, note: 'CPU (in cores) used outside the processes of our namespaces and this process during each TCP/UDP sample: other sessions\' work, plus kernel threads (ksoftirqd) that may be serving our own traffic, so an upper bound; 0 = the machine was ours alone' },
+    otherLoadCores: {
+      median: other.median,
+      max: other.max,
+      note: "CPU (in cores) used outside the processes of our namespaces and this process during each TCP/UDP sample: other sessions' work, plus kernel threads (ksoftirqd) that may be serving our own traffic, so an upper bound; 0 = the machine was ours alone",
+    },
     otherLoadWholeRun: otherLoad(mark0, mark1),
     tcpThroughputCv: { median: tcpCv.median, max: tcpCv.max },
     worstCv: worstCv.slice(0, 3),
@@ -200,7 +233,15 @@ async function main(): Promise<void> {
   log('');
   log(`noise: ${noise.note}`);
 
-  const info = tunnels.map((t) => ({ id: t.id, label: t.label, impl: t.impl, cipher: t.cipher, baseline: t.baseline, addr: t.addr, confirmed: t.confirmed }));
+  const info = tunnels.map((t) => ({
+    id: t.id,
+    label: t.label,
+    impl: t.impl,
+    cipher: t.cipher,
+    baseline: t.baseline,
+    addr: t.addr,
+    confirmed: t.confirmed,
+  }));
   const result = {
     benchmark: 'tunnel',
     date: started.toISOString(),
@@ -217,12 +258,15 @@ async function main(): Promise<void> {
       tcpCongestionControl: tcpCc,
       direction: `${NS[0]} -> ${NS[1]} (iperf3 client in ${NS[0]})`,
       cpu: 'utime+stime of the tunnel processes in both namespaces over the TCP run, divided by GB received by iperf3',
-      order: 'each round: idle ping, TCP (+ping under load), UDP 64, UDP 1400, each through all tunnels, starting one tunnel later every round',
+      order:
+        'each round: idle ping, TCP (+ping under load), UDP 64, UDP 1400, each through all tunnels, starting one tunnel later every round',
     },
     machine: machine(),
     versions: versions(),
     tunnels: info,
-    medians: Object.fromEntries(Object.entries(figs).map(([id, f]) => [id, Object.fromEntries(METRICS.map((m) => [m.key, f[m.key].median]))])),
+    medians: Object.fromEntries(
+      Object.entries(figs).map(([id, f]) => [id, Object.fromEntries(METRICS.map((m) => [m.key, f[m.key].median]))]),
+    ),
     ratiosToOpenVpn: rat,
     spread: figs,
     noise,

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { NS } from './netns.js';
-import { background, clockTicks, cpuSeconds, netnsPids, run, runSync, sleep, waitFor, type Background } from './sys.js';
+import { type Background, background, clockTicks, cpuSeconds, netnsPids, run, runSync, sleep, waitFor } from './sys.js';
 import type { Tunnel } from './tunnels.js';
 
 const IPERF_PORT = 5201;
@@ -16,7 +16,7 @@ const IPERF_PORT = 5201;
  * BENCH_TCP_CC picks one per socket (iperf3 --congestion); by default the namespaces' own, which
  * they inherit from the host.
  */
-const TCP_CC_CHOSEN = process.env['BENCH_TCP_CC'] || null;
+const TCP_CC_CHOSEN = process.env.BENCH_TCP_CC || null;
 
 /** What the iperf3 sender uses: the chosen one, else the sending namespace's default. */
 export function tcpCongestionControl(): string {
@@ -82,7 +82,9 @@ function childrenSeconds(): number {
   const stat = readFileSync('/proc/self/stat', 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // utime 14, stime 15, cutime 16, cstime 17 (fields from 3 on).
-  return (Number(fields[14 - 3]) + Number(fields[15 - 3]) + Number(fields[16 - 3]) + Number(fields[17 - 3])) / clockTicks();
+  return (
+    (Number(fields[14 - 3]) + Number(fields[15 - 3]) + Number(fields[16 - 3]) + Number(fields[17 - 3])) / clockTicks()
+  );
 }
 
 export function loadMark(): LoadMark {
@@ -115,11 +117,18 @@ function tunnelCpu(t: Tunnel): number {
 }
 
 async function iperfServer(t: Tunnel): Promise<Background> {
-  const server = background('iperf3', ['--server', '--one-off', '--bind', t.addr[1], '--port', String(IPERF_PORT)], { ns: NS[1] });
-  await waitFor('the iperf3 server', async () => {
-    if (server.child.exitCode !== null) throw new Error(`iperf3 server exited: ${server.output()}`);
-    return (await run('ss', ['-Hltn', `sport = :${IPERF_PORT}`], { ns: NS[1] })).stdout.trim() !== '';
-  }, 5000, 20);
+  const server = background('iperf3', ['--server', '--one-off', '--bind', t.addr[1], '--port', String(IPERF_PORT)], {
+    ns: NS[1],
+  });
+  await waitFor(
+    'the iperf3 server',
+    async () => {
+      if (server.child.exitCode !== null) throw new Error(`iperf3 server exited: ${server.output()}`);
+      return (await run('ss', ['-Hltn', `sport = :${IPERF_PORT}`], { ns: NS[1] })).stdout.trim() !== '';
+    },
+    5000,
+    20,
+  );
   return server;
 }
 
@@ -132,18 +141,23 @@ interface IperfEnd {
 async function iperfClient(t: Tunnel, args: string[], seconds: number): Promise<IperfEnd> {
   const server = await iperfServer(t);
   try {
-    const r = await run('iperf3', ['--client', t.addr[1], '--port', String(IPERF_PORT), '--time', String(seconds), '--json', ...args], {
-      ns: NS[0],
-      timeoutMs: (seconds + 30) * 1000,
-      allowFail: true,
-    });
+    const r = await run(
+      'iperf3',
+      ['--client', t.addr[1], '--port', String(IPERF_PORT), '--time', String(seconds), '--json', ...args],
+      {
+        ns: NS[0],
+        timeoutMs: (seconds + 30) * 1000,
+        allowFail: true,
+      },
+    );
     let json: { end?: IperfEnd; error?: string };
     try {
       json = JSON.parse(r.stdout) as typeof json;
     } catch {
       throw new Error(`iperf3 printed no JSON (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
     }
-    if (json.error !== undefined || json.end?.sum_received === undefined) throw new Error(`iperf3: ${json.error ?? 'no result'}`);
+    if (json.error !== undefined || json.end?.sum_received === undefined)
+      throw new Error(`iperf3: ${json.error ?? 'no result'}`);
     return json.end;
   } finally {
     await server.stop(2000);
@@ -181,7 +195,11 @@ function pingArgs(t: Tunnel, seconds: number, count?: number): string[] {
 // ---- measurements -------------------------------------------------------------------------
 
 export async function measureIdlePing(t: Tunnel, seconds: number): Promise<RttStats | null> {
-  const r = await run('ping', pingArgs(t, seconds + 2, Math.round(seconds * 100)), { ns: NS[0], allowFail: true, timeoutMs: (seconds + 10) * 1000 });
+  const r = await run('ping', pingArgs(t, seconds + 2, Math.round(seconds * 100)), {
+    ns: NS[0],
+    allowFail: true,
+    timeoutMs: (seconds + 10) * 1000,
+  });
   return parsePing(r.stdout);
 }
 
@@ -241,5 +259,10 @@ export async function measureUdp(t: Tunnel, size: number, seconds: number): Prom
 
 /** First contact through a fresh tunnel (WireGuard handshakes on the first packet). */
 export async function warmUp(t: Tunnel): Promise<void> {
-  await waitFor(`a ping through ${t.id}`, async () => (await run('ping', ['-n', '-c', '1', '-W', '1', t.addr[1]], { ns: NS[0], allowFail: true })).code === 0, 15_000, 100);
+  await waitFor(
+    `a ping through ${t.id}`,
+    async () => (await run('ping', ['-n', '-c', '1', '-W', '1', t.addr[1]], { ns: NS[0], allowFail: true })).code === 0,
+    15_000,
+    100,
+  );
 }

@@ -8,13 +8,13 @@ import { join } from 'node:path';
 import { alive, killPid, netnsPids, onCleanup, run, runSync, sleepSync, waitFor } from './sys.js';
 
 /** BENCH_NS_PREFIX lets two benchmarks run side by side (default 'obt'). */
-const PREFIX = process.env['BENCH_NS_PREFIX'] ?? 'obt';
+const PREFIX = process.env.BENCH_NS_PREFIX ?? 'obt';
 export const NS = [`${PREFIX}-a`, `${PREFIX}-b`] as const;
 export const VETH = [`${PREFIX}v-a`, `${PREFIX}v-b`] as const;
 /** Addresses of the veth ends: the tunnels run over these. */
 export const LINK = ['10.10.1.1', '10.10.1.2'] as const;
 
-const OVPN_RUN_DIR = process.env['OVPN_DCO_RUN_DIR'] ?? '/run/ovpn-dco';
+const OVPN_RUN_DIR = process.env.OVPN_DCO_RUN_DIR ?? '/run/ovpn-dco';
 
 function netnsExists(ns: string): boolean {
   return existsSync(`/run/netns/${ns}`);
@@ -57,5 +57,8 @@ export async function setupNamespaces(): Promise<void> {
     await run('ip', ['-n', NS[i], 'addr', 'add', `${LINK[i]}/24`, 'dev', VETH[i]]);
     await run('ip', ['-n', NS[i], 'link', 'set', VETH[i], 'up']);
   }
-  await waitFor('the veth to come up', async () => (await run('ping', ['-c', '1', '-W', '1', LINK[1]], { ns: NS[0], allowFail: true })).code === 0);
+  await waitFor(
+    'the veth to come up',
+    async () => (await run('ping', ['-c', '1', '-W', '1', LINK[1]], { ns: NS[0], allowFail: true })).code === 0,
+  );
 }

@@ -22,9 +22,9 @@ import { controlDir, NS, setupNamespaces } from './netns.js';
 import { installCleanupHandlers, onCleanup, run, runMain } from './sys.js';
 import { makePki, plans, type Tunnel } from './tunnels.js';
 
-const SECONDS = Number(process.env['PROBE_SECONDS'] ?? 6);
-const EVERY_MS = Number(process.env['PROBE_EVERY_MS'] ?? 5);
-const ONLY = process.env['BENCH_ONLY']?.split(',').filter(Boolean) ?? ['ours-aes', 'openvpn-aes'];
+const SECONDS = Number(process.env.PROBE_SECONDS ?? 6);
+const EVERY_MS = Number(process.env.PROBE_EVERY_MS ?? 5);
+const ONLY = process.env.BENCH_ONLY?.split(',').filter(Boolean) ?? ['ours-aes', 'openvpn-aes'];
 
 /** rx_queue and drops of the UDP socket bound to `port`, seen from the netns of `pid`. */
 function udpQueue(pid: number, port: number): { rx: number; drops: number } | null {
@@ -96,7 +96,7 @@ async function probe(t: Tunnel): Promise<void> {
     if (b) rxB.push(b.rx);
   }, EVERY_MS);
   const ssLoop = (async () => {
-    while (sampling && process.env['PROBE_SS'] === '1') {
+    while (sampling && process.env.PROBE_SS === '1') {
       const w = await senderWmem(t);
       if (w !== null) wmem.push(w);
     }
@@ -117,7 +117,9 @@ async function probe(t: Tunnel): Promise<void> {
   };
   process.stdout.write(
     `${t.id}: ${sample.mbps.toFixed(0)} Mbit/s, ${sample.retransmits} retr, ping median ${sample.rtt?.median.toFixed(2)} ms p95 ${sample.rtt?.p95.toFixed(2)} ms; UDP drops a ${drops1[0]! - drops0[0]!} b ${drops1[1]! - drops0[1]!}; TUN tx drops a ${tunDrops}\n` +
-      (q1[0] ? `    queues a ${JSON.stringify(q0[0]?.['tx-queue'])} -> ${JSON.stringify(q1[0]['tx-queue'])}\n    queues b ${JSON.stringify(q0[1]?.['tx-queue'])} -> ${JSON.stringify(q1[1]?.['tx-queue'])}\n    drops a ${JSON.stringify(q1[0]['drops'])}\n    drops b ${JSON.stringify(q1[1]?.['drops'])}\n` : '') +
+      (q1[0]
+        ? `    queues a ${JSON.stringify(q0[0]?.['tx-queue'])} -> ${JSON.stringify(q1[0]['tx-queue'])}\n    queues b ${JSON.stringify(q0[1]?.['tx-queue'])} -> ${JSON.stringify(q1[1]?.['tx-queue'])}\n    drops a ${JSON.stringify(q1[0].drops)}\n    drops b ${JSON.stringify(q1[1]?.drops)}\n`
+        : '') +
       `${wmem.length > 0 ? `${show('sender TCP', wmem)}\n` : ''}${show('UDP rx b', rxB)}\n${show('UDP rx a', rxA)}\n`,
   );
 }
@@ -135,7 +137,7 @@ async function main(): Promise<void> {
     await warmUp(t);
     tunnels.push(t);
   }
-  const rounds = Number(process.env['PROBE_ROUNDS'] ?? 1);
+  const rounds = Number(process.env.PROBE_ROUNDS ?? 1);
   for (let r = 0; r < rounds; r++) for (const t of tunnels) await probe(t);
 }
 

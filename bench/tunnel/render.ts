@@ -10,6 +10,6 @@ import { REPO_ROOT } from './tunnels.js';
 
 const file = process.argv[2] ?? join(REPO_ROOT, 'bench/results/tunnel.json');
 const result = JSON.parse(readFileSync(file, 'utf8')) as ResultForChart;
-const svg = file.replace(/\.json$/, '') + '.svg';
+const svg = `${file.replace(/\.json$/, '')}.svg`;
 writeFileSync(svg, chartOf(result));
 process.stdout.write(`wrote ${svg}\n`);

@@ -26,12 +26,54 @@ export interface Metric {
 }
 
 export const METRICS: readonly Metric[] = [
-  { key: 'tcpMbps', title: 'TCP throughput', unit: 'Mbit/s', better: 'higher', digits: 0, values: (s) => s.tcp.map((x) => x.mbps) },
-  { key: 'udp64Kpps', title: 'UDP, 64-byte payload', unit: 'kpps received', better: 'higher', digits: 1, values: (s) => s.udp64.map((x) => x.receivedPps / 1000) },
-  { key: 'udp1400Kpps', title: 'UDP, 1400-byte payload', unit: 'kpps received', better: 'higher', digits: 1, values: (s) => s.udp1400.map((x) => x.receivedPps / 1000) },
-  { key: 'rttIdleMs', title: 'Ping RTT, idle', unit: 'ms (median)', better: 'lower', digits: 3, values: (s) => s.pingIdle.map((x) => x.median) },
-  { key: 'rttLoadMs', title: 'Ping RTT under TCP load', unit: 'ms (median)', better: 'lower', digits: 2, values: (s) => s.tcp.flatMap((x) => (x.rtt ? [x.rtt.median] : [])) },
-  { key: 'cpuSecondsPerGB', title: 'CPU per GB, TCP (both ends)', unit: 'CPU s/GB', better: 'lower', digits: 2, values: (s) => s.tcp.map((x) => x.cpuSecondsPerGB) },
+  {
+    key: 'tcpMbps',
+    title: 'TCP throughput',
+    unit: 'Mbit/s',
+    better: 'higher',
+    digits: 0,
+    values: (s) => s.tcp.map((x) => x.mbps),
+  },
+  {
+    key: 'udp64Kpps',
+    title: 'UDP, 64-byte payload',
+    unit: 'kpps received',
+    better: 'higher',
+    digits: 1,
+    values: (s) => s.udp64.map((x) => x.receivedPps / 1000),
+  },
+  {
+    key: 'udp1400Kpps',
+    title: 'UDP, 1400-byte payload',
+    unit: 'kpps received',
+    better: 'higher',
+    digits: 1,
+    values: (s) => s.udp1400.map((x) => x.receivedPps / 1000),
+  },
+  {
+    key: 'rttIdleMs',
+    title: 'Ping RTT, idle',
+    unit: 'ms (median)',
+    better: 'lower',
+    digits: 3,
+    values: (s) => s.pingIdle.map((x) => x.median),
+  },
+  {
+    key: 'rttLoadMs',
+    title: 'Ping RTT under TCP load',
+    unit: 'ms (median)',
+    better: 'lower',
+    digits: 2,
+    values: (s) => s.tcp.flatMap((x) => (x.rtt ? [x.rtt.median] : [])),
+  },
+  {
+    key: 'cpuSecondsPerGB',
+    title: 'CPU per GB, TCP (both ends)',
+    unit: 'CPU s/GB',
+    better: 'lower',
+    digits: 2,
+    values: (s) => s.tcp.map((x) => x.cpuSecondsPerGB),
+  },
 ];
 
 export interface Spread {
@@ -79,7 +121,9 @@ export function figures(samples: Record<string, TunnelSamples>): Figures {
 export function ratios(tunnels: readonly TunnelInfo[], figs: Figures): Ratios {
   const out: Ratios = {};
   for (const t of tunnels) {
-    out[t.id] = Object.fromEntries(METRICS.map((m) => [m.key, figs[t.id]![m.key].median / figs[t.baseline]![m.key].median])) as Record<MetricKey, number>;
+    out[t.id] = Object.fromEntries(
+      METRICS.map((m) => [m.key, figs[t.id]![m.key].median / figs[t.baseline]![m.key].median]),
+    ) as Record<MetricKey, number>;
   }
   return out;
 }
@@ -100,12 +144,16 @@ export function table(tunnels: readonly TunnelInfo[], figs: Figures, rat: Ratios
     if (h.length <= 18) return [h, ''];
     const mid = h.length / 2;
     let best = -1;
-    for (let i = 0; i < h.length; i++) if (h[i] === ' ' && (best < 0 || Math.abs(i - mid) < Math.abs(best - mid))) best = i;
+    for (let i = 0; i < h.length; i++)
+      if (h[i] === ' ' && (best < 0 || Math.abs(i - mid) < Math.abs(best - mid))) best = i;
     return best < 0 ? [h, ''] : [h.slice(0, best), h.slice(best + 1)];
   };
   const heads = head.map(split);
-  const widths = head.map((_, c) => Math.max(heads[c]![0].length, heads[c]![1].length, ...rows.map((r) => r[c]!.length)));
-  const line = (cells: string[]) => cells.map((x, c) => (c === 0 ? x.padEnd(widths[c]!) : x.padStart(widths[c]!))).join('  ');
+  const widths = head.map((_, c) =>
+    Math.max(heads[c]![0].length, heads[c]![1].length, ...rows.map((r) => r[c]!.length)),
+  );
+  const line = (cells: string[]) =>
+    cells.map((x, c) => (c === 0 ? x.padEnd(widths[c]!) : x.padStart(widths[c]!))).join('  ');
   return [
     line(heads.map((h) => h[0])),
     line(heads.map((h) => h[1])),

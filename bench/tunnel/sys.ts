@@ -5,7 +5,7 @@
  *
  * Cleanup is synchronous (spawnSync) so it can run from a signal handler or an 'exit' listener.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 export class CommandError extends Error {
@@ -15,7 +15,9 @@ export class CommandError extends Error {
     readonly stdout: string,
     readonly stderr: string,
   ) {
-    super(`command failed (${code === null ? 'killed' : `exit ${code}`}): ${command}\n${(stderr || stdout).trim().split('\n').slice(-8).join('\n')}`);
+    super(
+      `command failed (${code === null ? 'killed' : `exit ${code}`}): ${command}\n${(stderr || stdout).trim().split('\n').slice(-8).join('\n')}`,
+    );
   }
 }
 
@@ -51,7 +53,10 @@ export function run(cmd: string, args: readonly string[] = [], opts: RunOptions 
   const [file, fileArgs] = argv(cmd, args, opts.ns);
   const text = quote([file, ...fileArgs]);
   return new Promise((resolve, reject) => {
-    const child = spawn(file, fileArgs, { env: opts.env ?? process.env, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    const child = spawn(file, fileArgs, {
+      env: opts.env ?? process.env,
+      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    });
     track(child, text);
     let stdout = '';
     let stderr = '';
@@ -102,10 +107,18 @@ function track(child: ChildProcess, text: string): void {
   child.once('exit', () => live.delete(pid));
 }
 
-export function background(cmd: string, args: readonly string[] = [], opts: Omit<RunOptions, 'timeoutMs' | 'allowFail' | 'input'> = {}): Background {
+export function background(
+  cmd: string,
+  args: readonly string[] = [],
+  opts: Omit<RunOptions, 'timeoutMs' | 'allowFail' | 'input'> = {},
+): Background {
   const [file, fileArgs] = argv(cmd, args, opts.ns);
   const text = quote([file, ...fileArgs]);
-  const child = spawn(file, fileArgs, { env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], ...(opts.cwd ? { cwd: opts.cwd } : {}) });
+  const child = spawn(file, fileArgs, {
+    env: opts.env ?? process.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
+  });
   if (child.pid === undefined) throw new Error(`could not start ${text}`);
   track(child, text);
   let output = '';
@@ -135,7 +148,12 @@ export function background(cmd: string, args: readonly string[] = [], opts: Omit
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `check` every `everyMs` until it returns true; throws after `limitMs` naming `what`. */
-export async function waitFor(what: string, check: () => boolean | Promise<boolean>, limitMs = 10_000, everyMs = 50): Promise<void> {
+export async function waitFor(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  limitMs = 10_000,
+  everyMs = 50,
+): Promise<void> {
   const deadline = Date.now() + limitMs;
   for (;;) {
     let ok = false;
@@ -254,7 +272,12 @@ export function installCleanupHandlers(): void {
 }
 
 /** Synchronous command for cleanup paths; never throws. */
-export function runSync(cmd: string, args: readonly string[], ns?: string, timeoutMs = 10_000): { code: number | null; stdout: string } {
+export function runSync(
+  cmd: string,
+  args: readonly string[],
+  ns?: string,
+  timeoutMs = 10_000,
+): { code: number | null; stdout: string } {
   const [file, fileArgs] = argv(cmd, args, ns);
   const r = spawnSync(file, fileArgs, { encoding: 'utf8', timeout: timeoutMs, stdio: ['ignore', 'pipe', 'pipe'] });
   return { code: r.status, stdout: r.stdout ?? '' };

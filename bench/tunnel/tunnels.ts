@@ -15,7 +15,18 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LINK, NS } from './netns.js';
-import { background, cmdline, killPid, netnsPids, onCleanup, out, run, runSync, waitFor, type Background } from './sys.js';
+import {
+  type Background,
+  background,
+  cmdline,
+  killPid,
+  netnsPids,
+  onCleanup,
+  out,
+  run,
+  runSync,
+  waitFor,
+} from './sys.js';
 
 export type Impl = 'ours' | 'openvpn' | 'wireguard-go';
 export type Cipher = 'AES-256-GCM' | 'CHACHA20-POLY1305';
@@ -95,11 +106,18 @@ export interface OursOptions {
 
 /** Starts the daemon of `dev` in `ns` directly and waits for its "ready". */
 async function launchDaemon(ns: string, dev: string, nodeFlags: string[], cwd?: string): Promise<Background> {
-  const d = background(process.execPath, [...nodeFlags, DAEMON, '--ifname', dev, '--mode', 'P2P'], { ns, ...(cwd ? { cwd } : {}) });
-  await waitFor(`the daemon of ${dev} in ${ns}`, () => {
-    if (d.child.exitCode !== null) throw new Error(`daemon exited: ${d.output()}`);
-    return d.output().includes('ready\n');
-  }, 10_000);
+  const d = background(process.execPath, [...nodeFlags, DAEMON, '--ifname', dev, '--mode', 'P2P'], {
+    ns,
+    ...(cwd ? { cwd } : {}),
+  });
+  await waitFor(
+    `the daemon of ${dev} in ${ns}`,
+    () => {
+      if (d.child.exitCode !== null) throw new Error(`daemon exited: ${d.output()}`);
+      return d.output().includes('ready\n');
+    },
+    10_000,
+  );
   return d;
 }
 
@@ -127,7 +145,11 @@ export async function startOurs(c: Common, dev: string, port: number, opts: Ours
     const ns = NS[i];
     if (opts.nodeFlags) await launchDaemon(ns, dev, opts.nodeFlags, opts.cwd);
     await cli(ns, [dev, 'new_peer', String(port), String(peerId), LINK[other], String(port), addr[other]]);
-    await waitFor(`${dev} in ${ns}`, async () => (await run('ip', ['-n', ns, 'link', 'show', dev], { allowFail: true })).code === 0, 5000);
+    await waitFor(
+      `${dev} in ${ns}`,
+      async () => (await run('ip', ['-n', ns, 'link', 'show', dev], { allowFail: true })).code === 0,
+      5000,
+    );
     await run('ip', ['-n', ns, 'link', 'set', dev, 'mtu', String(MTU)]);
     await run('ip', ['-n', ns, 'addr', 'add', `${addr[i]}/24`, 'dev', dev]);
     await run('ip', ['-n', ns, 'link', 'set', dev, 'up']);
@@ -147,11 +169,51 @@ export async function startOurs(c: Common, dev: string, port: number, opts: Ours
 export async function makePki(dir: string): Promise<void> {
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   const f = (name: string) => join(dir, name);
-  await run('openssl', ['req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.crt'), '-days', '2', '-subj', '/CN=ovpn-dco bench CA']);
-  for (const [name, eku] of [['server', 'serverAuth'], ['client', 'clientAuth']] as const) {
+  await run('openssl', [
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    f('ca.key'),
+    '-out',
+    f('ca.crt'),
+    '-days',
+    '2',
+    '-subj',
+    '/CN=ovpn-dco bench CA',
+  ]);
+  for (const [name, eku] of [
+    ['server', 'serverAuth'],
+    ['client', 'clientAuth'],
+  ] as const) {
     writeFileSync(f(`${name}.ext`), `basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=${eku}\n`);
-    await run('openssl', ['req', ...ec, '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', `/CN=bench-${name}`]);
-    await run('openssl', ['x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', f(`${name}.ext`), '-out', f(`${name}.crt`)]);
+    await run('openssl', [
+      'req',
+      ...ec,
+      '-keyout',
+      f(`${name}.key`),
+      '-out',
+      f(`${name}.csr`),
+      '-subj',
+      `/CN=bench-${name}`,
+    ]);
+    await run('openssl', [
+      'x509',
+      '-req',
+      '-in',
+      f(`${name}.csr`),
+      '-CA',
+      f('ca.crt'),
+      '-CAkey',
+      f('ca.key'),
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-extfile',
+      f(`${name}.ext`),
+      '-out',
+      f(`${name}.crt`),
+    ]);
   }
 }
 
@@ -172,15 +234,59 @@ export async function startOpenVpn(c: Common, dev: string, port: number, pki: st
   onCleanup(c.id, () => t.stop());
   for (const i of [0, 1] as const) {
     const other = (1 - i) as 0 | 1;
-    const role = i === 0 ? ['--tls-server', '--dh', 'none', '--cert', join(pki, 'server.crt'), '--key', join(pki, 'server.key'), '--remote-cert-tls', 'client']
-      : ['--tls-client', '--cert', join(pki, 'client.crt'), '--key', join(pki, 'client.key'), '--remote-cert-tls', 'server'];
+    const role =
+      i === 0
+        ? [
+            '--tls-server',
+            '--dh',
+            'none',
+            '--cert',
+            join(pki, 'server.crt'),
+            '--key',
+            join(pki, 'server.key'),
+            '--remote-cert-tls',
+            'client',
+          ]
+        : [
+            '--tls-client',
+            '--cert',
+            join(pki, 'client.crt'),
+            '--key',
+            join(pki, 'client.key'),
+            '--remote-cert-tls',
+            'server',
+          ];
     const args = [
-      '--dev', dev, '--dev-type', 'tun', '--disable-dco',
-      '--proto', 'udp', '--local', LINK[i], '--remote', LINK[other], '--port', String(port),
-      '--ifconfig', addr[i], addr[other], '--tun-mtu', String(MTU), '--mssfix', '0',
-      '--data-ciphers', c.cipher, '--data-ciphers-fallback', c.cipher,
-      '--ca', join(pki, 'ca.crt'), ...role,
-      '--verb', '3', '--mute-replay-warnings',
+      '--dev',
+      dev,
+      '--dev-type',
+      'tun',
+      '--disable-dco',
+      '--proto',
+      'udp',
+      '--local',
+      LINK[i],
+      '--remote',
+      LINK[other],
+      '--port',
+      String(port),
+      '--ifconfig',
+      addr[i],
+      addr[other],
+      '--tun-mtu',
+      String(MTU),
+      '--mssfix',
+      '0',
+      '--data-ciphers',
+      c.cipher,
+      '--data-ciphers-fallback',
+      c.cipher,
+      '--ca',
+      join(pki, 'ca.crt'),
+      ...role,
+      '--verb',
+      '3',
+      '--mute-replay-warnings',
     ];
     const p = background('openvpn', args, { ns: NS[i] });
     procs.push(p);
@@ -188,16 +294,27 @@ export async function startOpenVpn(c: Common, dev: string, port: number, pki: st
   }
   await Promise.all(
     procs.map((p, i) =>
-      waitFor(`OpenVPN (${c.id}) in ${NS[i]} to print "Initialization Sequence Completed"`, () => {
-        if (p.child.exitCode !== null) throw new Error(`openvpn exited early:\n${p.output().split('\n').slice(-15).join('\n')}`);
-        return p.output().includes('Initialization Sequence Completed');
-      }, 30_000, 100).catch((error: Error) => {
-        throw new Error(`${error.message}\n--- openvpn log (${NS[i]}) ---\n${p.output().split('\n').slice(-15).join('\n')}`);
+      waitFor(
+        `OpenVPN (${c.id}) in ${NS[i]} to print "Initialization Sequence Completed"`,
+        () => {
+          if (p.child.exitCode !== null)
+            throw new Error(`openvpn exited early:\n${p.output().split('\n').slice(-15).join('\n')}`);
+          return p.output().includes('Initialization Sequence Completed');
+        },
+        30_000,
+        100,
+      ).catch((error: Error) => {
+        throw new Error(
+          `${error.message}\n--- openvpn log (${NS[i]}) ---\n${p.output().split('\n').slice(-15).join('\n')}`,
+        );
       }),
     ),
   );
   const lines = procs[0]!.output().split('\n');
-  t.confirmed = lines.filter((l) => /Data Channel: cipher|Outgoing Data Channel|peer-id|Data Channel MTU/i.test(l)).map((l) => l.replace(/^\S+ \S+ /, '').trim()).join(' | ');
+  t.confirmed = lines
+    .filter((l) => /Data Channel: cipher|Outgoing Data Channel|peer-id|Data Channel MTU/i.test(l))
+    .map((l) => l.replace(/^\S+ \S+ /, '').trim())
+    .join(' | ');
   return t;
 }
 
@@ -205,7 +322,12 @@ export async function startOpenVpn(c: Common, dev: string, port: number, pki: st
 
 const WG_RUN_DIR = '/var/run/wireguard';
 
-export async function startWireguard(c: Common, devs: readonly [string, string], port: number, keyDir: string): Promise<Tunnel> {
+export async function startWireguard(
+  c: Common,
+  devs: readonly [string, string],
+  port: number,
+  keyDir: string,
+): Promise<Tunnel> {
   const addr = inner(c.subnet);
   const procs: Background[] = [];
   const t: Tunnel = {
@@ -237,10 +359,14 @@ export async function startWireguard(c: Common, devs: readonly [string, string],
     const p = background('wireguard-go', ['-f', dev], { ns: NS[i], env });
     procs.push(p);
     t.pids.push(p.pid);
-    await waitFor(`wireguard-go ${dev} in ${NS[i]}`, () => {
-      if (p.child.exitCode !== null) throw new Error(`wireguard-go exited early: ${p.output()}`);
-      return existsSync(join(WG_RUN_DIR, `${dev}.sock`));
-    }, 10_000).catch((error: Error) => {
+    await waitFor(
+      `wireguard-go ${dev} in ${NS[i]}`,
+      () => {
+        if (p.child.exitCode !== null) throw new Error(`wireguard-go exited early: ${p.output()}`);
+        return existsSync(join(WG_RUN_DIR, `${dev}.sock`));
+      },
+      10_000,
+    ).catch((error: Error) => {
       throw new Error(`${error.message}\n${p.output()}`);
     });
   }
@@ -248,8 +374,24 @@ export async function startWireguard(c: Common, devs: readonly [string, string],
     const other = (1 - i) as 0 | 1;
     const ns = NS[i];
     const dev = devs[i];
-    await run('wg', ['set', dev, 'private-key', join(keyDir, `wg${i}.key`), 'listen-port', String(port),
-      'peer', keys[other]!.pub, 'allowed-ips', `${addr[other]}/32`, 'endpoint', `${LINK[other]}:${port}`], { ns });
+    await run(
+      'wg',
+      [
+        'set',
+        dev,
+        'private-key',
+        join(keyDir, `wg${i}.key`),
+        'listen-port',
+        String(port),
+        'peer',
+        keys[other]!.pub,
+        'allowed-ips',
+        `${addr[other]}/32`,
+        'endpoint',
+        `${LINK[other]}:${port}`,
+      ],
+      { ns },
+    );
     await run('ip', ['-n', ns, 'link', 'set', dev, 'mtu', String(MTU)]);
     await run('ip', ['-n', ns, 'addr', 'add', `${addr[i]}/24`, 'dev', dev]);
     await run('ip', ['-n', ns, 'link', 'set', dev, 'up']);
@@ -266,13 +408,59 @@ export interface TunnelPlan {
 
 /** The five tunnels of a run. `dir` is the run's temporary directory (PKI, keys). */
 export function plans(): TunnelPlan[] {
-  const common = (id: string, impl: Impl, cipher: Cipher, label: string, baseline: string, subnet: number): Common => ({ id, impl, cipher, label, baseline, subnet });
+  const common = (id: string, impl: Impl, cipher: Cipher, label: string, baseline: string, subnet: number): Common => ({
+    id,
+    impl,
+    cipher,
+    label,
+    baseline,
+    subnet,
+  });
   return [
-    { id: 'ours-aes', start: () => startOurs(common('ours-aes', 'ours', 'AES-256-GCM', 'ours AES-256-GCM', 'openvpn-aes', 1), 'obt-oaes', 11001) },
-    { id: 'ours-chacha', start: () => startOurs(common('ours-chacha', 'ours', 'CHACHA20-POLY1305', 'ours CHACHA20-POLY1305', 'openvpn-chacha', 2), 'obt-ochacha', 11002) },
-    { id: 'openvpn-aes', start: (dir) => startOpenVpn(common('openvpn-aes', 'openvpn', 'AES-256-GCM', 'OpenVPN AES-256-GCM', 'openvpn-aes', 3), 'obt-vaes', 11003, dir) },
-    { id: 'openvpn-chacha', start: (dir) => startOpenVpn(common('openvpn-chacha', 'openvpn', 'CHACHA20-POLY1305', 'OpenVPN CHACHA20-POLY1305', 'openvpn-chacha', 4), 'obt-vchacha', 11004, dir) },
-    { id: 'wireguard-go', start: (dir) => startWireguard(common('wireguard-go', 'wireguard-go', 'CHACHA20-POLY1305', 'wireguard-go', 'openvpn-aes', 5), ['obt-wg-a', 'obt-wg-b'], 11005, dir) },
+    {
+      id: 'ours-aes',
+      start: () =>
+        startOurs(common('ours-aes', 'ours', 'AES-256-GCM', 'ours AES-256-GCM', 'openvpn-aes', 1), 'obt-oaes', 11001),
+    },
+    {
+      id: 'ours-chacha',
+      start: () =>
+        startOurs(
+          common('ours-chacha', 'ours', 'CHACHA20-POLY1305', 'ours CHACHA20-POLY1305', 'openvpn-chacha', 2),
+          'obt-ochacha',
+          11002,
+        ),
+    },
+    {
+      id: 'openvpn-aes',
+      start: (dir) =>
+        startOpenVpn(
+          common('openvpn-aes', 'openvpn', 'AES-256-GCM', 'OpenVPN AES-256-GCM', 'openvpn-aes', 3),
+          'obt-vaes',
+          11003,
+          dir,
+        ),
+    },
+    {
+      id: 'openvpn-chacha',
+      start: (dir) =>
+        startOpenVpn(
+          common('openvpn-chacha', 'openvpn', 'CHACHA20-POLY1305', 'OpenVPN CHACHA20-POLY1305', 'openvpn-chacha', 4),
+          'obt-vchacha',
+          11004,
+          dir,
+        ),
+    },
+    {
+      id: 'wireguard-go',
+      start: (dir) =>
+        startWireguard(
+          common('wireguard-go', 'wireguard-go', 'CHACHA20-POLY1305', 'wireguard-go', 'openvpn-aes', 5),
+          ['obt-wg-a', 'obt-wg-b'],
+          11005,
+          dir,
+        ),
+    },
   ];
 }
 

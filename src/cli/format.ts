@@ -2,7 +2,7 @@
 import type { Notification } from '../control/protocol.js';
 
 export function formatPeer(peer: Record<string, unknown>): string {
-  const lines = [`* Peer ${String(peer['id'])}`];
+  const lines = [`* Peer ${String(peer.id)}`];
   if (peer['vpn-ipv4'] !== undefined) lines.push(`\tVPN IPv4: ${String(peer['vpn-ipv4'])}`);
   if (peer['vpn-ipv6'] !== undefined) lines.push(`\tVPN IPv6: ${String(peer['vpn-ipv6'])}`);
   const v6 = peer['remote-ipv6'] !== undefined;
@@ -28,7 +28,12 @@ export function formatPeer(peer: Record<string, unknown>): string {
 }
 
 export function formatKey(key: Record<string, unknown>): string {
-  return [`* Peer ${String(key['peer-id'])}`, `\t- Slot: ${String(key['slot'])}`, `\t- Key ID: ${String(key['key-id'])}`, `\t- Cipher: ${String(key['cipher-alg'])}`].join('\n');
+  return [
+    `* Peer ${String(key['peer-id'])}`,
+    `\t- Slot: ${String(key.slot)}`,
+    `\t- Key ID: ${String(key['key-id'])}`,
+    `\t- Cipher: ${String(key['cipher-alg'])}`,
+  ].join('\n');
 }
 
 const NTF_NAMES: Record<string, string> = {

@@ -9,8 +9,8 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { ControlClient, ControlError, listInterfaces, startDaemon } from '../control/client.js';
 import type { Notification } from '../control/protocol.js';
-import { decodeKeyFile, keysFromFile, type KeyDirection } from '../core/key-file.js';
 import type { CipherAlg } from '../core/cipher.js';
+import { decodeKeyFile, type KeyDirection, keysFromFile } from '../core/key-file.js';
 import { formatKey, formatNotification, formatPeer } from './format.js';
 
 type Args = string[];
@@ -32,7 +32,8 @@ interface Output {
 const CIPHERS: Record<string, CipherAlg> = { aes: 'AES-256-GCM', chachapoly: 'CHACHA20-POLY1305', none: 'NONE' };
 
 function int(value: string | undefined, name: string, max = 0xffffffff): number {
-  if (value === undefined || !/^\d+$/.test(value) || Number(value) > max) throw new UsageError(`${name} must be a whole number up to ${max}, got ${value ?? 'nothing'}`);
+  if (value === undefined || !/^\d+$/.test(value) || Number(value) > max)
+    throw new UsageError(`${name} must be a whole number up to ${max}, got ${value ?? 'nothing'}`);
   return Number(value);
 }
 
@@ -80,7 +81,15 @@ function readPeersFile(path: string): string[][] {
     .map((line) => line.split(/\s+/));
 }
 
-async function newKey(ifname: string, peerId: number, slot: 'primary' | 'secondary', keyId: number, cipherName: string, dir: string, file: string): Promise<void> {
+async function newKey(
+  ifname: string,
+  peerId: number,
+  slot: 'primary' | 'secondary',
+  keyId: number,
+  cipherName: string,
+  dir: string,
+  file: string,
+): Promise<void> {
   const cipher = CIPHERS[cipherName];
   if (cipher === undefined) throw new UsageError(`cipher must be aes, chachapoly or none, got ${cipherName}`);
   if (dir !== '0' && dir !== '1') throw new UsageError(`key_dir must be 0 or 1, got ${dir}`);
@@ -101,11 +110,11 @@ async function newKey(ifname: string, peerId: number, slot: 'primary' | 'seconda
 async function getPeer(ifname: string, id: string | undefined, out: Output): Promise<void> {
   if (id === undefined) {
     const reply = await request(ifname, 'peer-get');
-    const peers = reply['peers'] as Record<string, unknown>[];
+    const peers = reply.peers as Record<string, unknown>[];
     out.print([`List of peers connected to: ${ifname}`, ...peers.map(formatPeer)].join('\n'), peers);
   } else {
     const reply = await request(ifname, 'peer-get', { peer: { id: int(id, 'peer_id', 0xffffff) } });
-    out.print(formatPeer(reply['peer'] as Record<string, unknown>), reply['peer']);
+    out.print(formatPeer(reply.peer as Record<string, unknown>), reply.peer);
   }
 }
 
@@ -117,7 +126,14 @@ async function addMultiPeers(ifname: string, lport: number, file: string): Promi
       if (id === undefined || raddr === undefined || rport === undefined || vpnaddr === undefined) {
         throw new UsageError(`${file}: each line needs <peer-id> <raddr> <rport> <vpnaddr>, got "${fields.join(' ')}"`);
       }
-      await client.request('peer-new', { peer: { id: int(id, 'peer_id', 0xffffff), 'local-port': lport, ...remoteAttrs(raddr, rport), ...vpnAttrs(vpnaddr) } });
+      await client.request('peer-new', {
+        peer: {
+          id: int(id, 'peer_id', 0xffffff),
+          'local-port': lport,
+          ...remoteAttrs(raddr, rport),
+          ...vpnAttrs(vpnaddr),
+        },
+      });
     }
   });
 }
@@ -129,16 +145,26 @@ async function listenTcp(ifname: string, lport: number, file: string): Promise<v
       if (id === undefined || vpnaddr === undefined || extra !== undefined) {
         throw new UsageError(`${file}: each line needs <peer-id> <vpnaddr>, got "${[id, vpnaddr, extra].join(' ')}"`);
       }
-      await client.request('peer-new', { peer: { id: int(id, 'peer_id', 0xffffff), transport: 'tcp', 'local-port': lport, ...vpnAttrs(vpnaddr) } });
+      await client.request('peer-new', {
+        peer: { id: int(id, 'peer_id', 0xffffff), transport: 'tcp', 'local-port': lport, ...vpnAttrs(vpnaddr) },
+      });
     }
   });
 }
 
 /** TCP client: connects to the server and adds it as the peer once the connection is up. */
-async function connectTcp(ifname: string, id: string | undefined, raddr: string | undefined, rport: string | undefined, vpnaddr?: string): Promise<number> {
+async function connectTcp(
+  ifname: string,
+  id: string | undefined,
+  raddr: string | undefined,
+  rport: string | undefined,
+  vpnaddr?: string,
+): Promise<number> {
   if (raddr === undefined || rport === undefined) throw new UsageError('missing arguments');
   const peerId = int(id, 'peer_id', 0xffffff);
-  await request(ifname, 'peer-new', { peer: { id: peerId, transport: 'tcp', ...remoteAttrs(raddr, rport), ...vpnAttrs(vpnaddr) } });
+  await request(ifname, 'peer-new', {
+    peer: { id: peerId, transport: 'tcp', ...remoteAttrs(raddr, rport), ...vpnAttrs(vpnaddr) },
+  });
   return peerId;
 }
 
@@ -159,7 +185,14 @@ const SEED: Record<string, Command> = {
     creates: 'P2P',
     run: async (ifname, [lport, id, raddr, rport, vpnaddr]) => {
       if (vpnaddr === undefined) throw new UsageError('missing arguments');
-      await request(ifname, 'peer-new', { peer: { id: int(id, 'peer-id', 0xffffff), 'local-port': int(lport, 'lport', 65535), ...remoteAttrs(raddr!, rport!), ...vpnAttrs(vpnaddr) } });
+      await request(ifname, 'peer-new', {
+        peer: {
+          id: int(id, 'peer-id', 0xffffff),
+          'local-port': int(lport, 'lport', 65535),
+          ...remoteAttrs(raddr!, rport!),
+          ...vpnAttrs(vpnaddr),
+        },
+      });
     },
   },
   new_multi_peer: {
@@ -173,7 +206,13 @@ const SEED: Record<string, Command> = {
   set_peer: {
     usage: 'set_peer <peer-id> <keepalive_interval> <keepalive_timeout>',
     run: async (ifname, [id, interval, timeout]) => {
-      await request(ifname, 'peer-set', { peer: { id: int(id, 'peer-id', 0xffffff), 'keepalive-interval': int(interval, 'keepalive_interval'), 'keepalive-timeout': int(timeout, 'keepalive_timeout') } });
+      await request(ifname, 'peer-set', {
+        peer: {
+          id: int(id, 'peer-id', 0xffffff),
+          'keepalive-interval': int(interval, 'keepalive_interval'),
+          'keepalive-timeout': int(timeout, 'keepalive_timeout'),
+        },
+      });
     },
   },
   del_peer: {
@@ -226,7 +265,8 @@ const UPSTREAM: Record<string, Command> = {
   new_iface: {
     usage: 'new_iface <iface> [P2P|MP]',
     run: async (ifname, [mode], out) => {
-      if (mode !== undefined && mode !== 'P2P' && mode !== 'MP') throw new UsageError(`Cannot parse iface mode: ${mode}`);
+      if (mode !== undefined && mode !== 'P2P' && mode !== 'MP')
+        throw new UsageError(`Cannot parse iface mode: ${mode}`);
       await startDaemon(ifname, mode ?? 'P2P');
       out.print(`Creating interface ${ifname} with mode ${mode ?? 'P2P'}`, { ifname, mode: mode ?? 'P2P' });
     },
@@ -238,7 +278,10 @@ const UPSTREAM: Record<string, Command> = {
         const info = await client.request('iface-get');
         await client.request('iface-del');
         await client.closed();
-        out.print(`Deleting interface ${ifname} ifindex ${String(info['ifindex'])}`, { ifname, ifindex: info['ifindex'] });
+        out.print(`Deleting interface ${ifname} ifindex ${String(info.ifindex)}`, {
+          ifname,
+          ifindex: info.ifindex,
+        });
       });
     },
   },
@@ -246,13 +289,20 @@ const UPSTREAM: Record<string, Command> = {
     usage: 'new_peer <iface> <peer_id> <lport> <raddr> <rport> [vpnaddr]',
     run: async (ifname, [id, lport, raddr, rport, vpnaddr]) => {
       if (rport === undefined) throw new UsageError('missing arguments');
-      await request(ifname, 'peer-new', { peer: { id: int(id, 'peer_id', 0xffffff), 'local-port': int(lport, 'lport', 65535), ...remoteAttrs(raddr!, rport), ...vpnAttrs(vpnaddr) } });
+      await request(ifname, 'peer-new', {
+        peer: {
+          id: int(id, 'peer_id', 0xffffff),
+          'local-port': int(lport, 'lport', 65535),
+          ...remoteAttrs(raddr!, rport),
+          ...vpnAttrs(vpnaddr),
+        },
+      });
     },
   },
-  new_multi_peer: { ...SEED['new_multi_peer']!, usage: 'new_multi_peer <iface> <lport> <file>', creates: undefined },
-  set_peer: { ...SEED['set_peer']!, usage: 'set_peer <iface> <peer_id> <keepalive_interval> <keepalive_timeout>' },
-  del_peer: { ...SEED['del_peer']!, usage: 'del_peer <iface> <peer_id>' },
-  get_peer: { ...SEED['get_peer']!, usage: 'get_peer <iface> [peer_id]' },
+  new_multi_peer: { ...SEED.new_multi_peer!, usage: 'new_multi_peer <iface> <lport> <file>', creates: undefined },
+  set_peer: { ...SEED.set_peer!, usage: 'set_peer <iface> <peer_id> <keepalive_interval> <keepalive_timeout>' },
+  del_peer: { ...SEED.del_peer!, usage: 'del_peer <iface> <peer_id>' },
+  get_peer: { ...SEED.get_peer!, usage: 'get_peer <iface> [peer_id]' },
   new_key: {
     usage: 'new_key <iface> <peer_id> <slot 1|2> <key_id> <aes|chachapoly|none> <key_dir> <key_file>',
     run: async (ifname, [id, slot, keyId, cipher, dir, file]) => {
@@ -263,18 +313,22 @@ const UPSTREAM: Record<string, Command> = {
   get_key: {
     usage: 'get_key <iface> <peer_id> <slot 1|2>',
     run: async (ifname, [id, slot], out) => {
-      const reply = await request(ifname, 'key-get', { keyconf: { 'peer-id': int(id, 'peer_id', 0xffffff), slot: slotOf(slot) } });
-      out.print(formatKey(reply['keyconf'] as Record<string, unknown>), reply['keyconf']);
+      const reply = await request(ifname, 'key-get', {
+        keyconf: { 'peer-id': int(id, 'peer_id', 0xffffff), slot: slotOf(slot) },
+      });
+      out.print(formatKey(reply.keyconf as Record<string, unknown>), reply.keyconf);
     },
   },
   del_key: {
     usage: 'del_key <iface> <peer_id> [slot 1|2]',
     run: async (ifname, [id, slot]) => {
-      await request(ifname, 'key-del', { keyconf: { 'peer-id': int(id, 'peer_id', 0xffffff), ...(slot === undefined ? {} : { slot: slotOf(slot) }) } });
+      await request(ifname, 'key-del', {
+        keyconf: { 'peer-id': int(id, 'peer_id', 0xffffff), ...(slot === undefined ? {} : { slot: slotOf(slot) }) },
+      });
     },
   },
-  swap_keys: { ...SEED['swap_keys']!, usage: 'swap_keys <iface> <peer_id>' },
-  listen: { ...SEED['listen']!, usage: 'listen <iface> <lport> <peers_file>', creates: undefined },
+  swap_keys: { ...SEED.swap_keys!, usage: 'swap_keys <iface> <peer_id>' },
+  listen: { ...SEED.listen!, usage: 'listen <iface> <lport> <peers_file>', creates: undefined },
   connect: {
     usage: 'connect <iface> <peer_id> <raddr> <rport> [key_file]   (key_file: AES-256-GCM, key_dir 1, primary slot)',
     run: async (ifname, [id, raddr, rport, file]) => {
@@ -315,11 +369,11 @@ export async function main(argv: string[]): Promise<number> {
   const args = argv.filter((arg) => arg !== '--json');
   const out: Output = {
     json,
-    print: (text, value) => process.stdout.write((json ? JSON.stringify(value ?? {}) : text) + '\n'),
+    print: (text, value) => process.stdout.write(`${json ? JSON.stringify(value ?? {}) : text}\n`),
   };
   const [first, second, ...rest] = args;
   if (first === undefined || first === '-h' || first === '--help') {
-    process.stderr.write(usage() + '\n');
+    process.stderr.write(`${usage()}\n`);
     return first === undefined ? 1 : 0;
   }
   let command: Command | undefined;
@@ -343,7 +397,8 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
   try {
-    if (command.creates !== undefined && first === ifname && !(await interfaceExists(ifname))) await startDaemon(ifname, command.creates);
+    if (command.creates !== undefined && first === ifname && !(await interfaceExists(ifname)))
+      await startDaemon(ifname, command.creates);
     await command.run(ifname, commandArgs, out);
     return 0;
   } catch (error) {
@@ -352,7 +407,7 @@ export async function main(argv: string[]): Promise<number> {
       return 1;
     }
     const code = (error as { code?: string }).code ?? 'EIO';
-    if (json) process.stdout.write(JSON.stringify({ error: { code, message: (error as Error).message } }) + '\n');
+    if (json) process.stdout.write(`${JSON.stringify({ error: { code, message: (error as Error).message } })}\n`);
     process.stderr.write(`Cannot execute command: ${(error as Error).message} (${code})\n`);
     return 2;
   }

@@ -6,8 +6,8 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { LineSplitter, type Command, type Notification, type Response } from './protocol.js';
 import { controlDir, logPath, socketPath } from './paths.js';
+import { type Command, LineSplitter, type Notification, type Response } from './protocol.js';
 
 export class ControlError extends Error {
   constructor(
@@ -38,7 +38,9 @@ export class ControlClient {
       for (const line of splitter.push(chunk)) this.dispatch(JSON.parse(line) as Response | Notification);
     });
     socket.on('error', (error) => this.fail(error));
-    socket.on('close', () => this.fail(new ControlError('ECONNRESET', `daemon of ${ifname} closed the control connection`)));
+    socket.on('close', () =>
+      this.fail(new ControlError('ECONNRESET', `daemon of ${ifname} closed the control connection`)),
+    );
   }
 
   static connect(ifname: string): Promise<ControlClient> {
@@ -48,7 +50,13 @@ export class ControlClient {
       socket.once('connect', () => resolve(new ControlClient(ifname, socket)));
       socket.once('error', (error: NodeJS.ErrnoException) => {
         if (error.code === 'ENOENT' || error.code === 'ECONNREFUSED') {
-          reject(new ControlError('ENODEV', `interface ${ifname} does not exist in this network namespace (create it with new_iface)`, 'ifname'));
+          reject(
+            new ControlError(
+              'ENODEV',
+              `interface ${ifname} does not exist in this network namespace (create it with new_iface)`,
+              'ifname',
+            ),
+          );
         } else if (error.code === 'EACCES') {
           reject(new ControlError('EPERM', `permission denied on ${path}: the control socket is for root only`));
         } else reject(error);
@@ -60,7 +68,7 @@ export class ControlClient {
   request(cmd: Command, body: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
     if (this.closedError !== null) return Promise.reject(this.closedError);
     const id = this.nextId++;
-    this.socket.write(JSON.stringify({ id, cmd, ...body }) + '\n');
+    this.socket.write(`${JSON.stringify({ id, cmd, ...body })}\n`);
     return new Promise((resolve, reject) => this.pending.set(id, { resolve, reject }));
   }
 
@@ -118,8 +126,16 @@ export function startDaemon(ifname: string, mode: 'P2P' | 'MP', mtu?: number): P
   const log = openSync(logPath(ifname), 'a', 0o600);
   // Node/V8 flags for the daemon only (e.g. --cpu-prof, GC settings), space-separated: the
   // daemon is started here, so NODE_OPTIONS (which refuses many of them) is not the only way in.
-  const nodeFlags = (process.env['OVPN_DAEMON_NODE_FLAGS'] ?? '').split(' ').filter(Boolean);
-  const args = [...nodeFlags, DAEMON, '--ifname', ifname, '--mode', mode, ...(mtu === undefined ? [] : ['--mtu', String(mtu)])];
+  const nodeFlags = (process.env.OVPN_DAEMON_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const args = [
+    ...nodeFlags,
+    DAEMON,
+    '--ifname',
+    ifname,
+    '--mode',
+    mode,
+    ...(mtu === undefined ? [] : ['--mtu', String(mtu)]),
+  ];
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', 'pipe', log] });
   closeSync(log);
   return new Promise((resolve, reject) => {

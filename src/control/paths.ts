@@ -7,7 +7,7 @@
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-export const CONTROL_ROOT = process.env['OVPN_DCO_RUN_DIR'] ?? '/run/ovpn-dco';
+export const CONTROL_ROOT = process.env.OVPN_DCO_RUN_DIR ?? '/run/ovpn-dco';
 
 export function namespaceId(): string {
   return `netns-${statSync('/proc/self/ns/net').ino}`;

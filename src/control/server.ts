@@ -7,7 +7,17 @@ import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { OvpnError, type OvpnInterface } from '../device/ovpn-interface.js';
 import type { Endpoint } from '../edge/udp.js';
-import { camelCase, isCommand, kebabCase, LineSplitter, MAX_LINE, renameKeys, type ErrorBody, type Notification, type Request } from './protocol.js';
+import {
+  camelCase,
+  type ErrorBody,
+  isCommand,
+  kebabCase,
+  LineSplitter,
+  MAX_LINE,
+  type Notification,
+  type Request,
+  renameKeys,
+} from './protocol.js';
 
 export class ControlServer {
   private readonly server: Server;
@@ -19,9 +29,15 @@ export class ControlServer {
     private readonly onDelete: () => void,
   ) {
     this.server = createServer((socket) => this.serve(socket));
-    iface.on('peer-del-ntf', (e) => this.notify({ ntf: 'peer-del-ntf', ifname: e.ifname, peer: { id: e.peerId, 'del-reason': e.reason } }));
-    iface.on('key-swap-ntf', (e) => this.notify({ ntf: 'key-swap-ntf', ifname: e.ifname, keyconf: { 'peer-id': e.peerId, 'key-id': e.keyId } }));
-    iface.on('peer-float-ntf', (e) => this.notify({ ntf: 'peer-float-ntf', ifname: e.ifname, peer: { id: e.peerId, ...remoteAttrs(e.remote) } }));
+    iface.on('peer-del-ntf', (e) =>
+      this.notify({ ntf: 'peer-del-ntf', ifname: e.ifname, peer: { id: e.peerId, 'del-reason': e.reason } }),
+    );
+    iface.on('key-swap-ntf', (e) =>
+      this.notify({ ntf: 'key-swap-ntf', ifname: e.ifname, keyconf: { 'peer-id': e.peerId, 'key-id': e.keyId } }),
+    );
+    iface.on('peer-float-ntf', (e) =>
+      this.notify({ ntf: 'peer-float-ntf', ifname: e.ifname, peer: { id: e.peerId, ...remoteAttrs(e.remote) } }),
+    );
     iface.on('packet-ntf', (e) =>
       this.notify({
         ntf: 'packet-ntf',
@@ -65,7 +81,7 @@ export class ControlServer {
   }
 
   private notify(notification: Notification): void {
-    const line = JSON.stringify(notification) + '\n';
+    const line = `${JSON.stringify(notification)}\n`;
     for (const socket of this.subscribers) socket.write(line);
   }
 
@@ -82,13 +98,19 @@ export class ControlServer {
       const lines = splitter.push(chunk);
       if (lines.length > 0) buffered = 0;
       if (buffered > MAX_LINE) {
-        socket.end(JSON.stringify({ id: 0, ok: false, error: { code: 'EINVAL', message: `request longer than ${MAX_LINE} bytes` } }) + '\n');
+        socket.end(
+          `${JSON.stringify({
+            id: 0,
+            ok: false,
+            error: { code: 'EINVAL', message: `request longer than ${MAX_LINE} bytes` },
+          })}\n`,
+        );
         return;
       }
       for (const line of lines) {
         answered = answered.then(async () => {
           const response = await this.handleLine(line, socket);
-          if (!socket.destroyed) socket.write(JSON.stringify(response) + '\n');
+          if (!socket.destroyed) socket.write(`${JSON.stringify(response)}\n`);
         });
       }
     });
@@ -99,11 +121,16 @@ export class ControlServer {
     try {
       request = JSON.parse(line) as Request;
     } catch {
-      return { id: 0, ok: false, error: { code: 'EINVAL', message: 'request is not valid JSON: send one JSON object per line' } };
+      return {
+        id: 0,
+        ok: false,
+        error: { code: 'EINVAL', message: 'request is not valid JSON: send one JSON object per line' },
+      };
     }
     const id = typeof request?.id === 'number' ? request.id : 0;
     try {
-      if (request === null || typeof request !== 'object') throw new OvpnError('EINVAL', 'request must be a JSON object', 'cmd');
+      if (request === null || typeof request !== 'object')
+        throw new OvpnError('EINVAL', 'request must be a JSON object', 'cmd');
       return { id, ok: true, ...(await this.execute(request, socket)) };
     } catch (error) {
       return { id, ok: false, error: errorBody(error) };
@@ -112,33 +139,42 @@ export class ControlServer {
 
   private async execute(request: Request, socket: Socket): Promise<object> {
     const { cmd } = request;
-    if (!isCommand(cmd)) throw new OvpnError('EINVAL', `unknown cmd ${JSON.stringify(cmd)}: see docs/CONTROL.md for the commands`, 'cmd');
+    if (!isCommand(cmd))
+      throw new OvpnError('EINVAL', `unknown cmd ${JSON.stringify(cmd)}: see docs/CONTROL.md for the commands`, 'cmd');
     const iface = this.iface;
     const peer = (renameKeys(request.peer ?? {}, camelCase) ?? {}) as Record<string, unknown>;
     const keyconf = (request.keyconf ?? {}) as Record<string, unknown>;
     switch (cmd) {
       case 'iface-get':
-        return { ifname: iface.name, mode: iface.mode, ifindex: iface.tun.ifindex, mtu: iface.tun.mtu, pid: process.pid, drops: renameKeys(iface.drops, kebabCase), 'tx-queue': txQueueInfo(iface) };
+        return {
+          ifname: iface.name,
+          mode: iface.mode,
+          ifindex: iface.tun.ifindex,
+          mtu: iface.tun.mtu,
+          pid: process.pid,
+          drops: renameKeys(iface.drops, kebabCase),
+          'tx-queue': txQueueInfo(iface),
+        };
       case 'iface-del':
         setImmediate(this.onDelete);
         return {};
       case 'peer-new':
-        if (peer['transport'] === 'tcp') await iface.newTcpPeer(peer as never);
+        if (peer.transport === 'tcp') await iface.newTcpPeer(peer as never);
         else iface.newPeer(peer as never);
         return {};
       case 'peer-set':
         iface.setPeer(peer as never);
         return {};
       case 'peer-get':
-        if (peer['id'] === undefined) return { peers: iface.getPeers().map((p) => renameKeys(p, kebabCase)) };
-        return { peer: renameKeys(iface.getPeer(peer['id'] as number), kebabCase) };
+        if (peer.id === undefined) return { peers: iface.getPeers().map((p) => renameKeys(p, kebabCase)) };
+        return { peer: renameKeys(iface.getPeer(peer.id as number), kebabCase) };
       case 'peer-del':
-        iface.delPeer(peer['id'] as number);
+        iface.delPeer(peer.id as number);
         return {};
       case 'key-new':
         iface.newKey({
           peerId: keyconf['peer-id'] as number,
-          slot: keyconf['slot'] as never,
+          slot: keyconf.slot as never,
           keyId: keyconf['key-id'] as number,
           cipherAlg: keyconf['cipher-alg'] as never,
           encryptDir: keyDir(keyconf['encrypt-dir'], 'encrypt-dir'),
@@ -146,23 +182,23 @@ export class ControlServer {
         });
         return {};
       case 'key-get':
-        return { keyconf: renameKeys(iface.getKey(keyconf['peer-id'] as number, keyconf['slot'] as never), kebabCase) };
+        return { keyconf: renameKeys(iface.getKey(keyconf['peer-id'] as number, keyconf.slot as never), kebabCase) };
       case 'key-swap':
         iface.swapKeys(keyconf['peer-id'] as number);
         return {};
       case 'key-del':
-        iface.delKey(keyconf['peer-id'] as number, keyconf['slot'] as never);
+        iface.delKey(keyconf['peer-id'] as number, keyconf.slot as never);
         return {};
       case 'route-add':
-        iface.addRoute(request['peer-id'] as number, request['prefix'] as string);
+        iface.addRoute(request['peer-id'] as number, request.prefix as string);
         return {};
       case 'route-del':
-        iface.delRoute(request['peer-id'] as number, request['prefix'] as string);
+        iface.delRoute(request['peer-id'] as number, request.prefix as string);
         return {};
       case 'route-get':
         return { 'peer-id': request['peer-id'], routes: iface.getRoutes(request['peer-id'] as number) };
       case 'packet-send':
-        iface.sendPacket(request['peer-id'] as number, base64Field(request['data'], 'data'));
+        iface.sendPacket(request['peer-id'] as number, base64Field(request.data, 'data'));
         return {};
       case 'subscribe':
         this.subscribers.add(socket);
@@ -174,7 +210,11 @@ export class ControlServer {
 /** An endpoint as netlink attributes: remote-ipv4/6, remote-port, local-ipv4/6. */
 function remoteAttrs(remote: Endpoint): Record<string, unknown> {
   const family = remote.family === 4 ? 'ipv4' : 'ipv6';
-  return { [`remote-${family}`]: remote.address, 'remote-port': remote.port, ...(remote.local === undefined ? {} : { [`local-${family}`]: remote.local }) };
+  return {
+    [`remote-${family}`]: remote.address,
+    'remote-port': remote.port,
+    ...(remote.local === undefined ? {} : { [`local-${family}`]: remote.local }),
+  };
 }
 
 function base64Field(value: unknown, field: string): Buffer {
@@ -185,13 +225,18 @@ function base64Field(value: unknown, field: string): Buffer {
 }
 
 function keyDir(value: unknown, field: string): { cipherKey: Buffer; nonceTail: Buffer } {
-  if (value === null || typeof value !== 'object') throw new OvpnError('EINVAL', `${field} must be an object with cipher-key and nonce-tail (base64)`, field);
+  if (value === null || typeof value !== 'object')
+    throw new OvpnError('EINVAL', `${field} must be an object with cipher-key and nonce-tail (base64)`, field);
   const dir = value as Record<string, unknown>;
-  return { cipherKey: base64Field(dir['cipher-key'] ?? '', `${field}.cipher-key`), nonceTail: base64Field(dir['nonce-tail'] ?? '', `${field}.nonce-tail`) };
+  return {
+    cipherKey: base64Field(dir['cipher-key'] ?? '', `${field}.cipher-key`),
+    nonceTail: base64Field(dir['nonce-tail'] ?? '', `${field}.nonce-tail`),
+  };
 }
 
 function errorBody(error: unknown): ErrorBody {
-  if (error instanceof OvpnError) return { code: error.code, message: error.message, ...(error.field === undefined ? {} : { field: error.field }) };
+  if (error instanceof OvpnError)
+    return { code: error.code, message: error.message, ...(error.field === undefined ? {} : { field: error.field }) };
   const message = error instanceof Error ? error.message : String(error);
   const code = (error as { code?: unknown })?.code;
   return { code: typeof code === 'string' ? code : 'EIO', message };
@@ -200,5 +245,10 @@ function errorBody(error: unknown): ErrorBody {
 /** The transmit flow queue's state and drops (core/flow-queue.ts), for iface-get. */
 function txQueueInfo(iface: OvpnInterface): object {
   const q = iface.tunReader.queue;
-  return { length: q.length, slots: q.length + q.room, 'codel-drops': q.stats.codelDrops, 'overflow-drops': q.stats.overflowDrops };
+  return {
+    length: q.length,
+    slots: q.length + q.room,
+    'codel-drops': q.stats.codelDrops,
+    'overflow-drops': q.stats.overflowDrops,
+  };
 }

@@ -26,9 +26,11 @@ export interface PacketBatch {
 }
 
 export function newBatch(n = MAX_BATCH, capacity = BUFFER_SIZE, headroom = HEADROOM): PacketBatch {
-  if (!Number.isInteger(n) || n < 1 || n > MAX_BATCH) throw new RangeError(`batch size must be 1 to ${MAX_BATCH} packets, got ${n}`);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_BATCH)
+    throw new RangeError(`batch size must be 1 to ${MAX_BATCH} packets, got ${n}`);
   if (headroom < MAX_OVERHEAD) throw new RangeError(`headroom must be at least ${MAX_OVERHEAD} bytes, got ${headroom}`);
-  if (capacity <= headroom) throw new RangeError(`capacity ${capacity} leaves no room after ${headroom} bytes of headroom`);
+  if (capacity <= headroom)
+    throw new RangeError(`capacity ${capacity} leaves no room after ${headroom} bytes of headroom`);
   const bufs = allocPacketBuffers(n, capacity);
   const offsets = new Int32Array(n).fill(headroom);
   return { bufs, offsets, sizes: new Int32Array(n), count: 0 };

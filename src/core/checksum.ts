@@ -31,7 +31,11 @@ export function sum16(buf: Uint8Array, start: number, end: number, acc: number):
   const stop = buf.byteOffset + end;
   let t = 0;
   for (const stop16 = stop - 15; i < stop16; i += 16) {
-    t += view.getUint32(i, true) + view.getUint32(i + 4, true) + view.getUint32(i + 8, true) + view.getUint32(i + 12, true);
+    t +=
+      view.getUint32(i, true) +
+      view.getUint32(i + 4, true) +
+      view.getUint32(i + 8, true) +
+      view.getUint32(i + 12, true);
   }
   for (; i + 4 <= stop; i += 4) t += view.getUint32(i, true);
   const swapped = fold((t % 0x10000) + Math.floor(t / 0x10000));

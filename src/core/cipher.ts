@@ -9,11 +9,11 @@
  * headroom before it, and the header, packet-id and tag are written into that headroom.
  */
 import {
+  type CipherChaCha20Poly1305Types,
+  type CipherGCMTypes,
   createCipheriv,
   createDecipheriv,
   createSecretKey,
-  type CipherChaCha20Poly1305Types,
-  type CipherGCMTypes,
   type KeyObject,
 } from 'node:crypto';
 import { DATA_V2_HEADER_SIZE } from './wire.js';

@@ -6,7 +6,7 @@
  */
 import { compact, DROPPED, type PacketBatch } from './batch.js';
 import type { DropCounters } from './drops.js';
-import { KeyError, type KeyContext } from './key-context.js';
+import { type KeyContext, KeyError } from './key-context.js';
 import type { KeySlots } from './key-slots.js';
 import { keyIdOf, Opcode, opcodeOf } from './wire.js';
 
@@ -16,7 +16,14 @@ type Sidecar = { buf: Buffer; slotSize: number };
  * Seals packets [start, end) with `key` (normally a peer's primary) for `peerId`. Returns how
  * many were marked DROPPED.
  */
-export function sealRange(batch: PacketBatch, start: number, end: number, key: KeyContext | null, peerId: number, drops: DropCounters): number {
+export function sealRange(
+  batch: PacketBatch,
+  start: number,
+  end: number,
+  key: KeyContext | null,
+  peerId: number,
+  drops: DropCounters,
+): number {
   const { bufs, offsets, sizes } = batch;
   if (key === null) {
     for (let i = start; i < end; i++) sizes[i] = DROPPED;
@@ -56,7 +63,13 @@ export function countKeyError(error: number, drops: DropCounters): void {
  * The key that can open this DATA_V2 packet: the slot its key-id names. Counts and returns null
  * when the packet is not DATA_V2 or no slot has that key-id.
  */
-export function keyForPacket(buf: Buffer, offset: number, size: number, slots: KeySlots, drops: DropCounters): KeyContext | null {
+export function keyForPacket(
+  buf: Buffer,
+  offset: number,
+  size: number,
+  slots: KeySlots,
+  drops: DropCounters,
+): KeyContext | null {
   if (size < 1 || opcodeOf(buf[offset]!) !== Opcode.DATA_V2) {
     drops.malformed++;
     return null;
@@ -70,7 +83,13 @@ export function keyForPacket(buf: Buffer, offset: number, size: number, slots: K
  * Opens packets [start, end) in place with `slots`; each good one then holds its plaintext
  * (offset and size updated). Returns how many were marked DROPPED.
  */
-export function openRange(batch: PacketBatch, start: number, end: number, slots: KeySlots, drops: DropCounters): number {
+export function openRange(
+  batch: PacketBatch,
+  start: number,
+  end: number,
+  slots: KeySlots,
+  drops: DropCounters,
+): number {
   const { bufs, offsets, sizes } = batch;
   let dropped = 0;
   for (let i = start; i < end; i++) {

@@ -30,7 +30,18 @@ export interface DropCounters {
 }
 
 export function newDropCounters(): DropCounters {
-  return { malformed: 0, noKey: 0, replay: 0, auth: 0, keyExhausted: 0, dataV1: 0, unknownPeer: 0, noRoute: 0, io: 0, queue: 0 };
+  return {
+    malformed: 0,
+    noKey: 0,
+    replay: 0,
+    auth: 0,
+    keyExhausted: 0,
+    dataV1: 0,
+    unknownPeer: 0,
+    noRoute: 0,
+    io: 0,
+    queue: 0,
+  };
 }
 
 export function totalDrops(counters: DropCounters): number {

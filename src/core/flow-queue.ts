@@ -50,8 +50,10 @@ export const DEFAULT_FLOW_QUEUE: FlowQueueOptions = { slots: 64, bulkBytes: 6553
 
 /** What is wrong with the options, or null. */
 export function flowQueueProblem(o: FlowQueueOptions): string | null {
-  if (!Number.isInteger(o.slots) || o.slots < 1 || o.slots > 65535) return `slots must be an integer from 1 to 65535, got ${o.slots}`;
-  if (!Number.isInteger(o.bulkBytes) || o.bulkBytes < 1) return `bulkBytes must be a positive integer, got ${o.bulkBytes}`;
+  if (!Number.isInteger(o.slots) || o.slots < 1 || o.slots > 65535)
+    return `slots must be an integer from 1 to 65535, got ${o.slots}`;
+  if (!Number.isInteger(o.bulkBytes) || o.bulkBytes < 1)
+    return `bulkBytes must be a positive integer, got ${o.bulkBytes}`;
   if (!(o.targetMs > 0)) return `targetMs must be above 0, got ${o.targetMs}`;
   if (!(o.intervalMs >= o.targetMs)) return `intervalMs must be at least targetMs (${o.targetMs}), got ${o.intervalMs}`;
   return null;
@@ -106,7 +108,11 @@ export class FlowQueue {
   private readonly bulkLimit: number;
 
   /** `drops.queue` counts every packet the queue drops, as stats does in detail. */
-  constructor(options: FlowQueueOptions, bufferSize: number, private readonly drops: { queue: number } = { queue: 0 }) {
+  constructor(
+    options: FlowQueueOptions,
+    bufferSize: number,
+    private readonly drops: { queue: number } = { queue: 0 },
+  ) {
     const problem = flowQueueProblem(options);
     if (problem !== null) throw new RangeError(problem);
     const n = options.slots;

@@ -262,7 +262,16 @@ function mergeableIpLen(buf: Buffer, o: number, size: number): number {
 }
 
 /** Writes a virtio_net_hdr in front of packet i (moving the packet if the headroom is short). */
-function prependHeader(batch: PacketBatch, i: number, flags: number, type: number, hdrLen: number, gso: number, start: number, offset: number): void {
+function prependHeader(
+  batch: PacketBatch,
+  i: number,
+  flags: number,
+  type: number,
+  hdrLen: number,
+  gso: number,
+  start: number,
+  offset: number,
+): void {
   const buf = batch.bufs[i]!;
   let o = batch.offsets[i]!;
   if (o < VNET_HDR_LEN) {
@@ -356,7 +365,17 @@ function closeFlowOf(batch: PacketBatch, table: GroTable, i: number): void {
   if (item >= 0) table.open[item] = 0;
 }
 
-function tryAppend(batch: PacketBatch, table: GroTable, item: number, i: number, ipLen: number, tcpLen: number, payload: number, seq: number, psh: boolean): boolean {
+function tryAppend(
+  batch: PacketBatch,
+  table: GroTable,
+  item: number,
+  i: number,
+  ipLen: number,
+  tcpLen: number,
+  payload: number,
+  seq: number,
+  psh: boolean,
+): boolean {
   const s = table.slot[item]!;
   const head = batch.bufs[s]!;
   const ho = batch.offsets[s]!;
@@ -402,5 +421,14 @@ function finishSuperPacket(batch: PacketBatch, table: GroTable, item: number): v
     put16be(buf, o + 4, size - 40);
   }
   put16be(buf, o + ipLen + 16, pseudoHeaderSum(buf, o, PROTO_TCP, size - ipLen));
-  prependHeader(batch, s, VNET_F_NEEDS_CSUM, v4 ? GSO_TCPV4 : GSO_TCPV6, ipLen + table.tcpLen[item]!, table.gsoSize[item]!, ipLen, 16);
+  prependHeader(
+    batch,
+    s,
+    VNET_F_NEEDS_CSUM,
+    v4 ? GSO_TCPV4 : GSO_TCPV6,
+    ipLen + table.tcpLen[item]!,
+    table.gsoSize[item]!,
+    ipLen,
+    16,
+  );
 }

@@ -2,7 +2,7 @@
  * A negotiated key as a peer uses it: its key-id, the encrypt and decrypt keys, the transmit
  * packet-id counter and the receive replay window (upstream ovpn calls this a crypto key slot).
  */
-import { DirectionalKey, OpenError, type CipherAlg, type CipherInfo } from './cipher.js';
+import { type CipherAlg, type CipherInfo, DirectionalKey, OpenError } from './cipher.js';
 import { PacketIdSender } from './packet-id.js';
 import { ReplayVerdict, ReplayWindow } from './replay.js';
 import { DATA_V2_HEADER_SIZE, MAX_KEY_ID, writeDataV2Header } from './wire.js';
@@ -23,7 +23,9 @@ export interface KeyConfig {
 
 /** Why `seal` or `open` gave up on a packet; the caller counts these. */
 export const enum KeyError {
+  // biome-ignore lint/style/useLiteralEnumMembers: open() passes OpenError values through as they are
   Short = OpenError.Short,
+  // biome-ignore lint/style/useLiteralEnumMembers: as above
   Auth = OpenError.Auth,
   Replay = -3,
   /** The transmit packet-id space is used up: sealing again would reuse a nonce. */

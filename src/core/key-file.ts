@@ -5,7 +5,7 @@
  * encrypts with the other decrypts with. Both directions share the nonce tail; that is safe
  * only because each direction uses a different key.
  */
-import { cipherInfo, NONCE_TAIL_SIZE, type CipherAlg } from './cipher.js';
+import { type CipherAlg, cipherInfo, NONCE_TAIL_SIZE } from './cipher.js';
 import type { KeyMaterial } from './key-context.js';
 
 export const KEY_FILE_KEY_SIZE = 32;
@@ -25,11 +25,15 @@ export function decodeKeyFile(text: string, source = 'key file'): Buffer {
   const compact = text.replace(/\s+/g, '');
   if (compact.length === 0) throw new Error(`${source} is empty: expected base64 of ${KEY_FILE_SIZE} bytes`);
   if (!BASE64.test(compact) || compact.length % 4 !== 0) {
-    throw new Error(`${source} is not valid base64: expected base64 of ${KEY_FILE_SIZE} bytes (two 32-byte keys and an 8-byte nonce tail)`);
+    throw new Error(
+      `${source} is not valid base64: expected base64 of ${KEY_FILE_SIZE} bytes (two 32-byte keys and an 8-byte nonce tail)`,
+    );
   }
   const raw = Buffer.from(compact, 'base64');
   if (raw.length < KEY_FILE_SIZE) {
-    throw new Error(`${source} holds ${raw.length} bytes: expected at least ${KEY_FILE_SIZE} (two 32-byte keys and an 8-byte nonce tail)`);
+    throw new Error(
+      `${source} holds ${raw.length} bytes: expected at least ${KEY_FILE_SIZE} (two 32-byte keys and an 8-byte nonce tail)`,
+    );
   }
   return raw;
 }
@@ -50,6 +54,11 @@ export function keysFromFile(raw: Uint8Array, cipher: CipherAlg, direction: KeyD
   return { encrypt: { key: enc, nonceTail }, decrypt: { key: dec, nonceTail } };
 }
 
-export function parseKeyFile(text: string, cipher: CipherAlg, direction: KeyDirection, source?: string): DirectionalKeys {
+export function parseKeyFile(
+  text: string,
+  cipher: CipherAlg,
+  direction: KeyDirection,
+  source?: string,
+): DirectionalKeys {
   return keysFromFile(decodeKeyFile(text, source), cipher, direction);
 }

@@ -4,7 +4,7 @@
  * packets still in flight under it can be opened. Sealing always uses the primary; opening picks
  * the slot whose key-id matches the packet's.
  */
-import { KeyContext, type KeyConfig } from './key-context.js';
+import { type KeyConfig, KeyContext } from './key-context.js';
 
 export const enum KeySlot {
   Primary = 0,

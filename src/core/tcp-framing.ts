@@ -45,7 +45,9 @@ export class StreamDeframer {
 
   constructor(readonly maxPacket: number) {
     if (!Number.isInteger(maxPacket) || maxPacket < MIN_STREAM_PACKET || maxPacket > MAX_STREAM_PACKET) {
-      throw new RangeError(`maxPacket must be an integer from ${MIN_STREAM_PACKET} to ${MAX_STREAM_PACKET}, got ${maxPacket}`);
+      throw new RangeError(
+        `maxPacket must be an integer from ${MIN_STREAM_PACKET} to ${MAX_STREAM_PACKET}, got ${maxPacket}`,
+      );
     }
     this.partial = Buffer.allocUnsafeSlow(LENGTH_SIZE + maxPacket);
   }
@@ -195,7 +197,9 @@ export class StreamDeframer {
 function slotFor(batch: PacketBatch, length: number): Buffer {
   const buf = batch.bufs[batch.count]!;
   if (HEADROOM + length > buf.length) {
-    throw new RangeError(`batch buffers of ${buf.length} bytes cannot hold a ${length}-byte packet at offset ${HEADROOM}; use newBatch with a larger capacity`);
+    throw new RangeError(
+      `batch buffers of ${buf.length} bytes cannot hold a ${length}-byte packet at offset ${HEADROOM}; use newBatch with a larger capacity`,
+    );
   }
   return buf;
 }

@@ -4,9 +4,9 @@
  * Prints "ready" on stdout once the socket answers, so the launcher knows when to return.
  */
 import { parseArgs } from 'node:util';
-import { OvpnError, OvpnInterface, type InterfaceMode } from '../device/ovpn-interface.js';
 import { socketPath } from '../control/paths.js';
 import { ControlServer } from '../control/server.js';
+import { type InterfaceMode, OvpnError, OvpnInterface } from '../device/ovpn-interface.js';
 
 const EXIT_EXISTS = 3;
 
@@ -15,11 +15,17 @@ function log(message: string): void {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { ifname: { type: 'string' }, mode: { type: 'string', default: 'P2P' }, mtu: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: { ifname: { type: 'string' }, mode: { type: 'string', default: 'P2P' }, mtu: { type: 'string' } },
+  });
   const ifname = values.ifname ?? '';
   let iface: OvpnInterface;
   try {
-    iface = OvpnInterface.create({ name: ifname, mode: values.mode as InterfaceMode, ...(values.mtu ? { mtu: Number(values.mtu) } : {}) });
+    iface = OvpnInterface.create({
+      name: ifname,
+      mode: values.mode as InterfaceMode,
+      ...(values.mtu ? { mtu: Number(values.mtu) } : {}),
+    });
   } catch (error) {
     process.stdout.write(`${(error as Error).message}\n`);
     process.exit(error instanceof OvpnError && error.code === 'EBUSY' ? EXIT_EXISTS : 1);
@@ -33,7 +39,8 @@ async function main(): Promise<void> {
     // Leave once the goodbye notifications are out.
     void server.close(reason).then(() => process.exit(0));
   });
-  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => iface.destroy(`stopped by ${signal}`));
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const)
+    process.on(signal, () => iface.destroy(`stopped by ${signal}`));
   await server.listen();
   log(`interface ${ifname} up in ${iface.mode} mode, pid ${process.pid}`);
   process.stdout.write('ready\n');

@@ -8,12 +8,12 @@
  * Buffers are the interface's, the socket's and the stream's own, reused for every batch;
  * dropped packets are counted, marked and compacted away, never thrown.
  */
-import { compact, DROPPED, MAX_BATCH, newBatch, pushPacket, resetOffsets, type PacketBatch } from '../core/batch.js';
+import { compact, DROPPED, MAX_BATCH, newBatch, type PacketBatch, pushPacket, resetOffsets } from '../core/batch.js';
 import { openRange, sealRange } from '../core/crypto-batch.js';
 import { coalesceForTun } from '../core/gso.js';
 import { classify, isExitNotify, isKeepalive, KEEPALIVE_MESSAGE, PacketKind, readPeerId } from '../core/wire.js';
 import { envInteger } from '../edge/env.js';
-import { ENDPOINT_SIZE, copyEndpoint, readEndpoint, type Endpoint } from '../edge/udp.js';
+import { copyEndpoint, ENDPOINT_SIZE, type Endpoint, readEndpoint } from '../edge/udp.js';
 import type { Peer } from '../peer/peer.js';
 import type { OvpnInterface } from './ovpn-interface.js';
 import { TcpLink } from './tcp-link.js';
@@ -49,7 +49,13 @@ export function transmit(iface: OvpnInterface, batch: PacketBatch, now: number):
 }
 
 /** Sends a compacted batch, each run of packets through the link (UDP socket, TCP stream) of its peer. */
-function sendBatch(iface: OvpnInterface, batch: PacketBatch, endpoints: Buffer, peers: (Peer | null)[], now: number): void {
+function sendBatch(
+  iface: OvpnInterface,
+  batch: PacketBatch,
+  endpoints: Buffer,
+  peers: (Peer | null)[],
+  now: number,
+): void {
   forEachRun(peers, batch.count, (peer, start, end) => {
     const link = iface.linkOf(peer);
     if (link === undefined) {
@@ -144,7 +150,14 @@ function receiveDatagrams(iface: OvpnInterface, socket: UdpSocket, now: number):
  * packets need no peer-id lookup; a connection not yet given to a peer (`peer` null) carries
  * only control packets.
  */
-export function receiveStream(iface: OvpnInterface, peer: Peer | null, link: TcpLink, localPort: number, batch: PacketBatch, now: number): void {
+export function receiveStream(
+  iface: OvpnInterface,
+  peer: Peer | null,
+  link: TcpLink,
+  localPort: number,
+  batch: PacketBatch,
+  now: number,
+): void {
   if (iface.closed) return;
   const peers = iface.rxPeers;
   const { bufs, offsets, sizes } = batch;
@@ -159,7 +172,8 @@ export function receiveStream(iface: OvpnInterface, peer: Peer | null, link: Tcp
       continue;
     }
     if (kind === PacketKind.DataV2) iface.drops.unknownPeer++;
-    else if (kind === PacketKind.Control) handUp(iface, peer?.id ?? null, localPort, link.remote, bufs[i]!, offsets[i]!, size);
+    else if (kind === PacketKind.Control)
+      handUp(iface, peer?.id ?? null, localPort, link.remote, bufs[i]!, offsets[i]!, size);
     else countNonData(iface, kind);
     sizes[i] = DROPPED;
   }
@@ -172,7 +186,13 @@ function countNonData(iface: OvpnInterface, kind: PacketKind): void {
 }
 
 /** Opens each peer's run, accepts what authenticates, and writes the survivors to the TUN. */
-function deliver(iface: OvpnInterface, batch: PacketBatch, peers: (Peer | null)[], endpoints: Buffer | null, now: number): void {
+function deliver(
+  iface: OvpnInterface,
+  batch: PacketBatch,
+  peers: (Peer | null)[],
+  endpoints: Buffer | null,
+  now: number,
+): void {
   const { sizes } = batch;
   forEachRun(peers, batch.count, (peer, start, end) => {
     openRange(batch, start, end, peer.keys, peer.drops);
@@ -229,13 +249,22 @@ function peerAt(iface: OvpnInterface, socket: UdpSocket, endpoints: Buffer, i: n
   const slot = i * ENDPOINT_SIZE;
   for (const peer of iface.peers.values()) {
     if (peer.transport !== 'udp' || peer.localPort !== socket.port) continue;
-    if (endpoints.compare(peer.endpoint, ADDRESS_START, REMOTE_BYTES, slot + ADDRESS_START, slot + REMOTE_BYTES) === 0) return peer.id;
+    if (endpoints.compare(peer.endpoint, ADDRESS_START, REMOTE_BYTES, slot + ADDRESS_START, slot + REMOTE_BYTES) === 0)
+      return peer.id;
   }
   return null;
 }
 
 /** Non-data packets go to the control plane untouched. */
-function handUp(iface: OvpnInterface, peerId: number | null, localPort: number, remote: Endpoint, buf: Buffer, offset: number, size: number): void {
+function handUp(
+  iface: OvpnInterface,
+  peerId: number | null,
+  localPort: number,
+  remote: Endpoint,
+  buf: Buffer,
+  offset: number,
+  size: number,
+): void {
   const data = Buffer.from(buf.subarray(offset, offset + size));
   iface.emit('packet-ntf', { ifname: iface.name, peerId, localPort, remote, data });
 }
@@ -244,7 +273,8 @@ function handUp(iface: OvpnInterface, peerId: number | null, localPort: number, 
 export function sendOne(iface: OvpnInterface, peer: Peer, data: Uint8Array, seal: boolean, now: number): void {
   // One scratch batch for every interface in the process: a send completes before returning
   // (sendmmsg, or a copy into the TCP framing buffer), so keepalives allocate nothing.
-  const batch = (single ??= newBatch(1));
+  single ??= newBatch(1);
+  const batch = single;
   resetOffsets(batch);
   pushPacket(batch, data);
   if (seal && sealRange(batch, 0, 1, peer.keys.primary, peer.id, peer.drops) > 0) return;

@@ -8,21 +8,29 @@ import { execFileSync } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { isCipherAlg, type CipherAlg } from '../core/cipher.js';
-import { newBatch, resetOffsets, MAX_BATCH, MAX_PACKET, type PacketBatch } from '../core/batch.js';
-import { newDropCounters, type DropCounters } from '../core/drops.js';
-import { DEFAULT_FLOW_QUEUE, flowQueueProblem, type FlowQueueOptions } from '../core/flow-queue.js';
+import { MAX_BATCH, MAX_PACKET, newBatch, type PacketBatch, resetOffsets } from '../core/batch.js';
+import { type CipherAlg, isCipherAlg } from '../core/cipher.js';
+import { type DropCounters, newDropCounters } from '../core/drops.js';
+import { DEFAULT_FLOW_QUEUE, type FlowQueueOptions, flowQueueProblem } from '../core/flow-queue.js';
+import { GroTable, TUN_OFFLOADS } from '../core/gso.js';
 import { KeySlot, keySlotName } from '../core/key-slots.js';
 import { MAX_KEY_ID, MAX_PEER_ID } from '../core/wire.js';
 import { envInteger, envSwitch } from '../edge/env.js';
 import { isNativeError } from '../edge/native.js';
-import { GroTable, TUN_OFFLOADS } from '../core/gso.js';
-import { TunDevice, TUN_GONE_CODE } from '../edge/tun.js';
-import { copyEndpoint, newEndpoints, readEndpoint, writeEndpoint, type Endpoint } from '../edge/udp.js';
-import { Peer, type DelPeerReasonName, type PeerStats, type Transport } from '../peer/peer.js';
+import { TUN_GONE_CODE, TunDevice } from '../edge/tun.js';
+import { copyEndpoint, type Endpoint, newEndpoints, readEndpoint, writeEndpoint } from '../edge/udp.js';
+import { type DelPeerReasonName, Peer, type PeerStats, type Transport } from '../peer/peer.js';
 import { PeerRouter } from '../peer/peer-router.js';
 import { parseIpBytes, vpnAddressProblem } from '../peer/vpn-address.js';
-import { BATCHES_PER_WAKEUP, DATA_PATH_BATCH, receiveFrom, receiveStream, sendKeepalive, sendOne, transmit } from './data-path.js';
+import {
+  BATCHES_PER_WAKEUP,
+  DATA_PATH_BATCH,
+  receiveFrom,
+  receiveStream,
+  sendKeepalive,
+  sendOne,
+  transmit,
+} from './data-path.js';
 import { watchSystemRoutes } from './system-routes.js';
 import { TcpLink, TcpListener } from './tcp-link.js';
 import { runKeepalives } from './timers.js';
@@ -105,7 +113,9 @@ export const DEFAULT_GSO_MAX_SIZE = 16384;
  */
 function limitSuperPackets(name: string, bytes: number): string | null {
   try {
-    execFileSync('ip', ['link', 'set', 'dev', name, 'gso_max_size', String(bytes)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync('ip', ['link', 'set', 'dev', name, 'gso_max_size', String(bytes)], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     return null;
   } catch (error) {
     return `cannot set gso_max_size ${bytes} on ${name} (${(error as Error).message.split('\n')[0]}): super-packets stay at 64 KiB`;
@@ -136,7 +146,9 @@ export interface PeerConfig {
 }
 
 /** A peer as peer-get reports it: its configuration, where it is now, and its counters. */
-export interface PeerInfo extends PeerStats, Omit<PeerConfig, 'localPort' | 'keepaliveInterval' | 'keepaliveTimeout' | 'transport'> {
+export interface PeerInfo
+  extends PeerStats,
+    Omit<PeerConfig, 'localPort' | 'keepaliveInterval' | 'keepaliveTimeout' | 'transport'> {
   localPort: number;
   transport: Transport;
   keepaliveInterval: number;
@@ -210,7 +222,16 @@ export interface InterfaceEvents {
 }
 
 /** An error a caller can fix: names the field at fault and says what is expected. */
-export type OvpnErrorCode = 'EINVAL' | 'ENOENT' | 'EEXIST' | 'EBUSY' | 'ENODEV' | 'ECONNREFUSED' | 'ETIMEDOUT' | 'EADDRINUSE' | 'EIO';
+export type OvpnErrorCode =
+  | 'EINVAL'
+  | 'ENOENT'
+  | 'EEXIST'
+  | 'EBUSY'
+  | 'ENODEV'
+  | 'ECONNREFUSED'
+  | 'ETIMEDOUT'
+  | 'EADDRINUSE'
+  | 'EIO';
 
 export class OvpnError extends Error {
   constructor(
@@ -278,7 +299,8 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
           this.router.replaceSystemRoutes(routes);
           this.emit('routes-changed', { ifname: this.name, routes: routes.length });
         },
-        (error) => this.emit('warning', { ifname: this.name, message: `cannot follow the routing table: ${error.message}` }),
+        (error) =>
+          this.emit('warning', { ifname: this.name, message: `cannot follow the routing table: ${error.message}` }),
       );
     }
   }
@@ -293,22 +315,39 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
 
   static create(options: InterfaceOptions): OvpnInterface {
     const mode = options.mode ?? 'P2P';
-    if (mode !== 'P2P' && mode !== 'MP') throw new OvpnError('EINVAL', `mode must be P2P or MP, got ${String(mode)}`, 'mode');
+    if (mode !== 'P2P' && mode !== 'MP')
+      throw new OvpnError('EINVAL', `mode must be P2P or MP, got ${String(mode)}`, 'mode');
     if (!/^[A-Za-z0-9_.-]{1,15}$/.test(options.name)) {
-      throw new OvpnError('EINVAL', `interface name must be 1-15 letters, digits, '_', '.' or '-', got ${JSON.stringify(options.name)}`, 'ifname');
+      throw new OvpnError(
+        'EINVAL',
+        `interface name must be 1-15 letters, digits, '_', '.' or '-', got ${JSON.stringify(options.name)}`,
+        'ifname',
+      );
     }
     let tun: TunDevice;
     let gsoProblem: string | null = null;
     try {
-      tun = TunDevice.open(options.name, (options.offload ?? envSwitch('OVPN_TUN_OFFLOAD', true)) ? TUN_OFFLOADS : undefined);
+      tun = TunDevice.open(
+        options.name,
+        (options.offload ?? envSwitch('OVPN_TUN_OFFLOAD', true)) ? TUN_OFFLOADS : undefined,
+      );
     } catch (error) {
-      if (isNativeError(error, 'EBUSY')) throw new OvpnError('EBUSY', `interface ${options.name} already exists: delete it first or pick another name`, 'ifname');
+      if (isNativeError(error, 'EBUSY'))
+        throw new OvpnError(
+          'EBUSY',
+          `interface ${options.name} already exists: delete it first or pick another name`,
+          'ifname',
+        );
       throw error;
     }
     try {
       tun.mtu = options.mtu ?? DEFAULT_MTU;
       tun.txqueuelen = options.txqueuelen ?? envInteger('OVPN_TUN_TXQUEUELEN', DEFAULT_TXQUEUELEN);
-      if (tun.offloads !== null) gsoProblem = limitSuperPackets(tun.name, options.gsoMaxSize ?? envInteger('OVPN_TUN_GSO_MAX_SIZE', DEFAULT_GSO_MAX_SIZE));
+      if (tun.offloads !== null)
+        gsoProblem = limitSuperPackets(
+          tun.name,
+          options.gsoMaxSize ?? envInteger('OVPN_TUN_GSO_MAX_SIZE', DEFAULT_GSO_MAX_SIZE),
+        );
       tun.up();
     } catch (error) {
       tun.close();
@@ -318,11 +357,25 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
     const queueProblem = flowQueueProblem(queue);
     if (queueProblem !== null) {
       tun.close();
-      throw new OvpnError('EINVAL', `flowQueue: ${queueProblem} (or set OVPN_TX_QUEUE_SLOTS, OVPN_TX_QUEUE_BULK_BYTES, OVPN_CODEL_TARGET_US, OVPN_CODEL_INTERVAL_US)`, 'flowQueue');
+      throw new OvpnError(
+        'EINVAL',
+        `flowQueue: ${queueProblem} (or set OVPN_TX_QUEUE_SLOTS, OVPN_TX_QUEUE_BULK_BYTES, OVPN_CODEL_TARGET_US, OVPN_CODEL_INTERVAL_US)`,
+        'flowQueue',
+      );
     }
-    const iface = new OvpnInterface(tun, mode, options.followSystemRoutes ?? true, options.gro ?? envSwitch('OVPN_TUN_GRO', true), queue);
-    const problems = [tun.offloadError === null ? null : `TUN offloads refused, running without: ${tun.offloadError}`, gsoProblem];
-    for (const message of problems) if (message !== null) setImmediate(() => iface.emit('warning', { ifname: iface.name, message }));
+    const iface = new OvpnInterface(
+      tun,
+      mode,
+      options.followSystemRoutes ?? true,
+      options.gro ?? envSwitch('OVPN_TUN_GRO', true),
+      queue,
+    );
+    const problems = [
+      tun.offloadError === null ? null : `TUN offloads refused, running without: ${tun.offloadError}`,
+      gsoProblem,
+    ];
+    for (const message of problems)
+      if (message !== null) setImmediate(() => iface.emit('warning', { ifname: iface.name, message }));
     return iface;
   }
 
@@ -332,12 +385,21 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
   newPeer(config: PeerConfig): void {
     this.assertOpen();
     if (config.transport !== undefined && config.transport !== 'udp') {
-      throw new OvpnError('EINVAL', `newPeer adds UDP peers, got transport ${JSON.stringify(config.transport)}: use newTcpPeer for TCP`, 'transport');
+      throw new OvpnError(
+        'EINVAL',
+        `newPeer adds UDP peers, got transport ${JSON.stringify(config.transport)}: use newTcpPeer for TCP`,
+        'transport',
+      );
     }
     this.checkNewPeer(config);
     const localPort = checkPort(config.localPort, 'local-port');
     const remote = remoteOf(config);
-    if (remote === null) throw new OvpnError('EINVAL', 'missing remote IP address for UDP socket: set remote-ipv4 or remote-ipv6 and remote-port', 'remote-ipv4');
+    if (remote === null)
+      throw new OvpnError(
+        'EINVAL',
+        'missing remote IP address for UDP socket: set remote-ipv4 or remote-ipv6 and remote-port',
+        'remote-ipv4',
+      );
     const socket = this.socketFor(localPort);
     // Counted before addPeer, which in P2P mode releases the old peer's hold on this socket.
     socket.users++;
@@ -356,7 +418,12 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
     const remote = remoteOf(config);
     if (remote === null) {
       const port = checkPort(config.localPort, 'local-port');
-      if (port === 0) throw new OvpnError('EINVAL', 'a listening TCP peer needs local-port, the port to accept its connection on', 'local-port');
+      if (port === 0)
+        throw new OvpnError(
+          'EINVAL',
+          'a listening TCP peer needs local-port, the port to accept its connection on',
+          'local-port',
+        );
       const tcpPort = await this.tcpPortFor(port);
       this.assertOpen();
       this.checkNewPeer(config);
@@ -386,7 +453,11 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
   setPeer(config: PeerConfig): void {
     const peer = this.peerOrThrow(config.id);
     if (config.localPort !== undefined && config.localPort !== peer.localPort) {
-      throw new OvpnError('EINVAL', 'socket cannot be modified: delete and re-add the peer to change local-port', 'local-port');
+      throw new OvpnError(
+        'EINVAL',
+        'socket cannot be modified: delete and re-add the peer to change local-port',
+        'local-port',
+      );
     }
     if (config.transport !== undefined && config.transport !== peer.transport) {
       throw new OvpnError('EINVAL', 'transport cannot be modified: delete and re-add the peer', 'transport');
@@ -394,7 +465,12 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
     this.checkPeerSettings(config, peer);
     const remote = remoteOf(config);
     if (remote !== null) {
-      if (peer.transport === 'tcp') throw new OvpnError('EINVAL', 'the remote address of a TCP peer is its connection\'s: delete and re-add the peer to move it', 'remote-ipv4');
+      if (peer.transport === 'tcp')
+        throw new OvpnError(
+          'EINVAL',
+          "the remote address of a TCP peer is its connection's: delete and re-add the peer to move it",
+          'remote-ipv4',
+        );
       writeEndpoint(peer.endpoint, 0, remote);
     }
     this.applyPeerConfig(peer, config);
@@ -452,7 +528,11 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
     const peer = this.peerOrThrow(request.peerId, 'peer-id');
     const slot = slotOf(request.slot);
     if (!Number.isInteger(request.keyId) || request.keyId < 0 || request.keyId > MAX_KEY_ID) {
-      throw new OvpnError('EINVAL', `key-id must be an integer from 0 to ${MAX_KEY_ID}, got ${String(request.keyId)}`, 'key-id');
+      throw new OvpnError(
+        'EINVAL',
+        `key-id must be an integer from 0 to ${MAX_KEY_ID}, got ${String(request.keyId)}`,
+        'key-id',
+      );
     }
     const cipher = resolveCipher(request.cipherAlg, request.encryptDir?.cipherKey?.length ?? 0);
     const field = (dir: string, config: KeyDirConfig | undefined) => {
@@ -474,7 +554,8 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
     const peer = this.peerOrThrow(peerId, 'peer-id');
     const slot = slotOf(slotName);
     const key = peer.keys.get(slot);
-    if (key === null) throw new OvpnError('ENOENT', `peer ${peerId} has no key in the ${keySlotName(slot)} slot`, 'slot');
+    if (key === null)
+      throw new OvpnError('ENOENT', `peer ${peerId} has no key in the ${keySlotName(slot)} slot`, 'slot');
     return { peerId, slot: keySlotName(slot), keyId: key.keyId, cipherAlg: key.info.alg };
   }
 
@@ -516,7 +597,11 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
     for (const peer of [...this.peers.values()]) this.removePeer(peer, 'TEARDOWN');
     for (const socket of this.sockets.values()) socket.close();
     this.sockets.clear();
-    for (const opening of this.tcpPorts.values()) void opening.then((port) => closeTcpPort(port), () => undefined);
+    for (const opening of this.tcpPorts.values())
+      void opening.then(
+        (port) => closeTcpPort(port),
+        () => undefined,
+      );
     this.tcpPorts.clear();
     this.tun.close();
     this.emit('closed', { ifname: this.name, reason });
@@ -568,7 +653,8 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
   /** Checks what a new peer needs before anything changes: id free (MP), VPN addresses. */
   private checkNewPeer(config: PeerConfig): void {
     const id = checkPeerId(config.id, 'id');
-    if (this.mode === 'MP' && this.peers.has(id)) throw new OvpnError('EEXIST', `peer ${id} already exists: delete it first or use another id`, 'id');
+    if (this.mode === 'MP' && this.peers.has(id))
+      throw new OvpnError('EEXIST', `peer ${id} already exists: delete it first or use another id`, 'id');
     if (this.mode === 'MP' && config.vpnIpv4 === undefined && config.vpnIpv6 === undefined) {
       throw new OvpnError('EINVAL', 'VPN IP must be provided in MP mode: set vpn-ipv4 or vpn-ipv6', 'vpn-ipv4');
     }
@@ -595,10 +681,19 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
       if (address === undefined) continue;
       checkIp(address, family, field);
       const problem = vpnAddressProblem(address, family);
-      if (problem !== null) throw new OvpnError('EINVAL', `${field} ${address} ${problem}: give the peer's own address inside the tunnel`, field);
+      if (problem !== null)
+        throw new OvpnError(
+          'EINVAL',
+          `${field} ${address} ${problem}: give the peer's own address inside the tunnel`,
+          field,
+        );
       const owner = this.router.peerWithVpnAddress(family, parseIpBytes(address)!.bytes);
       if (owner !== undefined && owner !== self) {
-        throw new OvpnError('EEXIST', `${field} ${address} already belongs to peer ${owner.id}: each peer needs its own VPN address`, field);
+        throw new OvpnError(
+          'EEXIST',
+          `${field} ${address} already belongs to peer ${owner.id}: each peer needs its own VPN address`,
+          field,
+        );
       }
     }
   }
@@ -744,7 +839,11 @@ function checkPort(port: unknown, field: string): number {
 
 function checkSeconds(value: unknown, field: string): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0xffffffff) {
-    throw new OvpnError('EINVAL', `${field} must be a whole number of seconds (0 turns it off), got ${String(value)}`, field);
+    throw new OvpnError(
+      'EINVAL',
+      `${field} must be a whole number of seconds (0 turns it off), got ${String(value)}`,
+      field,
+    );
   }
   return value;
 }
@@ -763,15 +862,18 @@ function remoteOf(config: PeerConfig): { address: string; port: number; local?: 
   const v4 = config.remoteIpv4 !== undefined;
   const address = v4 ? config.remoteIpv4 : config.remoteIpv6;
   if (address === undefined) {
-    if (config.remotePort !== undefined) throw new OvpnError('EINVAL', 'cannot specify remote port without IP address', 'remote-port');
+    if (config.remotePort !== undefined)
+      throw new OvpnError('EINVAL', 'cannot specify remote port without IP address', 'remote-port');
     return null;
   }
   checkIp(address, v4 ? 4 : 6, v4 ? 'remote-ipv4' : 'remote-ipv6');
-  if (config.remotePort === undefined) throw new OvpnError('EINVAL', 'cannot specify remote IP address without port', 'remote-port');
+  if (config.remotePort === undefined)
+    throw new OvpnError('EINVAL', 'cannot specify remote IP address without port', 'remote-port');
   const port = checkPort(config.remotePort, 'remote-port');
   const local = v4 ? config.localIpv4 : config.localIpv6;
   const otherLocal = v4 ? config.localIpv6 : config.localIpv4;
-  if (otherLocal !== undefined) throw new OvpnError('EINVAL', 'mismatching local and remote address families', v4 ? 'local-ipv6' : 'local-ipv4');
+  if (otherLocal !== undefined)
+    throw new OvpnError('EINVAL', 'mismatching local and remote address families', v4 ? 'local-ipv6' : 'local-ipv4');
   if (local !== undefined) checkIp(local, v4 ? 4 : 6, v4 ? 'local-ipv4' : 'local-ipv6');
   return local === undefined ? { address, port } : { address, port, local };
 }
@@ -781,8 +883,19 @@ function parsePrefix(prefix: unknown): { family: 4 | 6; bytes: Uint8Array; prefi
   const parsed = address === undefined ? null : parseIpBytes(address);
   const max = parsed?.family === 4 ? 32 : 128;
   const prefixLen = length === undefined ? max : Number(length);
-  if (parsed === null || extra !== undefined || !Number.isInteger(prefixLen) || prefixLen < 0 || prefixLen > max || length === '') {
-    throw new OvpnError('EINVAL', `prefix must be an address or address/length such as 10.1.0.0/16 or fd00::/64, got ${JSON.stringify(prefix)}`, 'prefix');
+  if (
+    parsed === null ||
+    extra !== undefined ||
+    !Number.isInteger(prefixLen) ||
+    prefixLen < 0 ||
+    prefixLen > max ||
+    length === ''
+  ) {
+    throw new OvpnError(
+      'EINVAL',
+      `prefix must be an address or address/length such as 10.1.0.0/16 or fd00::/64, got ${JSON.stringify(prefix)}`,
+      'prefix',
+    );
   }
   return { family: parsed.family, bytes: parsed.bytes, prefixLen };
 }
@@ -812,7 +925,11 @@ function resolveCipher(name: unknown, keyLength: number): CipherAlg {
     if (alg !== undefined) return alg;
     throw new OvpnError('EINVAL', `aes-gcm needs a 16, 24 or 32-byte key, got ${keyLength} bytes`, 'encrypt-dir');
   }
-  throw new OvpnError('EINVAL', `unsupported cipher ${JSON.stringify(name)}: use aes-gcm, chacha20-poly1305, none, or one of AES-128-GCM, AES-192-GCM, AES-256-GCM, CHACHA20-POLY1305, NONE`, 'cipher-alg');
+  throw new OvpnError(
+    'EINVAL',
+    `unsupported cipher ${JSON.stringify(name)}: use aes-gcm, chacha20-poly1305, none, or one of AES-128-GCM, AES-192-GCM, AES-256-GCM, CHACHA20-POLY1305, NONE`,
+    'cipher-alg',
+  );
 }
 
 function peerInfo(peer: Peer): PeerInfo {
@@ -822,7 +939,11 @@ function peerInfo(peer: Peer): PeerInfo {
   const v4 = remote?.family === 4;
   const info: PeerInfo = {
     id: peer.id,
-    ...(remote === null ? {} : v4 ? { remoteIpv4: remote.address, remotePort: remote.port } : { remoteIpv6: remote.address, remotePort: remote.port }),
+    ...(remote === null
+      ? {}
+      : v4
+        ? { remoteIpv4: remote.address, remotePort: remote.port }
+        : { remoteIpv6: remote.address, remotePort: remote.port }),
     localPort: peer.localPort,
     transport: peer.transport,
     keepaliveInterval: peer.keepaliveInterval,
@@ -835,4 +956,3 @@ function peerInfo(peer: Peer): PeerInfo {
   if (peer.vpnIpv6 !== null) info.vpnIpv6 = peer.vpnIpv6;
   return info;
 }
-

@@ -8,7 +8,7 @@
  * route multicast groups (seen in /proc/net/netlink), so no change made after `ready` resolved
  * can be missed. Changes are coalesced: one re-dump at most every DEBOUNCE_MS, never two at once.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import type { SystemRoute } from '../peer/peer-router.js';
 import { parseIpBytes } from '../peer/vpn-address.js';
@@ -30,7 +30,11 @@ export interface RouteWatch {
  * Calls onChange with the full list of IPv4 and IPv6 routes via `ifname` in the main table: once
  * at the start, then whenever the list changed. Runs in the caller's network namespace.
  */
-export function watchSystemRoutes(ifname: string, onChange: (routes: SystemRoute[]) => void, onError: (e: Error) => void = () => {}): RouteWatch {
+export function watchSystemRoutes(
+  ifname: string,
+  onChange: (routes: SystemRoute[]) => void,
+  onError: (e: Error) => void = () => {},
+): RouteWatch {
   const children = new Set<ChildProcess>();
   let closed = false;
   let timer: NodeJS.Timeout | undefined;
@@ -63,7 +67,10 @@ export function watchSystemRoutes(ifname: string, onChange: (routes: SystemRoute
     dirty = false;
     try {
       // Both at once; if both fail, the IPv4 error is the one reported, whichever came first.
-      const [v4, v6] = await Promise.allSettled([run(['-j', 'route', 'show', 'dev', ifname]), run(['-j', '-6', 'route', 'show', 'dev', ifname])]);
+      const [v4, v6] = await Promise.allSettled([
+        run(['-j', 'route', 'show', 'dev', ifname]),
+        run(['-j', '-6', 'route', 'show', 'dev', ifname]),
+      ]);
       if (closed) return;
       if (v4.status === 'rejected') throw v4.reason;
       if (v6.status === 'rejected') throw v6.reason;
@@ -86,10 +93,11 @@ export function watchSystemRoutes(ifname: string, onChange: (routes: SystemRoute
   const schedule = () => {
     if (closed) return;
     if (dumping) dirty = true;
-    else timer ??= setTimeout(() => {
-      timer = undefined;
-      void dump();
-    }, DEBOUNCE_MS);
+    else
+      timer ??= setTimeout(() => {
+        timer = undefined;
+        void dump();
+      }, DEBOUNCE_MS);
   };
 
   const monitor = spawn('ip', ['monitor', 'route'], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -167,7 +175,7 @@ export function parseRoutes(json: string, family: 4 | 6): SystemRoute[] {
     const dst = parsePrefix(entry.dst, family);
     if (dst === null) continue;
     const via = entry.gateway ?? entry.via?.host;
-    const gateway = via === undefined ? null : parseIpBytes(via)?.bytes ?? null;
+    const gateway = via === undefined ? null : (parseIpBytes(via)?.bytes ?? null);
     if (via !== undefined && gateway === null) continue;
     routes.push({ family, ...dst, gateway, metric: entry.metric ?? 0 });
   }
@@ -181,6 +189,7 @@ function parsePrefix(text: string | undefined, family: 4 | 6): { dst: Uint8Array
   const [address, length] = text.split('/') as [string, string | undefined];
   const parsed = parseIpBytes(address);
   const prefixLen = length === undefined ? bits : Number(length);
-  if (parsed === null || parsed.family !== family || !Number.isInteger(prefixLen) || prefixLen < 0 || prefixLen > bits) return null;
+  if (parsed === null || parsed.family !== family || !Number.isInteger(prefixLen) || prefixLen < 0 || prefixLen > bits)
+    return null;
   return { dst: parsed.bytes, prefixLen };
 }

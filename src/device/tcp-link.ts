@@ -6,8 +6,8 @@
  */
 import net from 'node:net';
 import { MAX_PACKET, newBatch, type PacketBatch } from '../core/batch.js';
-import { StreamDeframer, frameRange, framedLength, isFramable } from '../core/tcp-framing.js';
-import { ENDPOINT_SIZE, readEndpoint, writeEndpoint, type Endpoint } from '../edge/udp.js';
+import { framedLength, frameRange, isFramable, StreamDeframer } from '../core/tcp-framing.js';
+import { ENDPOINT_SIZE, type Endpoint, readEndpoint, writeEndpoint } from '../edge/udp.js';
 
 export type TcpCloseReason = 'TRANSPORT_DISCONNECT' | 'TRANSPORT_ERROR';
 
@@ -54,7 +54,10 @@ export class TcpLink {
   };
 
   /** Takes over a connected socket. maxPacket bounds the lengths accepted from the stream. */
-  constructor(private readonly socket: net.Socket, maxPacket = MAX_PACKET) {
+  constructor(
+    private readonly socket: net.Socket,
+    maxPacket = MAX_PACKET,
+  ) {
     if (socket.remoteAddress === undefined || socket.remotePort === undefined) {
       throw new Error('TcpLink needs a connected socket (remoteAddress is undefined)');
     }
@@ -74,7 +77,11 @@ export class TcpLink {
   }
 
   /** Connects to a peer; rejects with the address and the system's reason (ECONNREFUSED, …). */
-  static connect(remote: { address: string; port: number }, timeoutMs = DEFAULT_CONNECT_TIMEOUT_MS, maxPacket = MAX_PACKET): Promise<TcpLink> {
+  static connect(
+    remote: { address: string; port: number },
+    timeoutMs = DEFAULT_CONNECT_TIMEOUT_MS,
+    maxPacket = MAX_PACKET,
+  ): Promise<TcpLink> {
     const where = `${remote.address} port ${remote.port}`;
     return new Promise((resolve, reject) => {
       const socket = net.connect({ host: remote.address, port: remote.port });
@@ -134,7 +141,8 @@ export class TcpLink {
     if (!this.open) return;
     const sound = this.deframer.push(chunk);
     // Packets that arrived before a bad length are good: deliver them first, as the module does.
-    const batch = (sharedRxBatch ??= newBatch());
+    sharedRxBatch ??= newBatch();
+    const batch = sharedRxBatch;
     while (this.open) {
       batch.count = 0;
       if (this.deframer.drain(batch) === 0) break;
@@ -165,7 +173,12 @@ export class TcpListener {
   /** A link for every accepted connection; it is the callee's to keep or close. */
   onConnection: (link: TcpLink) => void = (link) => link.close();
 
-  private constructor(private readonly server: net.Server, readonly port: number, readonly address: string, private readonly maxPacket: number) {
+  private constructor(
+    private readonly server: net.Server,
+    readonly port: number,
+    readonly address: string,
+    private readonly maxPacket: number,
+  ) {
     server.on('connection', (socket) => this.accept(socket));
     // Accept errors (e.g. EMFILE) are transient for a listener: keep listening.
     server.on('error', () => {});
@@ -176,7 +189,8 @@ export class TcpListener {
    * IPv4), or 0.0.0.0 where IPv6 is unavailable. Port 0 picks a free port (see `port`).
    */
   static async open(port: number, maxPacket = MAX_PACKET): Promise<TcpListener> {
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`TCP listen port must be 0 to 65535, got ${port}`);
+    if (!Number.isInteger(port) || port < 0 || port > 65535)
+      throw new RangeError(`TCP listen port must be 0 to 65535, got ${port}`);
     try {
       return await TcpListener.listen(port, '::', maxPacket);
     } catch (err) {
@@ -190,7 +204,9 @@ export class TcpListener {
     return new Promise((resolve, reject) => {
       const server = net.createServer();
       server.once('error', (err: NodeJS.ErrnoException) => {
-        const wrapped = new Error(`cannot listen on TCP port ${port} (${host}): ${err.message}`) as NodeJS.ErrnoException;
+        const wrapped = new Error(
+          `cannot listen on TCP port ${port} (${host}): ${err.message}`,
+        ) as NodeJS.ErrnoException;
         if (err.code !== undefined) wrapped.code = err.code;
         reject(wrapped);
       });

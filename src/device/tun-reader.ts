@@ -10,7 +10,7 @@
  */
 import { BUFFER_SIZE, HEADROOM, newBatch, type PacketBatch } from '../core/batch.js';
 import type { DropCounters } from '../core/drops.js';
-import { FlowQueue, flowHash, type FlowQueueOptions } from '../core/flow-queue.js';
+import { FlowQueue, type FlowQueueOptions, flowHash } from '../core/flow-queue.js';
 import { completeChecksum, segmentCount, VNET_F_NEEDS_CSUM, VNET_HDR_LEN, writeSegment } from '../core/gso.js';
 
 /** Reads per native call, at most. */

@@ -2,9 +2,9 @@
  * One UDP port of an interface: the socket, its reusable receive batch and endpoint slots, and
  * how many peers use it. Peers on the same local port share the socket, as MP peers do.
  */
-import { MAX_BATCH, newBatch, resetOffsets, type PacketBatch } from '../core/batch.js';
-import { DATA_PATH_BATCH } from './data-path.js';
+import { MAX_BATCH, newBatch, type PacketBatch, resetOffsets } from '../core/batch.js';
 import { newEndpoints, UdpBind } from '../edge/udp.js';
+import { DATA_PATH_BATCH } from './data-path.js';
 
 export class UdpSocket {
   readonly rxBatch: PacketBatch = newBatch(DATA_PATH_BATCH);
@@ -42,4 +42,3 @@ export class UdpSocket {
     this.bind.close();
   }
 }
-

@@ -5,10 +5,11 @@
  * than by a fixed relative path, so the same code works from src/ (ts-node,
  * tests run from source), from dist/src/edge/ and from an installed package.
  */
-import { createRequire } from "node:module";
-import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** A libuv watcher on an fd, driven by Node's event loop. */
 export interface NativePoller {
@@ -36,11 +37,23 @@ export interface NativeIo {
    */
   writeBatch(fd: number, bufs: Buffer[], offsets: Int32Array, sizes: Int32Array, count: number): number;
   /** gso/gro in the result: whether the kernel accepted UDP_SEGMENT / UDP_GRO (and they were wanted). */
-  udpOpen(family: 4 | 6, address: string, port: number, opts?: { gso?: boolean; gro?: boolean; rcvbuf?: number; sndbuf?: number }): { fd: number; port: number; gso: boolean; gro: boolean };
+  udpOpen(
+    family: 4 | 6,
+    address: string,
+    port: number,
+    opts?: { gso?: boolean; gro?: boolean; rcvbuf?: number; sndbuf?: number },
+  ): { fd: number; port: number; gso: boolean; gro: boolean };
   /** Offload state and counters of a socket opened by udpOpen (diagnostics, tests). */
   udpInfo(fd: number): UdpOffloadInfo;
   udpRecvBatch(fd: number, bufs: Buffer[], offsets: Int32Array, sizes: Int32Array, addrs: Buffer, max: number): number;
-  udpSendBatch(fd: number, bufs: Buffer[], offsets: Int32Array, sizes: Int32Array, addrs: Buffer, count: number): number;
+  udpSendBatch(
+    fd: number,
+    bufs: Buffer[],
+    offsets: Int32Array,
+    sizes: Int32Array,
+    addrs: Buffer,
+    count: number,
+  ): number;
   /** status is 0, or a negative libuv errno (e.g. UV_EBADF on EPOLLERR) after which the watcher is stopped. */
   poll(fd: number, onReadable: (status: number) => void): NativePoller;
   close(fd: number): void;
@@ -68,13 +81,17 @@ export interface NativeError extends Error {
 }
 
 export function isNativeError(e: unknown, code?: string): e is NativeError {
-  return e instanceof Error && typeof (e as NativeError).code === "string" && (code === undefined || (e as NativeError).code === code);
+  return (
+    e instanceof Error &&
+    typeof (e as NativeError).code === 'string' &&
+    (code === undefined || (e as NativeError).code === code)
+  );
 }
 
-const ADDON = join("build", "Release", "ovpn_io.node");
+const ADDON = join('build', 'Release', 'ovpn_io.node');
 
 function locate(): string {
-  const override = process.env["OVPN_IO_ADDON"];
+  const override = process.env.OVPN_IO_ADDON;
   if (override) return override;
   let dir = dirname(fileURLToPath(import.meta.url));
   const tried: string[] = [];
@@ -86,7 +103,9 @@ function locate(): string {
     if (parent === dir) break;
     dir = parent;
   }
-  throw new Error(`ovpn_io native addon not found (run \`npm install\` or \`npx node-gyp rebuild\`); tried:\n  ${tried.join("\n  ")}`);
+  throw new Error(
+    `ovpn_io native addon not found (run \`npm install\` or \`npx node-gyp rebuild\`); tried:\n  ${tried.join('\n  ')}`,
+  );
 }
 
 let cached: NativeIo | undefined;

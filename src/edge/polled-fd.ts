@@ -2,7 +2,7 @@
  * What the TUN and UDP edges share: a non-blocking fd owned by one object, watched by a libuv
  * poller on Node's event loop, closed exactly once.
  */
-import { native, type NativePoller } from "./native.js";
+import { type NativePoller, native } from './native.js';
 
 export abstract class PolledFd {
   private poller: NativePoller | undefined;
@@ -46,7 +46,7 @@ export abstract class PolledFd {
   }
 
   protected checkFd(): number {
-    if (this.fd < 0) throw Object.assign(new Error(`${this.label}: closed`), { code: "EBADF" });
+    if (this.fd < 0) throw Object.assign(new Error(`${this.label}: closed`), { code: 'EBADF' });
     return this.fd;
   }
 }

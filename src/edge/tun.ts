@@ -15,12 +15,12 @@
  * `read()`/`write()` therefore throw a NativeError with code 'EBADFD', which
  * is the daemon's signal that the interface is gone and must be recreated.
  */
-import type { PacketBatch } from "../core/batch.js";
-import { isNativeError, native } from "./native.js";
-import { PolledFd } from "./polled-fd.js";
+import type { PacketBatch } from '../core/batch.js';
+import { isNativeError, native } from './native.js';
+import { PolledFd } from './polled-fd.js';
 
 /** errno code that read()/write() report after the interface was deleted. */
-export const TUN_GONE_CODE = "EBADFD";
+export const TUN_GONE_CODE = 'EBADFD';
 
 export class TunDevice extends PolledFd {
   private constructor(
@@ -53,7 +53,7 @@ export class TunDevice extends PolledFd {
         const t = native().tunOpen(name, offloads);
         return new TunDevice(t.fd, t.name, t.ifindex, offloads, null);
       } catch (error) {
-        if (isNativeError(error, "EBUSY") || !isNativeError(error)) throw error;
+        if (isNativeError(error, 'EBUSY') || !isNativeError(error)) throw error;
         const t = native().tunOpen(name);
         return new TunDevice(t.fd, t.name, t.ifindex, null, error.message);
       }
@@ -65,7 +65,7 @@ export class TunDevice extends PolledFd {
   /** Length of the kernel's transmit queue (the TUN's ring of packets waiting for our reads). */
   get txqueuelen(): number {
     const l = native().linkGet(this.name);
-    if (!l) throw Object.assign(new Error(`tun ${this.name}: interface is gone`), { code: "ENODEV" });
+    if (!l) throw Object.assign(new Error(`tun ${this.name}: interface is gone`), { code: 'ENODEV' });
     return l.txqueuelen;
   }
 
@@ -75,7 +75,7 @@ export class TunDevice extends PolledFd {
 
   get mtu(): number {
     const l = native().linkGet(this.name);
-    if (!l) throw Object.assign(new Error(`tun ${this.name}: interface is gone`), { code: "ENODEV" });
+    if (!l) throw Object.assign(new Error(`tun ${this.name}: interface is gone`), { code: 'ENODEV' });
     return l.mtu;
   }
 

@@ -18,14 +18,19 @@
  * multi-homed hosts. If that address no longer exists the packet is sent with
  * a kernel-chosen source and the slot's local part is cleared.
  */
-import { isIPv4, isIPv6 } from "node:net";
-import type { PacketBatch } from "../core/batch.js";
-import { envInteger, envSwitch } from "./env.js";
-import { native, type UdpOffloadInfo } from "./native.js";
-import { PolledFd } from "./polled-fd.js";
+import { isIPv4, isIPv6 } from 'node:net';
+import type { PacketBatch } from '../core/batch.js';
+import { envInteger, envSwitch } from './env.js';
+import { native, type UdpOffloadInfo } from './native.js';
+import { PolledFd } from './polled-fd.js';
 
 export const ENDPOINT_SIZE = 48;
-const F = 0, PORT = 2, ADDR = 4, LF = 20, LADDR = 24, IFX = 40;
+const F = 0,
+  PORT = 2,
+  ADDR = 4,
+  LF = 20,
+  LADDR = 24,
+  IFX = 40;
 
 export interface Endpoint {
   address: string;
@@ -50,13 +55,13 @@ export function newEndpoints(n: number): Buffer {
 }
 
 function parseV4(s: string, out: Buffer, at: number): void {
-  const parts = s.split(".");
+  const parts = s.split('.');
   for (let i = 0; i < 4; i++) out[at + i] = Number(parts[i]);
 }
 
 /** Parse an IP literal into 4 or 16 bytes at out[at]; returns the family. IPv4-mapped IPv6 becomes 4. */
 function parseIp(s: string, out: Buffer, at: number): 4 | 6 {
-  const pct = s.indexOf("%"); // zone ids travel separately (ifindex)
+  const pct = s.indexOf('%'); // zone ids travel separately (ifindex)
   if (pct >= 0) s = s.slice(0, pct);
   if (isIPv4(s)) {
     parseV4(s, out, at);
@@ -64,12 +69,12 @@ function parseIp(s: string, out: Buffer, at: number): 4 | 6 {
   }
   if (!isIPv6(s)) throw new TypeError(`not an IP address: ${JSON.stringify(s)}`);
   const words: number[] = [];
-  const [head, tail] = s.includes("::") ? (s.split("::") as [string, string]) : [s, undefined];
+  const [head, tail] = s.includes('::') ? (s.split('::') as [string, string]) : [s, undefined];
   const toWords = (part: string): number[] => {
     const w: number[] = [];
-    if (part === "") return w;
-    for (const g of part.split(":")) {
-      if (g.includes(".")) {
+    if (part === '') return w;
+    for (const g of part.split(':')) {
+      if (g.includes('.')) {
         const b = Buffer.alloc(4);
         parseV4(g, b, 0);
         w.push(b.readUInt16BE(0), b.readUInt16BE(2));
@@ -98,15 +103,22 @@ function formatIp(buf: Buffer, at: number, family: number): string {
   const w: number[] = [];
   for (let i = 0; i < 8; i++) w.push(buf.readUInt16BE(at + i * 2));
   // RFC 5952: compress the longest run (>= 2) of zero groups, the first on ties
-  let best = -1, bestLen = 1;
+  let best = -1,
+    bestLen = 1;
   for (let i = 0; i < 8; ) {
-    if (w[i] !== 0) { i++; continue; }
+    if (w[i] !== 0) {
+      i++;
+      continue;
+    }
     let j = i;
     while (j < 8 && w[j] === 0) j++;
-    if (j - i > bestLen) { best = i; bestLen = j - i; }
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
     i = j;
   }
-  const hex = (a: number[]) => a.map((x) => x.toString(16)).join(":");
+  const hex = (a: number[]) => a.map((x) => x.toString(16)).join(':');
   if (best < 0) return hex(w);
   return `${hex(w.slice(0, best))}::${hex(w.slice(best + bestLen))}`;
 }
@@ -140,7 +152,8 @@ export function readEndpoint(buf: Buffer, slot: number): Endpoint {
 
 /** Same remote peer (family, port, address)? Ignores the local part; no allocation. */
 export function endpointEquals(a: Buffer, ai: number, b: Buffer, bi: number): boolean {
-  const x = ai * ENDPOINT_SIZE, y = bi * ENDPOINT_SIZE;
+  const x = ai * ENDPOINT_SIZE,
+    y = bi * ENDPOINT_SIZE;
   const fam = a[x + F];
   if (fam !== b[y + F] || a[x + PORT] !== b[y + PORT] || a[x + PORT + 1] !== b[y + PORT + 1]) return false;
   const len = fam === 4 ? 4 : 16;
@@ -190,14 +203,14 @@ export class UdpBind extends PolledFd {
     readonly gso: boolean,
     readonly gro: boolean,
   ) {
-    super(fd, "udp bind");
+    super(fd, 'udp bind');
   }
 
   static open(opts: UdpBindOptions): UdpBind {
-    const gso = opts.gso ?? envSwitch("OVPN_UDP_GSO", true);
-    const gro = opts.gro ?? envSwitch("OVPN_UDP_GRO", true);
-    const rcvbuf = opts.rcvbuf ?? envInteger("OVPN_UDP_RCVBUF", DEFAULT_RCVBUF);
-    const sndbuf = opts.sndbuf ?? envInteger("OVPN_UDP_SNDBUF", DEFAULT_SNDBUF);
+    const gso = opts.gso ?? envSwitch('OVPN_UDP_GSO', true);
+    const gro = opts.gro ?? envSwitch('OVPN_UDP_GRO', true);
+    const rcvbuf = opts.rcvbuf ?? envInteger('OVPN_UDP_RCVBUF', DEFAULT_RCVBUF);
+    const sndbuf = opts.sndbuf ?? envInteger('OVPN_UDP_SNDBUF', DEFAULT_SNDBUF);
     const s = native().udpOpen(opts.family, opts.address, opts.port, { gso, gro, rcvbuf, sndbuf });
     return new UdpBind(s.fd, opts.family, opts.address, s.port, s.gso, s.gro);
   }

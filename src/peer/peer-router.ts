@@ -61,7 +61,8 @@ interface PeerEntry<P> {
 
 // ---- address words -----------------------------------------------------------------------------
 
-const readWord = (b: Uint8Array, at: number): number => (b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!;
+const readWord = (b: Uint8Array, at: number): number =>
+  (b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!;
 
 function wordsOf(bytes: Uint8Array): Words {
   if (bytes.length === 4) return [readWord(bytes, 0), 0, 0, 0];
@@ -160,10 +161,15 @@ export class PeerRouter<P> {
   setVpnAddresses(peer: P, ipv4: Uint8Array | null, ipv6: Uint8Array | null): void {
     checkLength(ipv4, 4, 'vpn-ipv4');
     checkLength(ipv6, 16, 'vpn-ipv6');
-    for (const [family, bytes] of [[4, ipv4], [6, ipv6]] as const) {
+    for (const [family, bytes] of [
+      [4, ipv4],
+      [6, ipv6],
+    ] as const) {
       const owner = bytes === null ? undefined : this.peerWithVpnAddress(family, bytes);
       if (owner !== undefined && owner !== peer) {
-        throw new Error(`vpn-ipv${family} ${formatIpBytes(bytes!)} is already assigned to another peer: delete that peer or pick another address`);
+        throw new Error(
+          `vpn-ipv${family} ${formatIpBytes(bytes!)} is already assigned to another peer: delete that peer or pick another address`,
+        );
       }
     }
     const entry = this.entryOf(peer);
@@ -205,7 +211,8 @@ export class PeerRouter<P> {
     }
     route.peer = peer;
     const entry = this.entryOf(peer);
-    (entry.routes ??= new Set()).add(route);
+    entry.routes ??= new Set();
+    entry.routes.add(route);
   }
 
   /** Detaches a prefix from a peer; false if the peer did not have it. */
@@ -220,7 +227,11 @@ export class PeerRouter<P> {
 
   peerRoutes(peer: P): PeerRouteInfo[] {
     const routes = [...(this.peers.get(peer)?.routes ?? [])];
-    return routes.map((r) => ({ family: r.family, address: formatIpBytes(bytesOf(r.family, r.words)), prefixLen: r.prefixLen }));
+    return routes.map((r) => ({
+      family: r.family,
+      address: formatIpBytes(bytesOf(r.family, r.words)),
+      prefixLen: r.prefixLen,
+    }));
   }
 
   /** Replaces the kernel's routes via this TUN. For duplicate prefixes the first one counts. */
@@ -263,7 +274,8 @@ export class PeerRouter<P> {
     for (let i = 0; i < lengths.length; i++) {
       const len = lengths[i]!;
       const route = this.routes4[len]!.get(dst & MASKS[len * 4]!);
-      if (route !== undefined) return route.peer ?? (route.gateway === null ? this.byVpn4.get(dst) ?? null : this.viaGateway(route.gateway));
+      if (route !== undefined)
+        return route.peer ?? (route.gateway === null ? (this.byVpn4.get(dst) ?? null) : this.viaGateway(route.gateway));
     }
     return this.byVpn4.get(dst) ?? null;
   }
@@ -275,7 +287,10 @@ export class PeerRouter<P> {
       const m = len * 4;
       const route = this.routes6[len]!.get(w0 & MASKS[m]!, w1 & MASKS[m + 1]!, w2 & MASKS[m + 2]!, w3 & MASKS[m + 3]!);
       if (route !== undefined) {
-        return route.peer ?? (route.gateway === null ? this.byVpn6.get(w0, w1, w2, w3) ?? null : this.viaGateway(route.gateway));
+        return (
+          route.peer ??
+          (route.gateway === null ? (this.byVpn6.get(w0, w1, w2, w3) ?? null) : this.viaGateway(route.gateway))
+        );
       }
     }
     return this.byVpn6.get(w0, w1, w2, w3) ?? null;
@@ -283,7 +298,8 @@ export class PeerRouter<P> {
 
   /** The peer whose VPN address is a route's gateway; none means the packet is dropped, as upstream. */
   private viaGateway(gw: Gateway): P | null {
-    const peer = gw.family === 4 ? this.byVpn4.get(gw.key) : this.byVpn6.get(gw.words[0], gw.words[1], gw.words[2], gw.words[3]);
+    const peer =
+      gw.family === 4 ? this.byVpn4.get(gw.key) : this.byVpn6.get(gw.words[0], gw.words[1], gw.words[2], gw.words[3]);
     return peer ?? null;
   }
 
@@ -316,8 +332,13 @@ export class PeerRouter<P> {
     const existing = this.find(family, words, prefixLen);
     if (existing !== undefined) return existing;
     const entry: RouteEntry<P> = { family, words, prefixLen, peer: undefined, system: false, gateway: null };
-    if (family === 4) (this.routes4[prefixLen] ??= new Map()).set(words[0], entry);
-    else (this.routes6[prefixLen] ??= new Table6()).set(words, entry);
+    if (family === 4) {
+      this.routes4[prefixLen] ??= new Map();
+      this.routes4[prefixLen].set(words[0], entry);
+    } else {
+      this.routes6[prefixLen] ??= new Table6();
+      this.routes6[prefixLen].set(words, entry);
+    }
     this.refreshLengths(family);
     return entry;
   }
@@ -349,7 +370,8 @@ function describe(route: RouteEntry<unknown>): string {
 }
 
 function checkLength(bytes: Uint8Array | null, length: number, what: string): void {
-  if (bytes !== null && bytes.length !== length) throw new Error(`${what} must have ${length} bytes, got ${bytes.length}`);
+  if (bytes !== null && bytes.length !== length)
+    throw new Error(`${what} must have ${length} bytes, got ${bytes.length}`);
 }
 
 /** Validates a prefix as the kernel does for `ip route add`: family, length, no host bits. */
@@ -364,7 +386,9 @@ function checkPrefix(family: 4 | 6, dst: Uint8Array, prefixLen: number, what: st
   const words = wordsOf(dst);
   if (words.some((word, i) => (word & ~MASKS[prefixLen * 4 + i]!) !== 0)) {
     const masked = bytesOf(family, words.map((word, i) => word & MASKS[prefixLen * 4 + i]!) as Words);
-    throw new Error(`${what} ${formatIpBytes(dst)}/${prefixLen} has host bits set: use ${formatIpBytes(masked)}/${prefixLen}`);
+    throw new Error(
+      `${what} ${formatIpBytes(dst)}/${prefixLen} has host bits set: use ${formatIpBytes(masked)}/${prefixLen}`,
+    );
   }
   return dst;
 }

@@ -2,8 +2,9 @@
  * One remote OpenVPN peer as the data path sees it: its id, where it is, its keys, its VPN
  * addresses, keepalive settings and counters. Mirrors the attributes of the netlink peer object.
  */
+
+import { type DropCounters, newDropCounters } from '../core/drops.js';
 import { KeySlots } from '../core/key-slots.js';
-import { newDropCounters, type DropCounters } from '../core/drops.js';
 import { ENDPOINT_SIZE } from '../edge/udp.js';
 
 /** Why a peer went away: the values of the netlink del-peer-reason enum. */
@@ -31,7 +32,16 @@ export interface PeerStats {
 }
 
 export function newPeerStats(): PeerStats {
-  return { vpnRxBytes: 0, vpnTxBytes: 0, vpnRxPackets: 0, vpnTxPackets: 0, linkRxBytes: 0, linkTxBytes: 0, linkRxPackets: 0, linkTxPackets: 0 };
+  return {
+    vpnRxBytes: 0,
+    vpnTxBytes: 0,
+    vpnRxPackets: 0,
+    vpnTxPackets: 0,
+    linkRxBytes: 0,
+    linkTxBytes: 0,
+    linkRxPackets: 0,
+    linkTxPackets: 0,
+  };
 }
 
 export class Peer {

@@ -7,9 +7,21 @@
  * Every wait is on an event (a line printed, a process exiting) or a bounded poll of a condition
  * with short intervals; nothing sleeps a fixed time to synchronise.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +29,7 @@ import { fileURLToPath } from 'node:url';
 export const CLI = fileURLToPath(new URL('../../src/cli/ovpn-cli.js', import.meta.url));
 export const DAEMON = fileURLToPath(new URL('../../src/daemon/main.js', import.meta.url));
 export const NS_HELPER = fileURLToPath(new URL('./behaviour-ns.js', import.meta.url));
-export const CONTROL_ROOT = process.env['OVPN_DCO_RUN_DIR'] ?? '/run/ovpn-dco';
+export const CONTROL_ROOT = process.env.OVPN_DCO_RUN_DIR ?? '/run/ovpn-dco';
 
 export const NS = ['bt0', 'bt1'] as const;
 export type Ns = (typeof NS)[number];
@@ -62,7 +74,8 @@ export async function runOk(cmd: string, args: string[], timeoutMs?: number): Pr
   return r.stdout;
 }
 
-export const inNs = (ns: Ns, args: string[], timeoutMs?: number) => run('ip', ['netns', 'exec', ns, ...args], timeoutMs);
+export const inNs = (ns: Ns, args: string[], timeoutMs?: number) =>
+  run('ip', ['netns', 'exec', ns, ...args], timeoutMs);
 /** ovpn-cli inside a namespace. */
 export const cli = (ns: Ns, ...args: string[]) => inNs(ns, [process.execPath, CLI, ...args]);
 
@@ -99,7 +112,8 @@ export function pingStats(output: string): { sent: number; received: number } {
   return { sent: Number(m[1]), received: Number(m[2]) };
 }
 
-export const linkExists = async (ns: Ns, name = 'tun0') => (await run('ip', ['-n', ns, 'link', 'show', name])).code === 0;
+export const linkExists = async (ns: Ns, name = 'tun0') =>
+  (await run('ip', ['-n', ns, 'link', 'show', name])).code === 0;
 
 /**
  * Whether a process is still running. A zombie has exited: daemons are detached, so init reaps
@@ -120,7 +134,12 @@ export function pidAlive(pid: number): boolean {
 }
 
 /** Polls `check` every intervalMs until it returns something truthy; throws after timeoutMs. */
-export async function waitUntil<T>(what: string, check: () => T | Promise<T>, timeoutMs = 5_000, intervalMs = 50): Promise<NonNullable<T>> {
+export async function waitUntil<T>(
+  what: string,
+  check: () => T | Promise<T>,
+  timeoutMs = 5_000,
+  intervalMs = 50,
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -131,7 +150,10 @@ export async function waitUntil<T>(what: string, check: () => T | Promise<T>, ti
     } catch (error) {
       last = error;
     }
-    if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+    if (Date.now() >= deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`,
+      );
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
@@ -140,14 +162,24 @@ export async function waitUntil<T>(what: string, check: () => T | Promise<T>, ti
  * waitUntil for a condition built from observations: `probe` returns whether it holds and what
  * it saw, so a timeout says what the values were.
  */
-export async function waitFor(what: string, probe: () => Promise<{ done: boolean; seen: unknown }>, timeoutMs = 5_000, intervalMs = 50): Promise<unknown> {
+export async function waitFor(
+  what: string,
+  probe: () => Promise<{ done: boolean; seen: unknown }>,
+  timeoutMs = 5_000,
+  intervalMs = 50,
+): Promise<unknown> {
   let seen: unknown;
   try {
-    await waitUntil(what, async () => {
-      const r = await probe();
-      seen = r.seen;
-      return r.done;
-    }, timeoutMs, intervalMs);
+    await waitUntil(
+      what,
+      async () => {
+        const r = await probe();
+        seen = r.seen;
+        return r.done;
+      },
+      timeoutMs,
+      intervalMs,
+    );
   } catch (error) {
     throw new Error(`${(error as Error).message}; last seen: ${JSON.stringify(seen)}`);
   }
@@ -190,9 +222,21 @@ export class Background {
   }
 
   /** Resolves with the first line (seen so far or later) matching `match`; rejects after timeoutMs. */
-  waitLine(match: (text: string, stream: 'stdout' | 'stderr') => boolean, what: string, timeoutMs = 5_000): Promise<string> {
+  waitLine(
+    match: (text: string, stream: 'stdout' | 'stderr') => boolean,
+    what: string,
+    timeoutMs = 5_000,
+  ): Promise<string> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}\nstdout: ${this.stdout}\nstderr: ${this.stderr}`)), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `timed out after ${timeoutMs} ms waiting for ${what}\nstdout: ${this.stdout}\nstderr: ${this.stderr}`,
+            ),
+          ),
+        timeoutMs,
+      );
       const check = () => {
         const hit = this.lines.find((l) => match(l.text, l.stream));
         if (hit !== undefined) {
@@ -200,7 +244,11 @@ export class Background {
           resolve(hit.text);
         } else if (!this.running) {
           clearTimeout(timer);
-          reject(new Error(`process exited (${this.child.exitCode ?? this.child.signalCode}) before ${what}\nstdout: ${this.stdout}\nstderr: ${this.stderr}`));
+          reject(
+            new Error(
+              `process exited (${this.child.exitCode ?? this.child.signalCode}) before ${what}\nstdout: ${this.stdout}\nstderr: ${this.stderr}`,
+            ),
+          );
         } else this.waiters.push(check);
       };
       check();
@@ -318,7 +366,10 @@ export class Tunnel {
   /** `listen_mcast tun0` in a namespace, resolved once it has subscribed. */
   async listen(ns: Ns): Promise<Background> {
     const bg = this.spawn(ns, [process.execPath, CLI, 'listen_mcast', 'tun0']);
-    await bg.waitLine((text, stream) => stream === 'stderr' && text.startsWith('listening for notifications'), `listen_mcast in ${ns} to subscribe`);
+    await bg.waitLine(
+      (text, stream) => stream === 'stderr' && text.startsWith('listening for notifications'),
+      `listen_mcast in ${ns} to subscribe`,
+    );
     return bg;
   }
 
@@ -334,8 +385,8 @@ export class Tunnel {
   }
 
   private async build(options: SetupOptions): Promise<void> {
-    writeFileSync(this.keyFile, randomBytes(72).toString('base64') + '\n', { mode: 0o600 });
-    writeFileSync(this.keyFile2, randomBytes(72).toString('base64') + '\n', { mode: 0o600 });
+    writeFileSync(this.keyFile, `${randomBytes(72).toString('base64')}\n`, { mode: 0o600 });
+    writeFileSync(this.keyFile2, `${randomBytes(72).toString('base64')}\n`, { mode: 0o600 });
     for (const ns of NS) {
       await runOk('ip', ['netns', 'add', ns]);
       this.inode[ns] = nsInode(ns);
@@ -367,7 +418,16 @@ export class Tunnel {
 
   /** `ovpn-cli tun0 new_peer`: creates tun0 (starting its daemon) if it does not exist yet. */
   async addPeer(ns: Ns): Promise<void> {
-    await cliOk(ns, 'tun0', 'new_peer', String(PORT), String(PEER), LINK_ADDR[other(ns)], String(PORT), VPN_ADDR[other(ns)]);
+    await cliOk(
+      ns,
+      'tun0',
+      'new_peer',
+      String(PORT),
+      String(PEER),
+      LINK_ADDR[other(ns)],
+      String(PORT),
+      VPN_ADDR[other(ns)],
+    );
   }
 
   private async startOwnDaemon(ns: Ns): Promise<void> {

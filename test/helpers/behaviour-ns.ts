@@ -9,8 +9,9 @@
  *
  * Everything else the tests do goes through ovpn-cli, as a user would.
  */
-import dgram from 'node:dgram';
+
 import { randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
 import { ControlClient } from '../../src/control/client.js';
 
 // Watchdog only: turns a hang into a readable failure.
@@ -22,7 +23,7 @@ setTimeout(() => {
 /** DATA_V2 header: opcode 9 << 3 | key-id, then the 24-bit peer-id. */
 function dataV2(keyId: number, peerId: number, packetId: number | null, bodyLength: number): Buffer {
   const head = Buffer.alloc(packetId === null ? 4 : 8);
-  head.writeUInt32BE((((9 << 3) | keyId) << 24 | peerId) >>> 0, 0);
+  head.writeUInt32BE(((((9 << 3) | keyId) << 24) | peerId) >>> 0, 0);
   if (packetId !== null) head.writeUInt32BE(packetId, 4);
   return Buffer.concat([head, randomBytes(bodyLength)]);
 }
@@ -52,7 +53,9 @@ async function junk(host: string, port: number, peerId: number): Promise<unknown
   ];
   const socket = dgram.createSocket('udp4');
   for (const [, data] of datagrams) {
-    await new Promise<void>((resolve, reject) => socket.send(data, port, host, (error) => (error ? reject(error) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      socket.send(data, port, host, (error) => (error ? reject(error) : resolve())),
+    );
   }
   socket.close();
   return { sent: datagrams.map(([name, data]) => ({ name, hex: data.toString('hex') })) };

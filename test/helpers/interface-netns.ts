@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import net from 'node:net';
-import { KeyContext, type KeyConfig } from '../../src/core/key-context.js';
+import { type KeyConfig, KeyContext } from '../../src/core/key-context.js';
 import { OvpnError, OvpnInterface, type PeerConfig } from '../../src/device/ovpn-interface.js';
 import { parseIpBytes } from '../../src/peer/vpn-address.js';
 import { keyPair, sealOne } from './keys.js';
@@ -65,7 +65,13 @@ function mpInterface(name: string, followSystemRoutes = true): OvpnInterface {
   return iface;
 }
 
-const udpPeer = (id: number, vpnIpv4: string, remotePort = 40000 + id): PeerConfig => ({ id, remoteIpv4: '127.0.0.1', remotePort, localPort: 1, vpnIpv4 });
+const udpPeer = (id: number, vpnIpv4: string, remotePort = 40000 + id): PeerConfig => ({
+  id,
+  remoteIpv4: '127.0.0.1',
+  remotePort,
+  localPort: 1,
+  vpnIpv4,
+});
 
 /** Every VPN address rule of the upstream module, and the duplicate rule. */
 function validation(): unknown {
@@ -87,15 +93,15 @@ function validation(): unknown {
   for (const [name, config] of Object.entries(tries)) errors[name] = errorOf(() => iface.newPeer(config));
   const peersAfterRefusals = iface.getPeers().length;
   iface.newPeer({ ...udpPeer(1, '5.5.5.2'), vpnIpv6: 'fc00:5::2' });
-  errors['duplicate4'] = errorOf(() => iface.newPeer(udpPeer(2, '5.5.5.2')));
-  errors['duplicate6'] = errorOf(() => iface.newPeer({ ...udpPeer(2, '5.5.5.3'), vpnIpv6: 'fc00:5::2' }));
-  errors['setToOthers'] = (() => {
+  errors.duplicate4 = errorOf(() => iface.newPeer(udpPeer(2, '5.5.5.2')));
+  errors.duplicate6 = errorOf(() => iface.newPeer({ ...udpPeer(2, '5.5.5.3'), vpnIpv6: 'fc00:5::2' }));
+  errors.setToOthers = (() => {
     iface.newPeer(udpPeer(3, '5.5.5.4'));
     return errorOf(() => iface.setPeer({ id: 3, vpnIpv4: '5.5.5.2' }));
   })();
   // Deleting a peer frees its address.
   iface.delPeer(1);
-  errors['reuseAfterDelete'] = errorOf(() => iface.newPeer(udpPeer(2, '5.5.5.2')));
+  errors.reuseAfterDelete = errorOf(() => iface.newPeer(udpPeer(2, '5.5.5.2')));
   iface.destroy();
   return { errors, peersAfterRefusals };
 }
@@ -109,30 +115,34 @@ async function routing(): Promise<unknown> {
   iface.newPeer(udpPeer(2, '5.5.5.2'));
   iface.newPeer({ ...udpPeer(3, '5.5.5.3'), vpnIpv6: 'fc00:5::3' });
   const result: Record<string, unknown> = {};
-  result['byVpnAddress'] = [routed(ipv4Packet('5.5.5.1', '5.5.5.2')), routed(ipv4Packet('5.5.5.1', '5.5.5.3')), routed(ipv6Packet('fc00:5::3'))];
-  result['unknown'] = routed(ipv4Packet('5.5.5.1', '11.11.11.11'));
+  result.byVpnAddress = [
+    routed(ipv4Packet('5.5.5.1', '5.5.5.2')),
+    routed(ipv4Packet('5.5.5.1', '5.5.5.3')),
+    routed(ipv6Packet('fc00:5::3')),
+  ];
+  result.unknown = routed(ipv4Packet('5.5.5.1', '11.11.11.11'));
 
   let next = changed();
   ip('route', 'add', '11.11.11.11', 'via', '5.5.5.2', 'dev', 'ovm0');
   await next;
-  result['viaPeer2'] = routed(ipv4Packet('5.5.5.1', '11.11.11.11'));
+  result.viaPeer2 = routed(ipv4Packet('5.5.5.1', '11.11.11.11'));
   next = changed();
   ip('route', 'replace', '11.11.11.11', 'via', '5.5.5.3', 'dev', 'ovm0');
   await next;
-  result['viaPeer3'] = routed(ipv4Packet('5.5.5.1', '11.11.11.11'));
+  result.viaPeer3 = routed(ipv4Packet('5.5.5.1', '11.11.11.11'));
   next = changed();
   ip('route', 'del', '11.11.11.11', 'dev', 'ovm0');
   await next;
-  result['afterDelete'] = routed(ipv4Packet('5.5.5.1', '11.11.11.11'));
+  result.afterDelete = routed(ipv4Packet('5.5.5.1', '11.11.11.11'));
 
   iface.addRoute(2, '10.1.0.0/16');
-  result['attached'] = [routed(ipv4Packet('5.5.5.1', '10.1.2.3')), routed(ipv4Packet('5.5.5.1', '10.2.0.1'))];
-  result['routesOf2'] = iface.getRoutes(2);
+  result.attached = [routed(ipv4Packet('5.5.5.1', '10.1.2.3')), routed(ipv4Packet('5.5.5.1', '10.2.0.1'))];
+  result.routesOf2 = iface.getRoutes(2);
   iface.delRoute(2, '10.1.0.0/16');
-  result['attachedAfterDel'] = routed(ipv4Packet('5.5.5.1', '10.1.2.3'));
-  result['badPrefix'] = errorOf(() => iface.addRoute(2, '10.1.0.0/33'));
+  result.attachedAfterDel = routed(ipv4Packet('5.5.5.1', '10.1.2.3'));
+  result.badPrefix = errorOf(() => iface.addRoute(2, '10.1.0.0/33'));
   iface.delPeer(2);
-  result['afterPeerDel'] = routed(ipv4Packet('5.5.5.1', '5.5.5.2'));
+  result.afterPeerDel = routed(ipv4Packet('5.5.5.1', '5.5.5.2'));
   iface.destroy();
   return result;
 }
@@ -145,12 +155,14 @@ async function routing(): Promise<unknown> {
 async function transmitMp(): Promise<unknown> {
   const iface = mpInterface('ovm0');
   await once(iface, 'routes-changed');
-  const remotes = await Promise.all([2, 3].map(async () => {
-    const socket = dgram.createSocket('udp4');
-    socket.bind(0, '127.0.0.1');
-    await once(socket, 'listening');
-    return socket;
-  }));
+  const remotes = await Promise.all(
+    [2, 3].map(async () => {
+      const socket = dgram.createSocket('udp4');
+      socket.bind(0, '127.0.0.1');
+      await once(socket, 'listening');
+      return socket;
+    }),
+  );
   const keys: KeyContext[] = [];
   for (const [i, id] of [2, 3].entries()) {
     iface.newPeer(udpPeer(id, `5.5.5.${id}`, remotes[i]!.address().port));
@@ -167,7 +179,8 @@ async function transmitMp(): Promise<unknown> {
     socket.on('message', (msg) => {
       const copy = Buffer.from(msg);
       const length = keys[i]!.open(copy, 0, copy.length);
-      const payload = length < 0 ? `error ${length}` : copy.subarray(keys[i]!.overhead + 28, keys[i]!.overhead + length).toString();
+      const payload =
+        length < 0 ? `error ${length}` : copy.subarray(keys[i]!.overhead + 28, keys[i]!.overhead + length).toString();
       arrivals[String(i + 2)]!.push({ peerId: msg.readUIntBE(1, 3), payload });
     });
   }
@@ -179,7 +192,11 @@ async function transmitMp(): Promise<unknown> {
   sender.send('to-nobody', 9, '5.5.5.77');
   // The unroutable datagram must be counted; wait for the drop counter rather than a fixed time.
   while (iface.drops.noRoute === 0) await new Promise((resolve) => setImmediate(resolve));
-  const result = { arrivals, noRoute: iface.drops.noRoute, txPackets: [2, 3].map((id) => iface.getPeer(id).vpnTxPackets) };
+  const result = {
+    arrivals,
+    noRoute: iface.drops.noRoute,
+    txPackets: [2, 3].map((id) => iface.getPeer(id).vpnTxPackets),
+  };
   sender.close();
   for (const socket of remotes) socket.close();
   iface.destroy();
@@ -210,12 +227,14 @@ async function float(): Promise<unknown> {
   const floats: unknown[] = [];
   iface.on('peer-float-ntf', (e) => floats.push({ peerId: e.peerId, port: e.remote.port, address: e.remote.address }));
   const port = iface.getPeer(1).localPort;
-  const sockets = await Promise.all([0, 1, 2].map(async () => {
-    const socket = dgram.createSocket('udp4');
-    socket.bind(0, '127.0.0.1');
-    await once(socket, 'listening');
-    return socket;
-  }));
+  const sockets = await Promise.all(
+    [0, 1, 2].map(async () => {
+      const socket = dgram.createSocket('udp4');
+      socket.bind(0, '127.0.0.1');
+      await once(socket, 'listening');
+      return socket;
+    }),
+  );
   const arrived = () => iface.getPeer(1).linkRxPackets;
   const send = async (socket: dgram.Socket, wire: Buffer) => {
     const before = arrived();
@@ -284,18 +303,26 @@ async function tcp(): Promise<unknown> {
   const gone2 = once(iface, 'peer-del-ntf');
   bad.write(Buffer.from([0, 0]));
   await gone2;
-  const badClosed = bad.destroyed || (await Promise.race([once(bad, 'close').then(() => true), once(bad, 'end').then(() => true)]));
+  const badClosed =
+    bad.destroyed || (await Promise.race([once(bad, 'close').then(() => true), once(bad, 'end').then(() => true)]));
   bad.destroy();
-  const connectRefused = await iface.newTcpPeer({ id: 9, transport: 'tcp', remoteIpv4: '127.0.0.1', remotePort: 9, vpnIpv4: '5.5.5.9' }).then(
-    () => null,
-    (error: OvpnError) => ({ code: error.code, message: error.message }),
-  );
+  const connectRefused = await iface
+    .newTcpPeer({ id: 9, transport: 'tcp', remoteIpv4: '127.0.0.1', remotePort: 9, vpnIpv4: '5.5.5.9' })
+    .then(
+      () => null,
+      (error: OvpnError) => ({ code: error.code, message: error.message }),
+    );
   iface.destroy();
   return { controls, attached, deleted, badClosed, connectRefused };
 }
 
 function pick(info: ReturnType<OvpnInterface['getPeer']>): Record<string, unknown> {
-  return { transport: info.transport, vpnRxPackets: info.vpnRxPackets, linkRxPackets: info.linkRxPackets, remoteIpv4: info.remoteIpv4 };
+  return {
+    transport: info.transport,
+    vpnRxPackets: info.vpnRxPackets,
+    linkRxPackets: info.linkRxPackets,
+    remoteIpv4: info.remoteIpv4,
+  };
 }
 
 const SCENARIOS: Record<string, () => unknown> = { validation, routing, 'transmit-mp': transmitMp, float, tcp };

@@ -1,7 +1,7 @@
 /** Shared fixtures for core tests. */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { cipherInfo, HEADROOM, type CipherAlg, type KeyConfig, type KeyContext } from '../../src/core/index.js';
+import { type CipherAlg, cipherInfo, HEADROOM, type KeyConfig, type KeyContext } from '../../src/core/index.js';
 
 export const AEADS: CipherAlg[] = ['AES-128-GCM', 'AES-192-GCM', 'AES-256-GCM', 'CHACHA20-POLY1305'];
 

@@ -8,7 +8,9 @@ import { spawn } from 'node:child_process';
 
 export function scenarioInPrivateNetns(helper: string, scenario: string): Promise<any> {
   return new Promise((resolve, reject) => {
-    const child = spawn('unshare', ['--net', process.execPath, helper, scenario], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('unshare', ['--net', process.execPath, helper, scenario], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -17,7 +19,8 @@ export function scenarioInPrivateNetns(helper: string, scenario: string): Promis
     child.on('close', (code, signal) => {
       const line = out.split('\n').find((l) => l.startsWith('RESULT '));
       // Exit 0 also proves the helper's event loop emptied by itself: nothing was left running.
-      if (code !== 0 || line === undefined) return reject(new Error(`scenario ${scenario} exited ${code ?? signal}\nstdout: ${out}\nstderr: ${err}`));
+      if (code !== 0 || line === undefined)
+        return reject(new Error(`scenario ${scenario} exited ${code ?? signal}\nstdout: ${out}\nstderr: ${err}`));
       resolve(JSON.parse(line.slice('RESULT '.length)));
     });
   });

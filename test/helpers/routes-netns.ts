@@ -22,7 +22,9 @@ setTimeout(() => {
 }, 20_000).unref();
 
 const show = (routes: SystemRoute[]) =>
-  routes.map((r) => `${formatIpBytes(r.dst)}/${r.prefixLen}${r.gateway === null ? '' : ` via ${formatIpBytes(r.gateway)}`}`);
+  routes.map(
+    (r) => `${formatIpBytes(r.dst)}/${r.prefixLen}${r.gateway === null ? '' : ` via ${formatIpBytes(r.gateway)}`}`,
+  );
 
 /** Pids of this process's children, from /proc (field 4 of stat is the parent pid). */
 function childPids(): number[] {
@@ -87,7 +89,10 @@ function watch(ifname: string) {
   /** Runs `act`, then resolves with the first list delivered after it that satisfies `want`. */
   const after = (act: () => void, want: (routes: string[]) => boolean) =>
     new Promise<string[]>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no matching change within ${WAIT_MS} ms; seen ${JSON.stringify(seen)}`)), WAIT_MS);
+      const timer = setTimeout(
+        () => reject(new Error(`no matching change within ${WAIT_MS} ms; seen ${JSON.stringify(seen)}`)),
+        WAIT_MS,
+      );
       waiter = (routes) => {
         if (!want(routes)) return;
         clearTimeout(timer);
@@ -140,7 +145,17 @@ async function scenarioFollow() {
   w.handle.close();
   w.handle.close(); // idempotent
   const leftAfterClose = await gone(childrenWhileOpen);
-  return { initial, added, added6, afterUnrelated, callsForTwoChanges, deleted, childrenWhileOpen: childrenWhileOpen.length, leftAfterClose, errors: w.errors };
+  return {
+    initial,
+    added,
+    added6,
+    afterUnrelated,
+    callsForTwoChanges,
+    deleted,
+    childrenWhileOpen: childrenWhileOpen.length,
+    leftAfterClose,
+    errors: w.errors,
+  };
 }
 
 async function scenarioErrors() {
@@ -156,7 +171,13 @@ async function scenarioErrors() {
   await w.failing(() => ip('link', 'del', 'rt1'));
   w.handle.close();
   const leftAfterClose = await gone(children);
-  return { readyError, missingErrors: missing.errors, missingSeen: missing.seen, deletedErrors: w.errors, leftAfterClose };
+  return {
+    readyError,
+    missingErrors: missing.errors,
+    missingSeen: missing.seen,
+    deletedErrors: w.errors,
+    leftAfterClose,
+  };
 }
 
 const scenarios: Record<string, () => Promise<unknown>> = { follow: scenarioFollow, errors: scenarioErrors };
