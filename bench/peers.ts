@@ -23,10 +23,10 @@ import { dirname, resolve } from 'node:path';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { type KeyConfig, KeyContext, ReplayWindow } from '../src/core/index.js';
+import { formatIp } from '../src/core/ip.js';
 import { OvpnInterface } from '../src/device/ovpn-interface.js';
 import { Peer } from '../src/peer/peer.js';
 import { PeerRouter } from '../src/peer/peer-router.js';
-import { formatIpBytes } from '../src/peer/vpn-address.js';
 
 const PEERS = Number(process.env.BENCH_PEERS ?? 10_000);
 const SIZES = [10, 1000, PEERS];
@@ -250,10 +250,10 @@ async function memoryChild(): Promise<{ total: MemoryRow[]; parts: MemoryRow[] }
     for (let i = from; i < to; i++) {
       iface.newPeer({
         id: i,
-        remoteIpv4: formatIpBytes(v4(0xc6120000 + i)),
+        remoteIpv4: formatIp(v4(0xc6120000 + i)),
         remotePort: 1194,
         localPort: LOCAL_PORT,
-        vpnIpv4: formatIpBytes(vpn4(i)),
+        vpnIpv4: formatIp(vpn4(i)),
       });
       addKey(i, 'primary');
     }
@@ -268,7 +268,8 @@ async function memoryChild(): Promise<{ total: MemoryRow[]; parts: MemoryRow[] }
   const middle = await usage();
   addPeers(half, PEERS);
   const after = await usage();
-  if (iface.peers.size !== PEERS) throw new Error(`expected ${PEERS} peers, have ${iface.peers.size}`);
+  const count = iface.info().peers;
+  if (count !== PEERS) throw new Error(`expected ${PEERS} peers, have ${count}`);
   const per = (from: Usage, to: Usage, count: number) => ({
     heapExternal: (to.heapExternal - from.heapExternal) / count,
     rss: (to.rss - from.rss) / count,

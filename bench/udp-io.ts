@@ -13,7 +13,8 @@ import dgram from 'node:dgram';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { setImmediate as tick } from 'node:timers/promises';
 import { HEADROOM, MAX_BATCH, newBatch } from '../src/core/batch.js';
-import { newEndpoints, UdpBind, writeEndpoint } from '../src/edge/udp.js';
+import { newEndpoints, writeEndpoint } from '../src/core/endpoint.js';
+import { UdpBind } from '../src/edge/udp.js';
 
 const SECONDS = Number(process.argv[2] ?? 2);
 const HOST = '127.0.0.1';

@@ -32,7 +32,7 @@
 
 /* Mirrors MAX_BATCH in src/edge/batch.ts; bounds the on-stack mmsghdr arrays. */
 #define MAX_BATCH 128
-/* Mirrors ENDPOINT_SIZE in src/edge/udp.ts. */
+/* The endpoint slot layout of src/core/endpoint.ts. */
 #define EP_SIZE 48
 #define EP_FAMILY 0
 #define EP_PORT 2

@@ -330,6 +330,11 @@ test('`ip link del` and SIGTERM each stop the daemon cleanly: peers TEARDOWN, so
       const pid = await t.daemonPid(ns);
       await stop(pid);
       await waitUntil(`the ${ns} daemon to exit`, () => !pidAlive(pid), 5_000, 20);
+      // The daemon flushes its goodbye before exiting, but the listener may not have printed it yet.
+      await listener.waitLine(
+        () => notifications(listener).some((n) => n.name === 'CMD_IFACE_DEL_NTF'),
+        'the iface-del notification',
+      );
       const names = notifications(listener).map((n) => [n.name, n.attrs?.peer?.['del-reason'] ?? null]);
       assert.deepEqual(names, [
         ['CMD_PEER_DEL_NTF', 'TEARDOWN'],

@@ -12,11 +12,11 @@ import { fileURLToPath } from 'node:url';
 import {
   copyEndpoint,
   ENDPOINT_SIZE,
-  endpointEquals,
   newEndpoints,
   readEndpoint,
+  sameRemote,
   writeEndpoint,
-} from '../src/edge/udp.js';
+} from '../src/core/endpoint.js';
 import { scenarioInPrivateNetns } from './helpers/private-netns.js';
 
 const HELPER = fileURLToPath(new URL('./helpers/edge-netns.js', import.meta.url));
@@ -55,14 +55,14 @@ test('endpoint slots: layout, round trip, equality', () => {
   // v4-mapped is the same peer as plain v4, as the native side reports it
   writeEndpoint(eps, 2, { address: '::ffff:192.0.2.7', port: 1194 });
   assert.equal(eps[96], 4);
-  assert.ok(endpointEquals(eps, 0, eps, 2), 'local part is ignored');
+  assert.ok(sameRemote(eps, 0, eps, 2), 'local part is ignored');
   writeEndpoint(eps, 3, { address: '192.0.2.7', port: 1195 });
-  assert.ok(!endpointEquals(eps, 0, eps, 3), 'port differs');
+  assert.ok(!sameRemote(eps, 0, eps, 3), 'port differs');
   writeEndpoint(eps, 3, { address: '192.0.2.8', port: 1194 });
-  assert.ok(!endpointEquals(eps, 0, eps, 3), 'address differs');
-  assert.ok(!endpointEquals(eps, 0, eps, 1), 'family differs');
+  assert.ok(!sameRemote(eps, 0, eps, 3), 'address differs');
+  assert.ok(!sameRemote(eps, 0, eps, 1), 'family differs');
   copyEndpoint(eps, 3, eps, 1);
-  assert.ok(endpointEquals(eps, 1, eps, 3));
+  assert.ok(sameRemote(eps, 1, eps, 3));
 
   for (const a of ['::', '::1', 'fe80::1', '2001:db8::', '1:2:3:4:5:6:7:8', '2001:db8:0:1:1:1:1:1']) {
     writeEndpoint(eps, 0, { address: a, port: 1 });

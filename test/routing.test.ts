@@ -6,11 +6,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
+import { formatIp, parseIp } from '../src/core/ip.js';
 import { hash6, PeerRouter, type SystemRoute } from '../src/peer/peer-router.js';
-import { formatIpBytes, parseIpBytes, vpnAddressProblem } from '../src/peer/vpn-address.js';
+import { vpnAddressProblem } from '../src/peer/vpn-address.js';
 
 const ip = (text: string): Uint8Array => {
-  const parsed = parseIpBytes(text);
+  const parsed = parseIp(text);
   assert.ok(parsed, `test address ${text} must parse`);
   return parsed.bytes;
 };
@@ -43,10 +44,10 @@ const sys = (prefix: string, gateway: string | null = null): SystemRoute => {
 
 // ---- vpn-address ----------------------------------------------------------------------------------
 
-test('parseIpBytes: exact bytes for IPv4 and every IPv6 spelling; null for anything else', () => {
-  assert.deepEqual(parseIpBytes('10.0.0.1'), { family: 4, bytes: Uint8Array.from([10, 0, 0, 1]) });
-  assert.deepEqual(parseIpBytes('255.255.255.255')?.bytes, Uint8Array.from([255, 255, 255, 255]));
-  const hex = (a: string) => Buffer.from(parseIpBytes(a)!.bytes).toString('hex');
+test('parseIp: exact bytes for IPv4 and every IPv6 spelling; null for anything else', () => {
+  assert.deepEqual(parseIp('10.0.0.1'), { family: 4, bytes: Uint8Array.from([10, 0, 0, 1]) });
+  assert.deepEqual(parseIp('255.255.255.255')?.bytes, Uint8Array.from([255, 255, 255, 255]));
+  const hex = (a: string) => Buffer.from(parseIp(a)!.bytes).toString('hex');
   assert.equal(hex('::'), '00000000000000000000000000000000');
   assert.equal(hex('::1'), '00000000000000000000000000000001');
   assert.equal(hex('fd00::'), 'fd000000000000000000000000000000');
@@ -54,7 +55,7 @@ test('parseIpBytes: exact bytes for IPv4 and every IPv6 spelling; null for anyth
   assert.equal(hex('1:2:3:4:5:6:7:8'), '00010002000300040005000600070008');
   assert.equal(hex('::ffff:192.0.2.7'), '00000000000000000000ffffc0000207');
   assert.equal(hex('64:ff9b::10.1.2.3'), '0064ff9b00000000000000000a010203');
-  assert.equal(parseIpBytes('::ffff:192.0.2.7')?.family, 6, 'a mapped address stays IPv6 here: the caller decides');
+  assert.equal(parseIp('::ffff:192.0.2.7')?.family, 6, 'a mapped address stays IPv6 here: the caller decides');
   for (const bad of [
     '',
     'x',
@@ -67,24 +68,24 @@ test('parseIpBytes: exact bytes for IPv4 and every IPv6 spelling; null for anyth
     '1::2::3',
     '10.0.0.0/8',
   ]) {
-    assert.equal(parseIpBytes(bad), null, bad);
+    assert.equal(parseIp(bad), null, bad);
   }
 });
 
-test('formatIpBytes: dotted IPv4, RFC 5952 IPv6, and round trips through parseIpBytes', () => {
-  assert.equal(formatIpBytes(Uint8Array.from([192, 0, 2, 7])), '192.0.2.7');
-  assert.equal(formatIpBytes(ip('2001:0db8:0:0:1:0:0:1')), '2001:db8::1:0:0:1', 'first of equal zero runs');
-  assert.equal(formatIpBytes(ip('2001:db8:0:1:1:1:1:1')), '2001:db8:0:1:1:1:1:1', 'a single zero group stays');
-  assert.equal(formatIpBytes(ip('1:0:0:2:0:0:0:3')), '1:0:0:2::3', 'longest run wins');
-  assert.equal(formatIpBytes(new Uint8Array(16)), '::');
-  assert.equal(formatIpBytes(ip('fd00::')), 'fd00::');
-  assert.throws(() => formatIpBytes(new Uint8Array(5)), {
+test('formatIp: dotted IPv4, RFC 5952 IPv6, and round trips through parseIp', () => {
+  assert.equal(formatIp(Uint8Array.from([192, 0, 2, 7])), '192.0.2.7');
+  assert.equal(formatIp(ip('2001:0db8:0:0:1:0:0:1')), '2001:db8::1:0:0:1', 'first of equal zero runs');
+  assert.equal(formatIp(ip('2001:db8:0:1:1:1:1:1')), '2001:db8:0:1:1:1:1:1', 'a single zero group stays');
+  assert.equal(formatIp(ip('1:0:0:2:0:0:0:3')), '1:0:0:2::3', 'longest run wins');
+  assert.equal(formatIp(new Uint8Array(16)), '::');
+  assert.equal(formatIp(ip('fd00::')), 'fd00::');
+  assert.throws(() => formatIp(new Uint8Array(5)), {
     name: 'RangeError',
     message: 'an IP address has 4 or 16 bytes, got 5',
   });
   fc.assert(
     fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }), (bytes) => {
-      assert.deepEqual(parseIpBytes(formatIpBytes(bytes))?.bytes, bytes);
+      assert.deepEqual(parseIp(formatIp(bytes))?.bytes, bytes);
     }),
   );
 });
@@ -278,17 +279,17 @@ test('IPv6 addresses whose hashes collide are told apart, and deleting one keeps
   r.setVpnAddresses('x', null, x);
   r.setVpnAddresses('y', null, y);
   r.addPeerRoute('x', 6, x, 128);
-  assert.equal(routeOf(r, formatIpBytes(x)), 'x');
-  assert.equal(routeOf(r, formatIpBytes(y)), 'y');
+  assert.equal(routeOf(r, formatIp(x)), 'x');
+  assert.equal(routeOf(r, formatIp(y)), 'y');
   // Entries are chained newest first: remove the head (y), then the tail (x).
   r.removePeer('y');
   assert.equal(r.peerWithVpnAddress(6, x), 'x');
-  assert.equal(routeOf(r, formatIpBytes(x)), 'x');
-  assert.equal(routeOf(r, formatIpBytes(y)), null);
+  assert.equal(routeOf(r, formatIp(x)), 'x');
+  assert.equal(routeOf(r, formatIp(y)), null);
   r.setVpnAddresses('y', null, y);
   r.removePeer('x');
-  assert.equal(routeOf(r, formatIpBytes(x)), null);
-  assert.equal(routeOf(r, formatIpBytes(y)), 'y');
+  assert.equal(routeOf(r, formatIp(x)), null);
+  assert.equal(routeOf(r, formatIp(y)), 'y');
 });
 
 test('replaceSystemRoutes replaces the previous set entirely', () => {
@@ -454,8 +455,8 @@ test('property: route() agrees with a naive longest-prefix-match reference', () 
       // Like the interface would: a VPN address and a peer prefix belong to one peer only.
       const seen = new Set<string>();
       const unique = (a: Uint8Array | null) => {
-        if (a === null || seen.has(formatIpBytes(a))) return null;
-        seen.add(formatIpBytes(a));
+        if (a === null || seen.has(formatIp(a))) return null;
+        seen.add(formatIp(a));
         return a;
       };
       const peers = m.peers.map((p) => ({ v4: unique(p.v4), v6: unique(p.v6) }));
@@ -463,7 +464,7 @@ test('property: route() agrees with a naive longest-prefix-match reference', () 
       const peerRoutes = m.peerRoutes
         .map((r) => ({ ...r, peer: r.peer % peers.length }))
         .filter((r) => {
-          const key = `${formatIpBytes(r.dst)}/${r.prefixLen}`;
+          const key = `${formatIp(r.dst)}/${r.prefixLen}`;
           if (owned.has(key)) return false;
           owned.add(key);
           return true;
@@ -487,8 +488,7 @@ test('property: route() agrees with a naive longest-prefix-match reference', () 
         for (const [i, p] of m.peers.entries()) r.setVpnAddresses(i, p.v4, p.v6);
         r.replaceSystemRoutes(m.system);
         for (const pr of m.peerRoutes) r.addPeerRoute(pr.peer, pr.family, pr.dst, pr.prefixLen);
-        for (const dst of dsts)
-          assert.equal(routeOf(r, formatIpBytes(dst)), reference(m, dst), `dst ${formatIpBytes(dst)}`);
+        for (const dst of dsts) assert.equal(routeOf(r, formatIp(dst)), reference(m, dst), `dst ${formatIp(dst)}`);
         // Removing a peer must equal a model without its addresses and routes.
         const gone = 0;
         r.removePeer(gone);
@@ -498,11 +498,7 @@ test('property: route() agrees with a naive longest-prefix-match reference', () 
           peerRoutes: m.peerRoutes.filter((x) => x.peer !== gone),
         };
         for (const dst of dsts)
-          assert.equal(
-            routeOf(r, formatIpBytes(dst)),
-            reference(after, dst),
-            `after removePeer, dst ${formatIpBytes(dst)}`,
-          );
+          assert.equal(routeOf(r, formatIp(dst)), reference(after, dst), `after removePeer, dst ${formatIp(dst)}`);
       },
     ),
     { numRuns: 500 },

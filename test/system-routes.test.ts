@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { parseRoutes } from '../src/device/system-routes.js';
-import { formatIpBytes } from '../src/peer/vpn-address.js';
+import { formatIp } from '../src/core/ip.js';
+import { parseRoutes } from '../src/edge/system-routes.js';
 import { scenarioInPrivateNetns } from './helpers/private-netns.js';
 
 const HELPER = fileURLToPath(new URL('./helpers/routes-netns.js', import.meta.url));
@@ -19,8 +19,7 @@ const inNetns = (scenario: string): Promise<any> => scenarioInPrivateNetns(HELPE
 
 const show = (json: string, family: 4 | 6) =>
   parseRoutes(json, family).map(
-    (r) =>
-      `${r.family} ${formatIpBytes(r.dst)}/${r.prefixLen}${r.gateway === null ? '' : ` via ${formatIpBytes(r.gateway)}`}`,
+    (r) => `${r.family} ${formatIp(r.dst)}/${r.prefixLen}${r.gateway === null ? '' : ` via ${formatIp(r.gateway)}`}`,
   );
 
 test('parseRoutes: default, host and prefix routes, gateways; other types and multipath skipped; by metric', () => {

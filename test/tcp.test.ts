@@ -4,6 +4,7 @@ import net from 'node:net';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { DROPPED, HEADROOM, newBatch, type PacketBatch, packetView, pushPacket } from '../src/core/batch.js';
+import { ENDPOINT_SIZE, readEndpoint } from '../src/core/endpoint.js';
 import {
   framedLength,
   frameRange,
@@ -13,7 +14,6 @@ import {
   StreamDeframer,
 } from '../src/core/tcp-framing.js';
 import { TCP_SEND_QUEUE_LIMIT, type TcpCloseReason, TcpLink, TcpListener } from '../src/device/tcp-link.js';
-import { ENDPOINT_SIZE, readEndpoint } from '../src/edge/udp.js';
 
 const CAPACITY = HEADROOM + 2048;
 

@@ -5,8 +5,8 @@
  */
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import type { Endpoint } from '../core/endpoint.js';
 import { OvpnError, type OvpnInterface } from '../device/ovpn-interface.js';
-import type { Endpoint } from '../edge/udp.js';
 import {
   camelCase,
   type ErrorBody,
@@ -146,15 +146,7 @@ export class ControlServer {
     const keyconf = (request.keyconf ?? {}) as Record<string, unknown>;
     switch (cmd) {
       case 'iface-get':
-        return {
-          ifname: iface.name,
-          mode: iface.mode,
-          ifindex: iface.tun.ifindex,
-          mtu: iface.tun.mtu,
-          pid: process.pid,
-          drops: renameKeys(iface.drops, kebabCase),
-          'tx-queue': txQueueInfo(iface),
-        };
+        return { ...(renameKeys(iface.info(), kebabCase) as object), pid: process.pid };
       case 'iface-del':
         setImmediate(this.onDelete);
         return {};
@@ -240,15 +232,4 @@ function errorBody(error: unknown): ErrorBody {
   const message = error instanceof Error ? error.message : String(error);
   const code = (error as { code?: unknown })?.code;
   return { code: typeof code === 'string' ? code : 'EIO', message };
-}
-
-/** The transmit flow queue's state and drops (core/flow-queue.ts), for iface-get. */
-function txQueueInfo(iface: OvpnInterface): object {
-  const q = iface.tunReader.queue;
-  return {
-    length: q.length,
-    slots: q.length + q.room,
-    'codel-drops': q.stats.codelDrops,
-    'overflow-drops': q.stats.overflowDrops,
-  };
 }

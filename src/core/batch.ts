@@ -94,3 +94,33 @@ export function compact(batch: PacketBatch, sidecar?: { buf: Buffer; slotSize: n
   batch.count = kept;
   return kept;
 }
+
+/**
+ * Calls fn for each maximal run of consecutive packets with the same (non-null) owner, e.g. the
+ * peer each packet goes to: a run is sealed, opened and sent as one.
+ */
+export function forEachRun<T>(
+  owners: (T | null)[],
+  count: number,
+  fn: (owner: T, start: number, end: number) => void,
+): void {
+  let start = 0;
+  while (start < count) {
+    const owner = owners[start];
+    let end = start + 1;
+    while (end < count && owners[end] === owner) end++;
+    if (owner != null) fn(owner, start, end);
+    start = end;
+  }
+}
+
+/** compact() that keeps a per-packet owner array aligned with the packets. */
+export function compactWithOwners<T>(
+  batch: PacketBatch,
+  owners: (T | null)[],
+  sidecar?: { buf: Buffer; slotSize: number },
+): number {
+  let kept = 0;
+  for (let i = 0; i < batch.count; i++) if (batch.sizes[i] !== DROPPED) owners[kept++] = owners[i]!;
+  return compact(batch, sidecar);
+}

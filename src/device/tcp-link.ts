@@ -6,8 +6,8 @@
  */
 import net from 'node:net';
 import { MAX_PACKET, newBatch, type PacketBatch } from '../core/batch.js';
+import { ENDPOINT_SIZE, type Endpoint, readEndpoint, writeEndpoint } from '../core/endpoint.js';
 import { framedLength, frameRange, isFramable, StreamDeframer } from '../core/tcp-framing.js';
-import { ENDPOINT_SIZE, type Endpoint, readEndpoint, writeEndpoint } from '../edge/udp.js';
 
 export type TcpCloseReason = 'TRANSPORT_DISCONNECT' | 'TRANSPORT_ERROR';
 

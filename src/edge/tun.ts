@@ -16,13 +16,11 @@
  * is the daemon's signal that the interface is gone and must be recreated.
  */
 import type { PacketBatch } from '../core/batch.js';
+import type { Tun } from './edges.js';
 import { isNativeError, native } from './native.js';
 import { PolledFd } from './polled-fd.js';
 
-/** errno code that read()/write() report after the interface was deleted. */
-export const TUN_GONE_CODE = 'EBADFD';
-
-export class TunDevice extends PolledFd {
+export class TunDevice extends PolledFd implements Tun {
   private constructor(
     fd: number,
     /** Interface name as the kernel assigned it (relevant when opened with a %d pattern). */

@@ -1,170 +1,14 @@
 /**
- * UDP edge: one socket read and written with recvmmsg/sendmmsg, carrying a
- * fixed-size binary endpoint per packet instead of a JS object, so the hot
- * path neither allocates nor formats address strings.
- *
- * Endpoint slot layout (ENDPOINT_SIZE = 48 bytes, slot i at i*48):
- *   [0]      remote family: 4 | 6 (IPv4-mapped sources are reported as 4)
- *   [1]      reserved (0)
- *   [2..3]   remote port, big-endian
- *   [4..19]  remote address (first 4 bytes for IPv4)
- *   [20]     local family: 0 (unknown / let the kernel choose) | 4 | 6
- *   [21..23] reserved (0)
- *   [24..39] local address the packet arrived on (first 4 bytes for IPv4)
- *   [40..43] ifindex it arrived on, little-endian uint32
- *   [44..47] reserved (0)
- * Sending with a slot whose local family is set pins the source address
- * ("sticky source"), so replies leave from the address the peer talked to on
- * multi-homed hosts. If that address no longer exists the packet is sent with
- * a kernel-chosen source and the slot's local part is cleared.
+ * UDP edge: one socket read and written with recvmmsg/sendmmsg, each packet with its endpoint
+ * slot (core/endpoint.ts) instead of a JS address object. Sending with a slot whose local
+ * address is set pins the source address (sticky source); if that address no longer exists the
+ * packet is sent with a kernel-chosen source and the slot's local part is cleared.
  */
-import { isIPv4, isIPv6 } from 'node:net';
 import type { PacketBatch } from '../core/batch.js';
+import type { DatagramBind } from './edges.js';
 import { envInteger, envSwitch } from './env.js';
 import { native, type UdpOffloadInfo } from './native.js';
 import { PolledFd } from './polled-fd.js';
-
-export const ENDPOINT_SIZE = 48;
-const F = 0,
-  PORT = 2,
-  ADDR = 4,
-  LF = 20,
-  LADDR = 24,
-  IFX = 40;
-
-export interface Endpoint {
-  address: string;
-  port: number;
-  family: 4 | 6;
-  /** Local address the packet was received on / should be sent from. */
-  local?: string;
-  ifindex: number;
-}
-
-export interface EndpointInit {
-  address: string;
-  port: number;
-  local?: string;
-  /** Only used for link-local IPv6 sources. */
-  ifindex?: number;
-}
-
-/** Allocate room for n endpoint slots. */
-export function newEndpoints(n: number): Buffer {
-  return Buffer.alloc(n * ENDPOINT_SIZE);
-}
-
-function parseV4(s: string, out: Buffer, at: number): void {
-  const parts = s.split('.');
-  for (let i = 0; i < 4; i++) out[at + i] = Number(parts[i]);
-}
-
-/** Parse an IP literal into 4 or 16 bytes at out[at]; returns the family. IPv4-mapped IPv6 becomes 4. */
-function parseIp(s: string, out: Buffer, at: number): 4 | 6 {
-  const pct = s.indexOf('%'); // zone ids travel separately (ifindex)
-  if (pct >= 0) s = s.slice(0, pct);
-  if (isIPv4(s)) {
-    parseV4(s, out, at);
-    return 4;
-  }
-  if (!isIPv6(s)) throw new TypeError(`not an IP address: ${JSON.stringify(s)}`);
-  const words: number[] = [];
-  const [head, tail] = s.includes('::') ? (s.split('::') as [string, string]) : [s, undefined];
-  const toWords = (part: string): number[] => {
-    const w: number[] = [];
-    if (part === '') return w;
-    for (const g of part.split(':')) {
-      if (g.includes('.')) {
-        const b = Buffer.alloc(4);
-        parseV4(g, b, 0);
-        w.push(b.readUInt16BE(0), b.readUInt16BE(2));
-      } else w.push(parseInt(g, 16));
-    }
-    return w;
-  };
-  const h = toWords(head);
-  if (tail === undefined) words.push(...h);
-  else {
-    const t = toWords(tail);
-    words.push(...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t);
-  }
-  const b = Buffer.alloc(16);
-  for (let i = 0; i < 8; i++) b.writeUInt16BE(words[i]!, i * 2);
-  if (b.readUInt32BE(0) === 0 && b.readUInt32BE(4) === 0 && b.readUInt32BE(8) === 0xffff) {
-    b.copy(out, at, 12, 16);
-    return 4;
-  }
-  b.copy(out, at);
-  return 6;
-}
-
-function formatIp(buf: Buffer, at: number, family: number): string {
-  if (family === 4) return `${buf[at]}.${buf[at + 1]}.${buf[at + 2]}.${buf[at + 3]}`;
-  const w: number[] = [];
-  for (let i = 0; i < 8; i++) w.push(buf.readUInt16BE(at + i * 2));
-  // RFC 5952: compress the longest run (>= 2) of zero groups, the first on ties
-  let best = -1,
-    bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (w[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && w[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (a: number[]) => a.map((x) => x.toString(16)).join(':');
-  if (best < 0) return hex(w);
-  return `${hex(w.slice(0, best))}::${hex(w.slice(best + bestLen))}`;
-}
-
-export function writeEndpoint(buf: Buffer, slot: number, ep: EndpointInit): void {
-  const o = slot * ENDPOINT_SIZE;
-  if (o + ENDPOINT_SIZE > buf.length) throw new RangeError(`endpoint slot ${slot} outside buffer`);
-  if (!Number.isInteger(ep.port) || ep.port < 0 || ep.port > 65535) throw new RangeError(`bad port ${ep.port}`);
-  buf.fill(0, o, o + ENDPOINT_SIZE);
-  buf[o + F] = parseIp(ep.address, buf, o + ADDR);
-  buf.writeUInt16BE(ep.port, o + PORT);
-  if (ep.local !== undefined) buf[o + LF] = parseIp(ep.local, buf, o + LADDR);
-  buf.writeUInt32LE(ep.ifindex ?? 0, o + IFX);
-}
-
-/** Decode a slot into strings. Allocates: for control paths, not per packet. */
-export function readEndpoint(buf: Buffer, slot: number): Endpoint {
-  const o = slot * ENDPOINT_SIZE;
-  const family = buf[o + F];
-  if (family !== 4 && family !== 6) throw new TypeError(`endpoint slot ${slot}: bad family ${family}`);
-  const ep: Endpoint = {
-    address: formatIp(buf, o + ADDR, family),
-    port: buf.readUInt16BE(o + PORT),
-    family,
-    ifindex: buf.readUInt32LE(o + IFX),
-  };
-  const lf = buf[o + LF];
-  if (lf === 4 || lf === 6) ep.local = formatIp(buf, o + LADDR, lf);
-  return ep;
-}
-
-/** Same remote peer (family, port, address)? Ignores the local part; no allocation. */
-export function endpointEquals(a: Buffer, ai: number, b: Buffer, bi: number): boolean {
-  const x = ai * ENDPOINT_SIZE,
-    y = bi * ENDPOINT_SIZE;
-  const fam = a[x + F];
-  if (fam !== b[y + F] || a[x + PORT] !== b[y + PORT] || a[x + PORT + 1] !== b[y + PORT + 1]) return false;
-  const len = fam === 4 ? 4 : 16;
-  for (let i = 0; i < len; i++) if (a[x + ADDR + i] !== b[y + ADDR + i]) return false;
-  return true;
-}
-
-/** Copy slot si of src into slot di of dst (e.g. to remember a peer's endpoint). */
-export function copyEndpoint(dst: Buffer, di: number, src: Buffer, si: number): void {
-  src.copy(dst, di * ENDPOINT_SIZE, si * ENDPOINT_SIZE, (si + 1) * ENDPOINT_SIZE);
-}
 
 export interface UdpBindOptions {
   family: 4 | 6;
@@ -193,7 +37,7 @@ export const DEFAULT_RCVBUF = 256 * 1024;
 /** Sends go straight to the device: a large send buffer only holds a full batch in flight. */
 export const DEFAULT_SNDBUF = 1024 * 1024;
 
-export class UdpBind extends PolledFd {
+export class UdpBind extends PolledFd implements DatagramBind {
   private constructor(
     fd: number,
     readonly family: 4 | 6,

@@ -15,16 +15,9 @@
  * peer outright. Among system routes with the same prefix the first one given wins (the watcher
  * orders them by metric).
  */
-import { formatIpBytes } from './vpn-address.js';
+import { formatIp, type SystemRoute } from '../core/ip.js';
 
-export interface SystemRoute {
-  family: 4 | 6;
-  /** 4 or 16 bytes, host bits zero. */
-  dst: Uint8Array;
-  prefixLen: number;
-  /** 4 or 16 bytes (an IPv4 route may have an IPv6 gateway), or null for a directly reached prefix. */
-  gateway: Uint8Array | null;
-}
+export type { SystemRoute };
 
 export interface PeerRouteInfo {
   family: 4 | 6;
@@ -168,7 +161,7 @@ export class PeerRouter<P> {
       const owner = bytes === null ? undefined : this.peerWithVpnAddress(family, bytes);
       if (owner !== undefined && owner !== peer) {
         throw new Error(
-          `vpn-ipv${family} ${formatIpBytes(bytes!)} is already assigned to another peer: delete that peer or pick another address`,
+          `vpn-ipv${family} ${formatIp(bytes!)} is already assigned to another peer: delete that peer or pick another address`,
         );
       }
     }
@@ -229,7 +222,7 @@ export class PeerRouter<P> {
     const routes = [...(this.peers.get(peer)?.routes ?? [])];
     return routes.map((r) => ({
       family: r.family,
-      address: formatIpBytes(bytesOf(r.family, r.words)),
+      address: formatIp(bytesOf(r.family, r.words)),
       prefixLen: r.prefixLen,
     }));
   }
@@ -366,7 +359,7 @@ function gatewayOf(bytes: Uint8Array | null): Gateway | null {
 }
 
 function describe(route: RouteEntry<unknown>): string {
-  return `${formatIpBytes(bytesOf(route.family, route.words))}/${route.prefixLen}`;
+  return `${formatIp(bytesOf(route.family, route.words))}/${route.prefixLen}`;
 }
 
 function checkLength(bytes: Uint8Array | null, length: number, what: string): void {
@@ -386,9 +379,7 @@ function checkPrefix(family: 4 | 6, dst: Uint8Array, prefixLen: number, what: st
   const words = wordsOf(dst);
   if (words.some((word, i) => (word & ~MASKS[prefixLen * 4 + i]!) !== 0)) {
     const masked = bytesOf(family, words.map((word, i) => word & MASKS[prefixLen * 4 + i]!) as Words);
-    throw new Error(
-      `${what} ${formatIpBytes(dst)}/${prefixLen} has host bits set: use ${formatIpBytes(masked)}/${prefixLen}`,
-    );
+    throw new Error(`${what} ${formatIp(dst)}/${prefixLen} has host bits set: use ${formatIp(masked)}/${prefixLen}`);
   }
   return dst;
 }

@@ -4,8 +4,8 @@
  */
 
 import { type DropCounters, newDropCounters } from '../core/drops.js';
+import { ENDPOINT_SIZE } from '../core/endpoint.js';
 import { KeySlots } from '../core/key-slots.js';
-import { ENDPOINT_SIZE } from '../edge/udp.js';
 
 /** Why a peer went away: the values of the netlink del-peer-reason enum. */
 export const DelPeerReason = {

@@ -10,16 +10,10 @@ import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { HEADROOM, MAX_BATCH, newBatch, type PacketBatch, packetView as packet } from '../../src/core/batch.js';
+import { ENDPOINT_SIZE, type Endpoint, newEndpoints, readEndpoint, writeEndpoint } from '../../src/core/endpoint.js';
 import { native } from '../../src/edge/native.js';
 import { TunDevice } from '../../src/edge/tun.js';
-import {
-  ENDPOINT_SIZE,
-  type Endpoint,
-  newEndpoints,
-  readEndpoint,
-  UdpBind,
-  writeEndpoint,
-} from '../../src/edge/udp.js';
+import { UdpBind } from '../../src/edge/udp.js';
 
 const debug = (...a: unknown[]) => {
   if (process.env.EDGE_DEBUG) console.error('edge-netns:', ...a);

@@ -9,9 +9,9 @@ import { execFileSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import net from 'node:net';
+import { parseIp } from '../../src/core/ip.js';
 import { type KeyConfig, KeyContext } from '../../src/core/key-context.js';
 import { OvpnError, OvpnInterface, type PeerConfig } from '../../src/device/ovpn-interface.js';
-import { parseIpBytes } from '../../src/peer/vpn-address.js';
 import { keyPair, sealOne } from './keys.js';
 
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -53,7 +53,7 @@ function ipv4Packet(src: string, dst: string, payload = 'x'): Buffer {
 function ipv6Packet(dst: string): Buffer {
   const packet = Buffer.alloc(40);
   packet[0] = 0x60;
-  packet.set(parseIpBytes(dst)!.bytes, 24);
+  packet.set(parseIp(dst)!.bytes, 24);
   return packet;
 }
 
@@ -109,7 +109,7 @@ function validation(): unknown {
 /** routePacket for VPN addresses, kernel routes followed live, and routes attached by the library. */
 async function routing(): Promise<unknown> {
   const iface = mpInterface('ovm0');
-  const routed = (packet: Buffer) => iface.routePacket(packet, 0, packet.length)?.id ?? null;
+  const routed = (packet: Buffer) => iface.peerForPacket(packet);
   const changed = () => once(iface, 'routes-changed');
   await changed();
   iface.newPeer(udpPeer(2, '5.5.5.2'));

@@ -6,9 +6,9 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { watchSystemRoutes } from '../../src/device/system-routes.js';
+import { formatIp } from '../../src/core/ip.js';
+import { watchSystemRoutes } from '../../src/edge/system-routes.js';
 import type { SystemRoute } from '../../src/peer/peer-router.js';
-import { formatIpBytes } from '../../src/peer/vpn-address.js';
 
 const WAIT_MS = 5000;
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -22,9 +22,7 @@ setTimeout(() => {
 }, 20_000).unref();
 
 const show = (routes: SystemRoute[]) =>
-  routes.map(
-    (r) => `${formatIpBytes(r.dst)}/${r.prefixLen}${r.gateway === null ? '' : ` via ${formatIpBytes(r.gateway)}`}`,
-  );
+  routes.map((r) => `${formatIp(r.dst)}/${r.prefixLen}${r.gateway === null ? '' : ` via ${formatIp(r.gateway)}`}`);
 
 /** Pids of this process's children, from /proc (field 4 of stat is the parent pid). */
 function childPids(): number[] {

@@ -10,8 +10,7 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import type { SystemRoute } from '../peer/peer-router.js';
-import { parseIpBytes } from '../peer/vpn-address.js';
+import { parseIp, parsePrefix, type SystemRoute } from '../core/ip.js';
 
 const DEBOUNCE_MS = 20;
 /** How long to wait for the monitor to subscribe before dumping anyway (then a change made in
@@ -172,24 +171,20 @@ export function parseRoutes(json: string, family: 4 | 6): SystemRoute[] {
   const routes: (SystemRoute & { metric: number })[] = [];
   for (const entry of entries) {
     if ((entry.type !== undefined && entry.type !== 'unicast') || entry.nexthops !== undefined) continue;
-    const dst = parsePrefix(entry.dst, family);
+    const dst = routeDestination(entry.dst, family);
     if (dst === null) continue;
     const via = entry.gateway ?? entry.via?.host;
-    const gateway = via === undefined ? null : (parseIpBytes(via)?.bytes ?? null);
+    const gateway = via === undefined ? null : (parseIp(via)?.bytes ?? null);
     if (via !== undefined && gateway === null) continue;
     routes.push({ family, ...dst, gateway, metric: entry.metric ?? 0 });
   }
   return routes.sort((a, b) => a.metric - b.metric).map(({ metric: _, ...route }) => route);
 }
 
-function parsePrefix(text: string | undefined, family: 4 | 6): { dst: Uint8Array; prefixLen: number } | null {
-  const bits = family === 4 ? 32 : 128;
-  if (text === 'default') return { dst: new Uint8Array(bits / 8), prefixLen: 0 };
-  if (text === undefined) return null;
-  const [address, length] = text.split('/') as [string, string | undefined];
-  const parsed = parseIpBytes(address);
-  const prefixLen = length === undefined ? bits : Number(length);
-  if (parsed === null || parsed.family !== family || !Number.isInteger(prefixLen) || prefixLen < 0 || prefixLen > bits)
-    return null;
-  return { dst: parsed.bytes, prefixLen };
+/** A route's `dst` as iproute2 prints it: a prefix, a bare address, or `default`. */
+function routeDestination(text: string | undefined, family: 4 | 6): { dst: Uint8Array; prefixLen: number } | null {
+  if (text === 'default') return { dst: new Uint8Array(family === 4 ? 4 : 16), prefixLen: 0 };
+  const prefix = text === undefined ? null : parsePrefix(text);
+  if (prefix === null || prefix.family !== family) return null;
+  return { dst: prefix.bytes, prefixLen: prefix.prefixLen };
 }

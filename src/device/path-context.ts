@@ -1,0 +1,32 @@
+/**
+ * What the data path sees of the rest of the interface: the peer table, the links, and a host
+ * to tell what happened. Narrow on purpose, so transmit and receive can be read (and faked) on
+ * their own.
+ */
+import type { Endpoint } from '../core/endpoint.js';
+import type { Peer } from '../peer/peer.js';
+import type { Link } from './links.js';
+import type { UdpPort } from './udp-port.js';
+
+export interface PeerLookup {
+  get(id: number): Peer | undefined;
+  /** The peer a packet read from the TUN goes to, or null. */
+  route(buf: Buffer, offset: number, size: number): Peer | null;
+  /** The UDP peer at the address in endpoint slot i, for control packets. */
+  atRemoteAddress(localPort: number, endpoints: Buffer, i: number): Peer | null;
+}
+
+export interface LinkLookup {
+  linkOf(peer: Peer): Link | undefined;
+  udpPorts(): Iterable<UdpPort>;
+}
+
+export interface DataPathHost {
+  readonly closed: boolean;
+  /** An authenticated packet came from the peer's new remote address. */
+  floated(peer: Peer): void;
+  /** A packet that is not data, for the control plane, untouched. */
+  controlPacket(peerId: number | null, localPort: number, remote: Endpoint, data: Buffer): void;
+  /** The TUN was deleted underneath us. */
+  tunGone(): void;
+}

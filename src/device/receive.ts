@@ -1,0 +1,151 @@
+/**
+ * The receive path, batch by batch: a UDP batch (or a TCP stream's packets) → classify each
+ * packet and find its peer → open each peer's run in place → note liveness, follow the peer's
+ * path, consume keepalives → write the survivors to the TUN. Control packets go up untouched.
+ */
+import { compact, DROPPED, forEachRun, MAX_BATCH, type PacketBatch } from '../core/batch.js';
+import { openRange } from '../core/crypto-batch.js';
+import type { DropCounters } from '../core/drops.js';
+import { copyEndpoint, ENDPOINT_SIZE, type Endpoint, readEndpoint, samePath, sameRemote } from '../core/endpoint.js';
+import { coalesceForTun, GroTable } from '../core/gso.js';
+import { classify, isExitNotify, isKeepalive, PacketKind, readPeerId } from '../core/wire.js';
+import type { Tun } from '../edge/edges.js';
+import type { Peer } from '../peer/peer.js';
+import type { DataPathHost, PeerLookup } from './path-context.js';
+import type { TcpLink } from './tcp-link.js';
+import type { UdpPort } from './udp-port.js';
+
+export class Receiver {
+  private readonly peers = new Array<Peer | null>(MAX_BATCH).fill(null);
+  private readonly groTable = new GroTable();
+
+  constructor(
+    private readonly tun: Tun,
+    private readonly table: PeerLookup,
+    private readonly drops: DropCounters,
+    private readonly host: DataPathHost,
+    /** Merge TCP segments written to the TUN (needs TUN offloads). */
+    private readonly gro: boolean,
+  ) {}
+
+  /** The batch a UDP port just received: each datagram finds its peer by its peer-id. */
+  fromUdp(udp: UdpPort, now: number): void {
+    const batch = udp.rxBatch;
+    const endpoints = udp.rxEndpoints;
+    const peers = this.peers;
+    const { bufs, offsets, sizes } = batch;
+    for (let i = 0; i < batch.count; i++) {
+      peers[i] = null;
+      const size = sizes[i]!;
+      const kind = size < 0 ? PacketKind.Malformed : classify(bufs[i]!, offsets[i]!, size);
+      if (kind === PacketKind.DataV2 && size >= 4) {
+        const peer = this.table.get(readPeerId(bufs[i]!, offsets[i]!));
+        if (peer !== undefined && peer.transport === 'udp' && peer.localPort === udp.port) {
+          this.countLinkRx(peer, i, size);
+          continue;
+        }
+        this.drops.unknownPeer++;
+      } else if (kind === PacketKind.Control) {
+        const peerId = this.table.atRemoteAddress(udp.port, endpoints, i)?.id ?? null;
+        this.handUp(peerId, udp.port, readEndpoint(endpoints, i), batch, i);
+      } else {
+        this.countNonData(kind);
+      }
+      sizes[i] = DROPPED;
+    }
+    this.deliver(batch, endpoints, now);
+  }
+
+  /**
+   * Packets from a TCP stream. The connection is the peer (as in the kernel module), so data
+   * packets need no peer-id lookup; a connection not yet given to a peer (`peer` null) carries
+   * only control packets.
+   */
+  fromStream(peer: Peer | null, link: TcpLink, localPort: number, batch: PacketBatch, now: number): void {
+    const { bufs, offsets, sizes } = batch;
+    for (let i = 0; i < batch.count; i++) {
+      this.peers[i] = null;
+      const size = sizes[i]!;
+      const kind = classify(bufs[i]!, offsets[i]!, size);
+      if (kind === PacketKind.DataV2 && size >= 4 && peer !== null) {
+        this.countLinkRx(peer, i, size);
+        continue;
+      }
+      if (kind === PacketKind.DataV2) this.drops.unknownPeer++;
+      else if (kind === PacketKind.Control) this.handUp(peer?.id ?? null, localPort, link.remote, batch, i);
+      else this.countNonData(kind);
+      sizes[i] = DROPPED;
+    }
+    this.deliver(batch, null, now);
+  }
+
+  private countLinkRx(peer: Peer, i: number, size: number): void {
+    this.peers[i] = peer;
+    peer.stats.linkRxPackets++;
+    peer.stats.linkRxBytes += size;
+  }
+
+  private countNonData(kind: PacketKind): void {
+    if (kind === PacketKind.DataV1) this.drops.dataV1++;
+    else this.drops.malformed++;
+  }
+
+  /** Non-data packets go to the control plane untouched (a copy: the batch is reused). */
+  private handUp(peerId: number | null, localPort: number, remote: Endpoint, batch: PacketBatch, i: number): void {
+    const offset = batch.offsets[i]!;
+    const data = Buffer.from(batch.bufs[i]!.subarray(offset, offset + batch.sizes[i]!));
+    this.host.controlPacket(peerId, localPort, remote, data);
+  }
+
+  /** Opens each peer's run, accepts what authenticates, and writes the survivors to the TUN. */
+  private deliver(batch: PacketBatch, endpoints: Buffer | null, now: number): void {
+    const { sizes } = batch;
+    forEachRun(this.peers, batch.count, (peer, start, end) => {
+      openRange(batch, start, end, peer.keys, peer.drops);
+      for (let i = start; i < end; i++) if (sizes[i] !== DROPPED) accept(peer, batch, i, endpoints, now);
+      if (peer.floated) {
+        peer.floated = false;
+        this.host.floated(peer);
+      }
+    });
+    compact(batch, endpoints === null ? undefined : { buf: endpoints, slotSize: ENDPOINT_SIZE });
+    if (batch.count === 0 || this.host.closed) return;
+    if (this.tun.offloads !== null) coalesceForTun(batch, this.groTable, this.gro);
+    const written = this.tun.write(batch);
+    this.drops.io += batch.count - written;
+  }
+}
+
+/** After authentication: note liveness, follow the peer's path, consume keepalives. */
+function accept(peer: Peer, batch: PacketBatch, i: number, endpoints: Buffer | null, now: number): void {
+  const buf = batch.bufs[i]!;
+  const offset = batch.offsets[i]!;
+  const size = batch.sizes[i]!;
+  peer.lastRecv = now;
+  if (endpoints !== null) followPath(peer, endpoints, i);
+  if (isKeepalive(buf, offset, size) || isExitNotify(buf, offset, size)) {
+    batch.sizes[i] = DROPPED;
+    return;
+  }
+  const version = size > 0 ? buf[offset]! >>> 4 : 0;
+  if (version !== 4 && version !== 6) {
+    peer.drops.malformed++;
+    batch.sizes[i] = DROPPED;
+    return;
+  }
+  peer.stats.vpnRxPackets++;
+  peer.stats.vpnRxBytes += size;
+}
+
+/**
+ * The packet proved it comes from the peer: remember where it came from and which local address
+ * it reached, so replies leave from that address (multihome) and follow a move (float). Only
+ * authenticated packets get here, so a forged source address never moves a peer.
+ */
+function followPath(peer: Peer, endpoints: Buffer, i: number): void {
+  if (samePath(peer.endpoint, 0, endpoints, i)) return;
+  // A new remote address is a float, worth telling the control plane; a new local address
+  // alone (multihome, a changed route) is not.
+  if (!sameRemote(peer.endpoint, 0, endpoints, i)) peer.floated = true;
+  copyEndpoint(peer.endpoint, 0, endpoints, i);
+}
