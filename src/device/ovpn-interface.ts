@@ -10,8 +10,7 @@
 import { EventEmitter } from 'node:events';
 import { MAX_PACKET } from '../core/batch.js';
 import { newDropCounters } from '../core/drops.js';
-import { type Endpoint, hasRemote, readEndpoint, writeEndpoint } from '../core/endpoint.js';
-import { parseIp } from '../core/ip.js';
+import { type Endpoint, readEndpoint, writeEndpoint } from '../core/endpoint.js';
 import { keySlotName } from '../core/key-slots.js';
 import type { Clock, Timer, Tun } from '../edge/edges.js';
 import { type DelPeerReasonName, Peer, type Transport } from '../peer/peer.js';
@@ -32,6 +31,7 @@ import { DataPath } from './data-path.js';
 import { Links } from './links.js';
 import { type InterfaceSettings, resolveOptions } from './options.js';
 import type { DataPathHost } from './path-context.js';
+import { peerInfo } from './peer-info.js';
 import { PeerTable } from './peer-table.js';
 import {
   checkKeepalive,
@@ -146,7 +146,7 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
         'transport',
       );
     }
-    this.checkNewPeer(config);
+    this.table.checkNewPeer(config);
     const localPort = checkPort(config.localPort ?? Number.NaN, 'local-port');
     const remote = remoteOf(config);
     if (remote === null) {
@@ -166,7 +166,7 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
    */
   async newTcpPeer(config: PeerConfig): Promise<void> {
     this.assertOpen();
-    this.checkNewPeer(config);
+    this.table.checkNewPeer(config);
     const remote = remoteOf(config);
     if (remote === null) {
       const port = checkPort(config.localPort ?? Number.NaN, 'local-port');
@@ -176,7 +176,7 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
       }
       const tcpPort = await this.links.listenTcp(port);
       this.assertOpen();
-      this.checkNewPeer(config);
+      this.table.checkNewPeer(config);
       this.links.awaitConnection(this.addPeer(config, port, 'tcp'), tcpPort);
       return;
     }
@@ -188,7 +188,7 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
     }
     try {
       this.assertOpen();
-      this.checkNewPeer(config);
+      this.table.checkNewPeer(config);
     } catch (error) {
       link.close();
       throw error;
@@ -205,7 +205,7 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
     if (config.transport !== undefined && config.transport !== peer.transport) {
       throw new OvpnError('EINVAL', 'transport cannot be modified: delete and re-add the peer', 'transport');
     }
-    this.checkPeerSettings(config, peer);
+    this.table.checkSettings(config, peer);
     const remote = remoteOf(config);
     if (remote !== null) {
       if (peer.transport === 'tcp') {
@@ -347,31 +347,6 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
     this.emit('peer-del-ntf', { ifname: this.name, peerId: peer.id, reason });
   }
 
-  /** Checks what a new peer needs before anything changes: id free (MP), VPN addresses. */
-  private checkNewPeer(config: PeerConfig): void {
-    const id = checkPeerId(config.id);
-    if (this.mode === 'MP' && this.table.get(id) !== undefined) {
-      throw new OvpnError('EEXIST', `peer ${id} already exists: delete it first or use another id`, 'id');
-    }
-    if (this.mode === 'MP' && config.vpnIpv4 === undefined && config.vpnIpv6 === undefined) {
-      throw new OvpnError('EINVAL', 'VPN IP must be provided in MP mode: set vpn-ipv4 or vpn-ipv6', 'vpn-ipv4');
-    }
-    // In P2P mode the new peer replaces the old one, so the old one's addresses are free.
-    this.checkPeerSettings(config, this.table.pointToPointPeer);
-  }
-
-  /** Checks the settings new and existing peers share: keepalive, and VPN addresses no other peer has. */
-  private checkPeerSettings(config: PeerConfig, self: Peer | null): void {
-    checkKeepalive(config);
-    for (const address of vpnAddressesOf(config)) {
-      const owner = this.table.vpnAddressOwner(address);
-      if (owner !== undefined && owner !== self) {
-        const message = `${address.field} ${address.text} already belongs to peer ${owner.id}: each peer needs its own VPN address`;
-        throw new OvpnError('EEXIST', message, address.field);
-      }
-    }
-  }
-
   /** Creates and registers a peer whose config was checked; P2P: replaces the old one. */
   private addPeer(config: PeerConfig, localPort: number, transport: Transport): Peer {
     if (this.mode === 'P2P') for (const old of [...this.table.values()]) this.removePeer(old, 'TEARDOWN');
@@ -385,14 +360,9 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
     return peer;
   }
 
-  /** Applies settings checked by checkPeerSettings, so a half-applied config cannot happen. */
+  /** Applies settings checked by the table's checks, so a half-applied config cannot happen. */
   private applyPeerConfig(peer: Peer, config: PeerConfig): void {
-    if (config.vpnIpv4 !== undefined) peer.vpnIpv4 = config.vpnIpv4;
-    if (config.vpnIpv6 !== undefined) peer.vpnIpv6 = config.vpnIpv6;
-    if (config.vpnIpv4 !== undefined || config.vpnIpv6 !== undefined) {
-      const bytes = (address: string | null) => (address === null ? null : parseIp(address)!.bytes);
-      this.table.setVpnAddresses(peer, bytes(peer.vpnIpv4), bytes(peer.vpnIpv6));
-    }
+    this.table.setVpnAddresses(peer, config);
     if (config.keepaliveInterval !== undefined && config.keepaliveTimeout !== undefined) {
       peer.keepaliveInterval = config.keepaliveInterval;
       peer.keepaliveTimeout = config.keepaliveTimeout;
@@ -417,24 +387,4 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
 function connectErrorCode(error: unknown): OvpnErrorCode {
   const code = (error as { code?: string }).code;
   return code === 'ECONNREFUSED' || code === 'ETIMEDOUT' ? code : 'EIO';
-}
-
-function peerInfo(peer: Peer): PeerInfo {
-  // A TCP peer waiting for its connection has no remote yet.
-  const remote = hasRemote(peer.endpoint, 0) ? readEndpoint(peer.endpoint, 0) : null;
-  const family = remote?.family === 4 ? 'Ipv4' : 'Ipv6';
-  const info: PeerInfo = {
-    id: peer.id,
-    ...(remote === null ? {} : { [`remote${family}`]: remote.address, remotePort: remote.port }),
-    localPort: peer.localPort,
-    transport: peer.transport,
-    keepaliveInterval: peer.keepaliveInterval,
-    keepaliveTimeout: peer.keepaliveTimeout,
-    ...peer.stats,
-    drops: { ...peer.drops },
-  };
-  if (remote?.local !== undefined) info[`local${family}`] = remote.local;
-  if (peer.vpnIpv4 !== null) info.vpnIpv4 = peer.vpnIpv4;
-  if (peer.vpnIpv6 !== null) info.vpnIpv6 = peer.vpnIpv6;
-  return info;
 }

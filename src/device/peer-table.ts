@@ -1,13 +1,15 @@
 /**
  * The peers of an interface: by id, the one peer of a point-to-point interface, and by VPN
  * address and route for multi-peer transmit (peer/peer-router.ts). Which peer a packet belongs
- * to is answered here, for both data paths.
+ * to is answered here, for both data paths, and so is whether a new peer's id and VPN addresses
+ * are free.
  */
 import { ENDPOINT_SIZE, sameRemoteAddress } from '../core/endpoint.js';
-import type { IpBytes, Prefix, SystemRoute } from '../core/ip.js';
+import { type Prefix, parseIp, type SystemRoute } from '../core/ip.js';
 import type { Peer } from '../peer/peer.js';
 import { PeerRouter } from '../peer/peer-router.js';
-import type { InterfaceMode } from './api.js';
+import { type InterfaceMode, OvpnError, type PeerConfig } from './api.js';
+import { checkKeepalive, checkPeerId, vpnAddressesOf } from './policy.js';
 
 export class PeerTable {
   private readonly byId = new Map<number, Peer>();
@@ -60,12 +62,38 @@ export class PeerTable {
     return null;
   }
 
-  vpnAddressOwner(address: IpBytes): Peer | undefined {
-    return this.router.peerWithVpnAddress(address.family, address.bytes);
+  /** Checks what a new peer needs before anything changes: id free (MP), VPN addresses. */
+  checkNewPeer(config: PeerConfig): void {
+    const id = checkPeerId(config.id);
+    if (this.mode === 'MP' && this.byId.has(id)) {
+      throw new OvpnError('EEXIST', `peer ${id} already exists: delete it first or use another id`, 'id');
+    }
+    if (this.mode === 'MP' && config.vpnIpv4 === undefined && config.vpnIpv6 === undefined) {
+      throw new OvpnError('EINVAL', 'VPN IP must be provided in MP mode: set vpn-ipv4 or vpn-ipv6', 'vpn-ipv4');
+    }
+    // In P2P mode the new peer replaces the old one, so the old one's addresses are free.
+    this.checkSettings(config, this.p2p);
   }
 
-  setVpnAddresses(peer: Peer, ipv4: Uint8Array | null, ipv6: Uint8Array | null): void {
-    this.router.setVpnAddresses(peer, ipv4, ipv6);
+  /** Checks the settings new and existing peers share: keepalive, and VPN addresses no other peer has. */
+  checkSettings(config: PeerConfig, self: Peer | null): void {
+    checkKeepalive(config);
+    for (const address of vpnAddressesOf(config)) {
+      const owner = this.router.peerWithVpnAddress(address.family, address.bytes);
+      if (owner !== undefined && owner !== self) {
+        const message = `${address.field} ${address.text} already belongs to peer ${owner.id}: each peer needs its own VPN address`;
+        throw new OvpnError('EEXIST', message, address.field);
+      }
+    }
+  }
+
+  /** Applies the VPN addresses of a config that passed checkSettings. */
+  setVpnAddresses(peer: Peer, config: PeerConfig): void {
+    if (config.vpnIpv4 === undefined && config.vpnIpv6 === undefined) return;
+    if (config.vpnIpv4 !== undefined) peer.vpnIpv4 = config.vpnIpv4;
+    if (config.vpnIpv6 !== undefined) peer.vpnIpv6 = config.vpnIpv6;
+    const bytes = (address: string | null) => (address === null ? null : parseIp(address)!.bytes);
+    this.router.setVpnAddresses(peer, bytes(peer.vpnIpv4), bytes(peer.vpnIpv6));
   }
 
   addRoute(peer: Peer, prefix: Prefix): void {
