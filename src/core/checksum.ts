@@ -4,7 +4,7 @@
  * one per segment, so this loop runs over nearly every byte the tunnel carries.
  *
  * Long ranges are summed as little-endian 32-bit words through a DataView, a quarter of the
- * loads of a byte loop (about 3x faster on 1400 bytes). A ones' complement sum commutes with
+ * loads of a byte loop. A ones' complement sum commutes with
  * byte swapping (RFC 1071 §2(B)): summing the words little-endian yields the byte-swapped
  * result, which is swapped back once at the end. The sum is kept in a double, exact up to 2^53,
  * so a 64 KiB packet needs no carry folding inside the loop.

@@ -46,7 +46,7 @@ export function parseSocketAddress(address: string): IpBytes | null {
 }
 
 /** ::ffff:a.b.c.d */
-export function isV4Mapped(bytes: Uint8Array): boolean {
+function isV4Mapped(bytes: Uint8Array): boolean {
   if (bytes.length !== 16 || bytes[10] !== 0xff || bytes[11] !== 0xff) return false;
   for (let i = 0; i < 10; i++) if (bytes[i] !== 0) return false;
   return true;

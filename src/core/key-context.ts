@@ -60,11 +60,6 @@ export class KeyContext {
     return this.info.overhead;
   }
 
-  /** Last packet-id sent with this key. */
-  get lastPacketIdSent(): number {
-    return this.sender.last;
-  }
-
   /** Highest packet-id received and verified with this key. */
   get highestPacketIdReceived(): number {
     return this.replay.highest;

@@ -28,7 +28,7 @@ export function isFramable(size: number): boolean {
  * `partial` (at most 2 + maxPacket bytes), so a chunk is never kept alive for its tail.
  * This code allocates nothing per packet. (Node 20's Buffer#copy itself wraps a source range
  * that does not start at 0 in a short-lived Uint8Array view; a JavaScript byte loop avoids that
- * but measured about 25 times slower for 1400 bytes, so copy() it is.)
+ * but is far slower (bench/results/tcp-framing.md), so copy() it is.)
  */
 export class StreamDeframer {
   /** The start of a frame (prefix included) whose end has not been queued yet. */

@@ -26,8 +26,6 @@ export const Opcode = {
 } as const;
 
 export const MAX_KEY_ID = 7;
-/** Peer-id value meaning "not assigned" (OpenVPN sends it before the server hands one out). */
-export const PEER_ID_UNDEF = 0xffffff;
 export const MAX_PEER_ID = 0xffffff;
 /** op/key-id byte plus 24-bit peer-id. */
 export const DATA_V2_HEADER_SIZE = 4;

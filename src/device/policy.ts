@@ -33,7 +33,7 @@ function checkSeconds(value: number, field: string): number {
   return checkInteger(value, 0, 0xffffffff, field, 'a whole number of seconds (0 turns it off)');
 }
 
-export function checkKeyId(keyId: number): number {
+function checkKeyId(keyId: number): number {
   return checkInteger(keyId, 0, MAX_KEY_ID, 'key-id', `an integer from 0 to ${MAX_KEY_ID}`);
 }
 
@@ -114,7 +114,7 @@ export function slotOf(name: string): KeySlot {
   throw new OvpnError('EINVAL', `slot must be "primary" or "secondary", got ${JSON.stringify(name)}`, 'slot');
 }
 
-export function resolveCipher(name: CipherName, keyLength: number): CipherAlg {
+function resolveCipher(name: CipherName, keyLength: number): CipherAlg {
   if (isCipherAlg(name)) return name;
   if (name === 'none') return 'NONE';
   if (name === 'chacha20-poly1305') return 'CHACHA20-POLY1305';

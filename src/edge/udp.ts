@@ -25,8 +25,7 @@ export interface UdpBindOptions {
   /**
    * Socket receive / send buffer in bytes (0: the kernel's default). The receive buffer is
    * the queue a TCP flow inside the tunnel fills when we are the slower stage: no loss until it
-   * is full, so every byte of it is delay for everything else (a 4 MiB buffer gave 10-20 ms
-   * ping under load). Default OVPN_UDP_RCVBUF / OVPN_UDP_SNDBUF, else DEFAULT_RCVBUF/SNDBUF.
+   * is full, so every byte of it is delay for everything else (docs/ARCHITECTURE.md). Default OVPN_UDP_RCVBUF / OVPN_UDP_SNDBUF, else DEFAULT_RCVBUF/SNDBUF.
    */
   rcvbuf?: number;
   sndbuf?: number;
