@@ -33,16 +33,7 @@ import { type InterfaceSettings, resolveOptions } from './options.js';
 import type { DataPathHost } from './path-context.js';
 import { peerInfo } from './peer-info.js';
 import { PeerTable } from './peer-table.js';
-import {
-  checkKeepalive,
-  checkKeyRequest,
-  checkPeerId,
-  checkPort,
-  checkPrefix,
-  remoteOf,
-  slotOf,
-  vpnAddressesOf,
-} from './policy.js';
+import { checkKeyRequest, checkPeerId, checkPort, checkPrefix, remoteOf, slotOf } from './policy.js';
 import { TcpLink } from './tcp-link.js';
 import { startKeepalives } from './timers.js';
 
