@@ -3,7 +3,7 @@
 export { ControlClient, ControlError, listInterfaces, startDaemon } from './control/client.js';
 export * from './core/index.js';
 export * from './device/ovpn-interface.js';
-export { DelPeerReason, type DelPeerReasonName, type PeerStats } from './peer/peer.js';
 export type { Clock, DatagramBind, Edges, Tun } from './edge/edges.js';
 export { kernelEdges } from './edge/kernel.js';
 export { ManualClock, MemoryHost, MemoryNetwork } from './edge/memory.js';
+export { DelPeerReason, type DelPeerReasonName, type PeerStats } from './peer/peer.js';
