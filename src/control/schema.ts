@@ -146,8 +146,9 @@ function literal<T extends string>(name: T): Decoder<T> {
 
 interface NestOptions {
   /**
-   * How the attributes inside are named in errors: `bare` (`id`, `peer-id`: the attribute sets
-   * the protocol names are unique in) or `dotted` under the nest (`encrypt-dir.cipher-key`).
+   * How the attributes inside are named in errors: `bare` (`id`, `peer-id`), as clients have
+   * always seen those of the request, `peer` and `keyconf`, or `dotted` under the nest
+   * (`encrypt-dir.cipher-key`), where a bare `cipher-key` would not say which direction.
    */
   naming: 'bare' | 'dotted';
   /** The set's name in messages, when it is not the field (the request itself). */
