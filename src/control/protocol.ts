@@ -27,14 +27,6 @@ export type Command = (typeof COMMANDS)[number];
 export const NOTIFICATIONS = ['peer-del-ntf', 'key-swap-ntf', 'peer-float-ntf', 'packet-ntf', 'iface-del-ntf'] as const;
 export type NotificationName = (typeof NOTIFICATIONS)[number];
 
-export interface Request {
-  id: number;
-  cmd: Command;
-  peer?: Record<string, unknown>;
-  keyconf?: Record<string, unknown>;
-  [attr: string]: unknown;
-}
-
 export interface ErrorBody {
   code: string;
   message: string;

@@ -1,23 +1,14 @@
 /**
- * The daemon's side of the control socket: parses requests, calls the interface, answers, and
- * forwards the interface's events to subscribed clients. A bad request gets an error naming
- * the field and the fix; it never takes the daemon down.
+ * The daemon's side of the control socket: decodes requests (schema.ts), calls the interface,
+ * answers, and forwards the interface's events to subscribed clients. A bad request gets an
+ * error naming the field and the fix; it never takes the daemon down.
  */
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Endpoint } from '../core/endpoint.js';
 import { OvpnError, type OvpnInterface } from '../device/ovpn-interface.js';
-import {
-  camelCase,
-  type ErrorBody,
-  isCommand,
-  kebabCase,
-  LineSplitter,
-  MAX_LINE,
-  type Notification,
-  type Request,
-  renameKeys,
-} from './protocol.js';
+import { type ErrorBody, kebabCase, LineSplitter, MAX_LINE, type Notification, renameKeys } from './protocol.js';
+import { type ControlRequest, decodeRequest, requestId } from './schema.js';
 
 export class ControlServer {
   private readonly server: Server;
@@ -117,9 +108,9 @@ export class ControlServer {
   }
 
   private async handleLine(line: string, socket: Socket): Promise<object> {
-    let request: Request;
+    let parsed: unknown;
     try {
-      request = JSON.parse(line) as Request;
+      parsed = JSON.parse(line);
     } catch {
       return {
         id: 0,
@@ -127,70 +118,59 @@ export class ControlServer {
         error: { code: 'EINVAL', message: 'request is not valid JSON: send one JSON object per line' },
       };
     }
-    const id = typeof request?.id === 'number' ? request.id : 0;
+    const id = requestId(parsed);
     try {
-      if (request === null || typeof request !== 'object')
-        throw new OvpnError('EINVAL', 'request must be a JSON object', 'cmd');
-      return { id, ok: true, ...(await this.execute(request, socket)) };
+      return { id, ok: true, ...(await this.execute(decodeRequest(parsed), socket)) };
     } catch (error) {
       return { id, ok: false, error: errorBody(error) };
     }
   }
 
-  private async execute(request: Request, socket: Socket): Promise<object> {
-    const { cmd } = request;
-    if (!isCommand(cmd))
-      throw new OvpnError('EINVAL', `unknown cmd ${JSON.stringify(cmd)}: see docs/CONTROL.md for the commands`, 'cmd');
+  /** Runs a decoded request: its shape and types are checked, the values are the library's to judge. */
+  private async execute(request: ControlRequest, socket: Socket): Promise<object> {
     const iface = this.iface;
-    const peer = (renameKeys(request.peer ?? {}, camelCase) ?? {}) as Record<string, unknown>;
-    const keyconf = (request.keyconf ?? {}) as Record<string, unknown>;
-    switch (cmd) {
+    switch (request.cmd) {
       case 'iface-get':
-        return { ...(renameKeys(iface.info(), kebabCase) as object), pid: process.pid };
+        return Object.assign(renameKeys(iface.info(), kebabCase) ?? {}, { pid: process.pid });
       case 'iface-del':
         setImmediate(this.onDelete);
         return {};
       case 'peer-new':
-        if (peer.transport === 'tcp') await iface.newTcpPeer(peer as never);
-        else iface.newPeer(peer as never);
+        if (request.peer.transport === 'tcp') await iface.newTcpPeer(request.peer);
+        else iface.newPeer(request.peer);
         return {};
       case 'peer-set':
-        iface.setPeer(peer as never);
+        iface.setPeer(request.peer);
         return {};
-      case 'peer-get':
-        if (peer.id === undefined) return { peers: iface.getPeers().map((p) => renameKeys(p, kebabCase)) };
-        return { peer: renameKeys(iface.getPeer(peer.id as number), kebabCase) };
+      case 'peer-get': {
+        const id = request.peer?.id;
+        if (id === undefined) return { peers: iface.getPeers().map((p) => renameKeys(p, kebabCase)) };
+        return { peer: renameKeys(iface.getPeer(id), kebabCase) };
+      }
       case 'peer-del':
-        iface.delPeer(peer.id as number);
+        iface.delPeer(request.peer.id);
         return {};
       case 'key-new':
-        iface.newKey({
-          peerId: keyconf['peer-id'] as number,
-          slot: keyconf.slot as never,
-          keyId: keyconf['key-id'] as number,
-          cipherAlg: keyconf['cipher-alg'] as never,
-          encryptDir: keyDir(keyconf['encrypt-dir'], 'encrypt-dir'),
-          decryptDir: keyDir(keyconf['decrypt-dir'], 'decrypt-dir'),
-        });
+        iface.newKey(request.keyconf);
         return {};
       case 'key-get':
-        return { keyconf: renameKeys(iface.getKey(keyconf['peer-id'] as number, keyconf.slot as never), kebabCase) };
+        return { keyconf: renameKeys(iface.getKey(request.keyconf.peerId, request.keyconf.slot), kebabCase) };
       case 'key-swap':
-        iface.swapKeys(keyconf['peer-id'] as number);
+        iface.swapKeys(request.keyconf.peerId);
         return {};
       case 'key-del':
-        iface.delKey(keyconf['peer-id'] as number, keyconf.slot as never);
+        iface.delKey(request.keyconf.peerId, request.keyconf.slot);
         return {};
       case 'route-add':
-        iface.addRoute(request['peer-id'] as number, request.prefix as string);
+        iface.addRoute(request.peerId, request.prefix);
         return {};
       case 'route-del':
-        iface.delRoute(request['peer-id'] as number, request.prefix as string);
+        iface.delRoute(request.peerId, request.prefix);
         return {};
       case 'route-get':
-        return { 'peer-id': request['peer-id'], routes: iface.getRoutes(request['peer-id'] as number) };
+        return { 'peer-id': request.peerId, routes: iface.getRoutes(request.peerId) };
       case 'packet-send':
-        iface.sendPacket(request['peer-id'] as number, base64Field(request.data, 'data'));
+        iface.sendPacket(request.peerId, request.data);
         return {};
       case 'subscribe':
         this.subscribers.add(socket);
@@ -209,27 +189,10 @@ function remoteAttrs(remote: Endpoint): Record<string, unknown> {
   };
 }
 
-function base64Field(value: unknown, field: string): Buffer {
-  if (typeof value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) {
-    throw new OvpnError('EINVAL', `${field} must be a base64 string`, field);
-  }
-  return Buffer.from(value, 'base64');
-}
-
-function keyDir(value: unknown, field: string): { cipherKey: Buffer; nonceTail: Buffer } {
-  if (value === null || typeof value !== 'object')
-    throw new OvpnError('EINVAL', `${field} must be an object with cipher-key and nonce-tail (base64)`, field);
-  const dir = value as Record<string, unknown>;
-  return {
-    cipherKey: base64Field(dir['cipher-key'] ?? '', `${field}.cipher-key`),
-    nonceTail: base64Field(dir['nonce-tail'] ?? '', `${field}.nonce-tail`),
-  };
-}
-
 function errorBody(error: unknown): ErrorBody {
   if (error instanceof OvpnError)
     return { code: error.code, message: error.message, ...(error.field === undefined ? {} : { field: error.field }) };
   const message = error instanceof Error ? error.message : String(error);
-  const code = (error as { code?: unknown })?.code;
+  const code = typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
   return { code: typeof code === 'string' ? code : 'EIO', message };
 }
