@@ -24,8 +24,7 @@ export const COMMANDS = [
 ] as const;
 export type Command = (typeof COMMANDS)[number];
 
-export const NOTIFICATIONS = ['peer-del-ntf', 'key-swap-ntf', 'peer-float-ntf', 'packet-ntf', 'iface-del-ntf'] as const;
-export type NotificationName = (typeof NOTIFICATIONS)[number];
+export type NotificationName = 'peer-del-ntf' | 'key-swap-ntf' | 'peer-float-ntf' | 'packet-ntf' | 'iface-del-ntf';
 
 export interface ErrorBody {
   code: string;
