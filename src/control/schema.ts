@@ -6,8 +6,8 @@
  *
  * Only shapes and types live here. Whether a value is acceptable (port and id ranges, address
  * families, VPN address rules, key lengths, conflicts with existing peers) is the library's
- * rule (src/device/ovpn-interface.ts), so that in-process users of OvpnInterface get the same
- * checks as the socket.
+ * rule (src/device/policy.ts, and the peer table for conflicts), so that in-process users of
+ * OvpnInterface get the same checks as the socket.
  */
 import type { KeyConfigRequest, KeyDirConfig, KeySlotName, PeerConfig } from '../device/ovpn-interface.js';
 import { OvpnError } from '../device/ovpn-interface.js';
