@@ -225,7 +225,14 @@ export class MemoryBind implements DatagramBind {
     this.check();
     for (let i = 0; i < batch.count; i++) {
       if (batch.sizes[i]! < 0) continue;
-      this.host.network.deliver(this.host, this.port, readEndpoint(endpoints, i), copyOut(batch, i));
+      const to = readEndpoint(endpoints, i);
+      if (to.local !== undefined && !this.host.addresses.includes(to.local)) {
+        // As the shim does when the kernel refuses a pinned source that went away: forget it in
+        // the caller's slot too, and let the host pick one.
+        delete to.local;
+        writeEndpoint(endpoints, i, { address: to.address, port: to.port });
+      }
+      this.host.network.deliver(this.host, this.port, to, copyOut(batch, i));
     }
     return batch.count;
   }
@@ -346,8 +353,9 @@ export class MemoryHost {
     const set = this.routeWatchers.get(ifname) ?? new Set();
     this.routeWatchers.set(ifname, set);
     set.add(onChange);
-    const current = this.routes.get(ifname) ?? [];
-    setImmediate(() => set.has(onChange) && onChange(current));
+    // The list as it is when the first call runs, as the real watcher's first dump is: a change
+    // made in between must not be overwritten by an older list.
+    setImmediate(() => set.has(onChange) && onChange(this.routes.get(ifname) ?? []));
     return { close: () => set.delete(onChange) };
   }
 }
