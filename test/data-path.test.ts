@@ -9,11 +9,29 @@
  * of hanging it.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { test } from 'node:test';
 import { newBatch, pushPacket } from '../src/core/batch.js';
+import type { CipherAlg } from '../src/core/cipher.js';
 import { newEndpoints, readEndpoint, writeEndpoint } from '../src/core/endpoint.js';
 import { parseIp } from '../src/core/ip.js';
-import { MemoryNetwork } from '../src/edge/memory.js';
+import { type KeyConfig, KeyContext } from '../src/core/key-context.js';
+import { PacketIdSender } from '../src/core/packet-id.js';
+import { KEEPALIVE_MESSAGE } from '../src/core/wire.js';
+import { OvpnInterface, type PeerDelEvent, type PeerFloatEvent } from '../src/device/ovpn-interface.js';
+import { type MemoryBind, type MemoryHost, MemoryNetwork, type MemoryTun } from '../src/edge/memory.js';
+import { installKey, keyPair, openOne, sealOne } from './helpers/keys.js';
+import { ipv4Packet } from './helpers/packets.js';
+
+const PORT = 1194;
+/** The P2P pair's peer id: DATA_V2 carries the sender's id, so both sides use the same one. */
+const PEER = 1;
+const LINK = { a: '10.0.0.1', b: '10.0.0.2' } as const;
+const VPN = { a: '5.5.5.1', b: '5.5.5.2' } as const;
+/** DATA_V2 header (4), packet-id (4) and tag (16) of the AEAD ciphers. */
+const OVERHEAD = 24;
+/** Opcode 9 (DATA_V2) in the top five bits of the first byte, the key-id in the low three. */
+const DATA_V2_KEY0 = 0x48;
 
 // ---- waiting without sleeping ---------------------------------------------------------------
 
@@ -34,7 +52,479 @@ async function soon<T>(promise: Promise<T>, what: string): Promise<T> {
   return watched;
 }
 
+async function until(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < TURNS; i++) {
+    if (condition()) return;
+    await turn();
+  }
+  assert.fail(`${what}: not so after ${TURNS} turns of the event loop`);
+}
+
+// ---- fixtures --------------------------------------------------------------------------------
+
+interface EventLog {
+  del: PeerDelEvent[];
+  float: PeerFloatEvent[];
+}
+
+/** The peers an interface deleted and saw move, in order: counted as well as awaited. */
+function record(iface: OvpnInterface): EventLog {
+  const log: EventLog = { del: [], float: [] };
+  iface.on('peer-del-ntf', (e) => log.del.push(e));
+  iface.on('peer-float-ntf', (e) => log.float.push(e));
+  return log;
+}
+
+interface Side {
+  host: MemoryHost;
+  iface: OvpnInterface;
+  tun: MemoryTun;
+  log: EventLog;
+}
+
+function side(net: MemoryNetwork, address: string, mode: 'P2P' | 'MP' = 'P2P'): Side {
+  const host = net.host(address);
+  const iface = OvpnInterface.create({ name: 'tun0', mode, edges: host.edges });
+  return { host, iface, tun: host.tun('tun0'), log: record(iface) };
+}
+
+const WIRE = { address: '10.0.0.100', port: 5000 } as const;
+
+interface Caught {
+  data: Buffer;
+  toward: 'a' | 'b';
+}
+
+/**
+ * A middlebox that both peers of a pair have as their remote: every datagram stops at this
+ * test-owned socket until the test passes it on, so it can read, hold, repeat or alter the wire
+ * bytes. It passes them on from its own address and port, the remote each peer expects, so
+ * passing moves nobody.
+ */
+class Wire {
+  constructor(
+    readonly host: MemoryHost,
+    readonly bind: MemoryBind,
+  ) {}
+
+  async catch(what: string): Promise<Caught> {
+    const { data, from } = await soon(this.bind.next(), what);
+    assert.ok(from.address === LINK.a || from.address === LINK.b, `caught a datagram from ${from.address}`);
+    return { data, toward: from.address === LINK.a ? 'b' : 'a' };
+  }
+
+  pass(caught: Caught): void {
+    this.send(caught.data, caught.toward);
+  }
+
+  send(data: Uint8Array, toward: 'a' | 'b'): void {
+    this.bind.sendTo(data, { address: LINK[toward], port: PORT });
+  }
+}
+
+interface Pair {
+  net: MemoryNetwork;
+  a: Side & { key: KeyConfig };
+  b: Side & { key: KeyConfig };
+}
+
+/**
+ * Two P2P interfaces a (10.0.0.1) and b (10.0.0.2) on UDP port 1194, one peer each with id
+ * PEER and a primary key (key-id 0) of `cipher`: a's encrypt direction is b's decrypt. With a
+ * wire, each peer's remote is the Wire's socket instead of the other host.
+ */
+function p2pPair(cipher?: CipherAlg): Pair;
+function p2pPair(cipher: CipherAlg, withWire: true): Pair & { wire: Wire };
+function p2pPair(cipher: CipherAlg = 'AES-256-GCM', withWire = false): Pair & { wire?: Wire } {
+  const net = new MemoryNetwork();
+  let wire: Wire | undefined;
+  if (withWire) {
+    const host = net.host(WIRE.address);
+    wire = new Wire(host, host.openUdp(WIRE.port));
+  }
+  const [keyA, keyB] = keyPair(cipher);
+  const make = (name: 'a' | 'b', key: KeyConfig) => {
+    const s = side(net, LINK[name]);
+    const other = LINK[name === 'a' ? 'b' : 'a'];
+    const remote =
+      wire === undefined
+        ? { remoteIpv4: other, remotePort: PORT }
+        : { remoteIpv4: WIRE.address, remotePort: WIRE.port };
+    s.iface.newPeer({ id: PEER, localPort: PORT, ...remote });
+    installKey(s.iface, PEER, key);
+    return { ...s, key };
+  };
+  return { net, a: make('a', keyA), b: make('b', keyB), ...(wire === undefined ? {} : { wire }) };
+}
+
 const ip = (text: string): Uint8Array => parseIp(text)!.bytes;
+
+/** The traffic counters of a peer, without its addresses and drops. */
+function counters(iface: OvpnInterface, id: number) {
+  const p = iface.getPeer(id);
+  return {
+    vpnTxPackets: p.vpnTxPackets,
+    vpnTxBytes: p.vpnTxBytes,
+    vpnRxPackets: p.vpnRxPackets,
+    vpnRxBytes: p.vpnRxBytes,
+    linkTxPackets: p.linkTxPackets,
+    linkTxBytes: p.linkTxBytes,
+    linkRxPackets: p.linkRxPackets,
+    linkRxBytes: p.linkRxBytes,
+  };
+}
+
+/** Every drop counter of an interface and of one of its peers, flat: `iface.noRoute`, `peer.auth`. */
+function dropCounters(iface: OvpnInterface, id: number): Record<string, number> {
+  const flat: Record<string, number> = {};
+  for (const [name, value] of Object.entries(iface.info().drops)) flat[`iface.${name}`] = value;
+  for (const [name, value] of Object.entries(iface.getPeer(id).drops)) flat[`peer.${name}`] = value;
+  return flat;
+}
+
+/** The counters that changed, with how much. */
+function changed(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
+  const diff: Record<string, number> = {};
+  for (const [name, value] of Object.entries(after)) if (value !== before[name]) diff[name] = value - before[name]!;
+  return diff;
+}
+
+const sum = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
+
+// ---- point to point ----------------------------------------------------------------------------
+
+/** What the first byte, peer-id and packet-id of a datagram caught on the wire say. */
+function header(data: Buffer) {
+  return { opByte: data[0], peerId: data.readUIntBE(1, 3), packetId: data.readUInt32BE(4) };
+}
+
+for (const cipher of ['AES-256-GCM', 'CHACHA20-POLY1305'] as const) {
+  test(`P2P ${cipher}: packets cross both ways byte-identical, as DATA_V2 with peer-id, key-id and 24 bytes of overhead; counters match`, async () => {
+    const { a, b, wire } = p2pPair(cipher, true);
+    const first = ipv4Packet(VPN.a, VPN.b, 'first from a');
+    a.tun.inject(first);
+    const caught = await wire.catch('a seals the packet and sends it to its remote');
+    assert.equal(caught.toward, 'b');
+    assert.equal(caught.data.length, first.length + OVERHEAD);
+    assert.deepEqual(header(caught.data), { opByte: DATA_V2_KEY0, peerId: PEER, packetId: 1 });
+    assert.equal(caught.data.includes(Buffer.from('first from a')), false, 'the payload does not travel in clear');
+    // A key context of its own with b's key material opens it: the cipher is the one named.
+    assert.deepEqual(openOne(new KeyContext(b.key), caught.data), first);
+    wire.pass(caught);
+    assert.deepEqual(await soon(b.tun.written.next(), 'b writes it to its TUN'), first);
+
+    // A burst of one flow, read as one batch: sealed in order with consecutive packet-ids.
+    const burst = ['burst 1', 'burst 2', 'burst 3'].map((text) => ipv4Packet(VPN.a, VPN.b, text));
+    for (const packet of burst) a.tun.inject(packet);
+    for (const [i, packet] of burst.entries()) {
+      const next = await wire.catch(`burst packet ${i + 1} on the wire`);
+      assert.deepEqual(header(next.data), { opByte: DATA_V2_KEY0, peerId: PEER, packetId: 2 + i });
+      wire.pass(next);
+      assert.deepEqual(await soon(b.tun.written.next(), `burst packet ${i + 1} on b's TUN`), packet);
+    }
+
+    const reply = ipv4Packet(VPN.b, VPN.a, 'reply from b, a little longer');
+    b.tun.inject(reply);
+    const back = await wire.catch('b seals the reply');
+    assert.equal(back.toward, 'a');
+    assert.equal(back.data.length, reply.length + OVERHEAD);
+    assert.deepEqual(header(back.data), { opByte: DATA_V2_KEY0, peerId: PEER, packetId: 1 });
+    assert.deepEqual(openOne(new KeyContext(a.key), back.data), reply);
+    wire.pass(back);
+    assert.deepEqual(await soon(a.tun.written.next(), 'a writes the reply to its TUN'), reply);
+
+    const aSent = [first, ...burst].reduce((n, p) => n + p.length, 0);
+    const aToB = { packets: 4, vpnBytes: aSent, linkBytes: aSent + 4 * OVERHEAD };
+    const bToA = { packets: 1, vpnBytes: reply.length, linkBytes: reply.length + OVERHEAD };
+    const expect = (out: typeof aToB, back: typeof aToB) => ({
+      vpnTxPackets: out.packets,
+      vpnTxBytes: out.vpnBytes,
+      vpnRxPackets: back.packets,
+      vpnRxBytes: back.vpnBytes,
+      linkTxPackets: out.packets,
+      linkTxBytes: out.linkBytes,
+      linkRxPackets: back.packets,
+      linkRxBytes: back.linkBytes,
+    });
+    assert.deepEqual(counters(a.iface, PEER), expect(aToB, bToA));
+    assert.deepEqual(counters(b.iface, PEER), expect(bToA, aToB));
+    for (const s of [a, b]) {
+      assert.equal(sum(dropCounters(s.iface, PEER)), 0);
+      assert.deepEqual(s.tun.written.drain(), [], 'nothing else reached a TUN');
+      assert.deepEqual(s.log.float, [], 'datagrams passed on by the wire come from the remote each peer has');
+    }
+  });
+}
+
+test('float: an authenticated packet from a new address moves the peer and notifies once; forged and replayed ones from elsewhere move nothing', async () => {
+  const { net, a, b } = p2pPair('CHACHA20-POLY1305');
+  const toA = (text: string) => ipv4Packet(VPN.b, VPN.a, text);
+  const bSends = async (text: string) => {
+    const packet = toA(text);
+    b.tun.inject(packet);
+    assert.deepEqual(await soon(a.tun.written.next(), `a gets "${text}"`), packet);
+  };
+  const aSends = async (text: string) => {
+    const packet = ipv4Packet(VPN.a, VPN.b, text);
+    a.tun.inject(packet);
+    assert.deepEqual(await soon(b.tun.written.next(), `b gets "${text}"`), packet);
+  };
+  await bSends('from the configured address');
+  assert.deepEqual(a.log.float, [], 'the address a was configured with is no move');
+
+  // b's host is renumbered: the old address goes, a new one comes.
+  b.host.setAddress('10.0.0.3', true);
+  b.host.setAddress(LINK.b, false);
+  await bSends('from the new address');
+  const moved = { address: '10.0.0.3', port: PORT, family: 4, local: LINK.a, ifindex: 1 };
+  assert.deepEqual(a.log.float, [{ ifname: 'tun0', peerId: PEER, remote: moved }]);
+  assert.equal(a.iface.getPeer(PEER).remoteIpv4, '10.0.0.3');
+  await aSends('to the new address');
+  await bSends('again from the new address');
+  assert.equal(a.log.float.length, 1, 'one notification per move');
+
+  // Someone else, elsewhere: a forgery (a tag bit flipped), random bytes under b's peer-id, and
+  // b's first datagram byte for byte (same key, packet-id 1, same plaintext).
+  const attacker = net.host('10.0.0.66').openUdp(PORT);
+  const forged = Buffer.from(sealOne(new KeyContext(b.key, new PacketIdSender(1000)), toA('forged'), PEER));
+  forged[10]! ^= 1;
+  const random = Buffer.concat([Buffer.from([DATA_V2_KEY0, 0, 0, PEER, 0, 0, 0x07, 0xd0]), Buffer.alloc(40, 0x5a)]);
+  const replayed = sealOne(new KeyContext(b.key), toA('from the configured address'), PEER);
+  const before = dropCounters(a.iface, PEER);
+  for (const data of [forged, random, replayed]) attacker.sendTo(data, { address: LINK.a, port: PORT });
+  await until(() => sum(changed(before, dropCounters(a.iface, PEER))) === 3, 'the three datagrams are counted');
+  assert.deepEqual(changed(before, dropCounters(a.iface, PEER)), { 'peer.auth': 2, 'peer.replay': 1 });
+  assert.equal(a.iface.getPeer(PEER).remoteIpv4, '10.0.0.3');
+  assert.equal(a.log.float.length, 1);
+  assert.deepEqual(a.tun.written.drain(), []);
+  await aSends('still to the new address');
+  assert.equal(net.lost, 0, 'no reply went to an address b no longer has');
+});
+
+test('keepalive: at interval 1 s and timeout 3 s keepalives cross every second and reach no TUN; a silent peer expires after 3 s', async () => {
+  const { net, a, b, wire } = p2pPair('AES-256-GCM', true);
+  for (const s of [a, b]) s.iface.setPeer({ id: PEER, keepaliveInterval: 1, keepaliveTimeout: 3 });
+  const linkTx = () => [a, b].map((s) => s.iface.getPeer(PEER).linkTxPackets);
+  // Four seconds: longer than the timeout, so a peer that did not take keepalives as a sign of
+  // life would have expired.
+  for (let second = 1; second <= 4; second++) {
+    net.clock.advance(999);
+    assert.deepEqual(linkTx(), [second - 1, second - 1], `no keepalive before ${second} s`);
+    net.clock.advance(1);
+    assert.deepEqual(linkTx(), [second, second], `one keepalive each at ${second} s`);
+    const caught = [await wire.catch('a keepalive'), await wire.catch('the other keepalive')];
+    assert.deepEqual(caught.map((c) => c.toward).sort(), ['a', 'b']);
+    for (const c of caught) {
+      const receiver = c.toward === 'a' ? a : b;
+      assert.equal(c.data.length, KEEPALIVE_MESSAGE.length + OVERHEAD);
+      assert.deepEqual(header(c.data), { opByte: DATA_V2_KEY0, peerId: PEER, packetId: second });
+      assert.deepEqual(openOne(new KeyContext(receiver.key), c.data), KEEPALIVE_MESSAGE, 'sealed as data');
+      wire.pass(c);
+    }
+    await until(
+      () => a.iface.getPeer(PEER).linkRxPackets === second && b.iface.getPeer(PEER).linkRxPackets === second,
+      `keepalives of ${second} s received`,
+    );
+  }
+  const keepalives = { packets: 4, bytes: 4 * (KEEPALIVE_MESSAGE.length + OVERHEAD) };
+  for (const s of [a, b]) {
+    assert.deepEqual(counters(s.iface, PEER), {
+      vpnTxPackets: 0,
+      vpnTxBytes: 0,
+      vpnRxPackets: 0,
+      vpnRxBytes: 0,
+      linkTxPackets: keepalives.packets,
+      linkTxBytes: keepalives.bytes,
+      linkRxPackets: keepalives.packets,
+      linkRxBytes: keepalives.bytes,
+    });
+    assert.deepEqual(s.tun.written.drain(), [], 'keepalives are consumed, not written to the TUN');
+    assert.equal(sum(dropCounters(s.iface, PEER)), 0);
+    assert.deepEqual(s.log.del, []);
+  }
+
+  // b goes away without a word; a last heard from it at 4 s, so its peer expires at 7 s.
+  b.iface.destroy();
+  assert.deepEqual(b.log.del, [{ ifname: 'tun0', peerId: PEER, reason: 'TEARDOWN' }]);
+  net.clock.advance(2999);
+  assert.deepEqual(a.log.del, [], 'not expired before the timeout');
+  net.clock.advance(1);
+  assert.deepEqual(a.log.del, [{ ifname: 'tun0', peerId: PEER, reason: 'EXPIRED' }]);
+  assert.throws(() => a.iface.getPeer(PEER), {
+    name: 'OvpnError',
+    code: 'ENOENT',
+    message: 'cannot find peer with id 1',
+  });
+  assert.equal(a.iface.info().peers, 0);
+});
+
+test('key swap: traffic moves to the new key-id, packets sealed under the old key before the swap still open; a deleted key counts noKey', async () => {
+  const { a, b, wire } = p2pPair('AES-256-GCM', true);
+  const toB = (text: string) => ipv4Packet(VPN.a, VPN.b, text);
+  const sealedByA = (packet: Buffer, what: string) => {
+    a.tun.inject(packet);
+    return wire.catch(what);
+  };
+  const reachesB = async (caught: Caught, packet: Buffer, what: string) => {
+    wire.pass(caught);
+    assert.deepEqual(await soon(b.tun.written.next(), what), packet);
+  };
+  const old = [toB('old key'), toB('old key, in flight'), toB('old key, in flight too')];
+  const first = await sealedByA(old[0]!, 'a packet under key 0');
+  assert.equal(first.data[0], DATA_V2_KEY0);
+  await reachesB(first, old[0]!, 'key 0 works');
+  // Sealed now, delivered after the swap: what is on the wire while both sides swap.
+  const inFlight = [await sealedByA(old[1]!, 'in flight 1'), await sealedByA(old[2]!, 'in flight 2')];
+
+  const [newA, newB] = keyPair('AES-256-GCM', 1);
+  installKey(a.iface, PEER, newA, 'secondary');
+  installKey(b.iface, PEER, newB, 'secondary');
+  for (const s of [a, b]) s.iface.swapKeys(PEER);
+  const key = (slot: 'primary' | 'secondary', keyId: number) => ({
+    peerId: PEER,
+    slot,
+    keyId,
+    cipherAlg: 'AES-256-GCM',
+  });
+  assert.deepEqual(a.iface.getKey(PEER, 'primary'), key('primary', 1));
+  assert.deepEqual(a.iface.getKey(PEER, 'secondary'), key('secondary', 0));
+
+  const fresh = toB('new key');
+  const sealedNew = await sealedByA(fresh, 'a packet after the swap');
+  assert.deepEqual(header(sealedNew.data), { opByte: DATA_V2_KEY0 | 1, peerId: PEER, packetId: 1 });
+  assert.deepEqual(openOne(new KeyContext(newB), sealedNew.data), fresh, 'sealed with the new key');
+  await reachesB(sealedNew, fresh, 'key 1 works');
+  await reachesB(inFlight[0]!, old[1]!, 'a packet sealed under key 0 before the swap opens after it');
+  const reply = ipv4Packet(VPN.b, VPN.a, 'reply on the new key');
+  b.tun.inject(reply);
+  const back = await wire.catch("b's reply");
+  assert.equal(back.data[0], DATA_V2_KEY0 | 1);
+  wire.pass(back);
+  assert.deepEqual(await soon(a.tun.written.next(), 'the reply on key 1'), reply);
+
+  // The old key is retired: what is still in flight under it is dropped and counted.
+  b.iface.delKey(PEER, 'secondary');
+  assert.throws(() => b.iface.getKey(PEER, 'secondary'), {
+    code: 'ENOENT',
+    message: 'peer 1 has no key in the secondary slot',
+  });
+  const before = dropCounters(b.iface, PEER);
+  wire.pass(inFlight[1]!);
+  await until(() => b.iface.getPeer(PEER).drops.noKey === 1, 'a packet under the deleted key is counted');
+  assert.deepEqual(changed(before, dropCounters(b.iface, PEER)), { 'peer.noKey': 1 });
+  assert.deepEqual(b.tun.written.drain(), []);
+
+  // With no key at all, a seals nothing and sends nothing.
+  a.iface.delKey(PEER);
+  const sentBefore = a.iface.getPeer(PEER).linkTxPackets;
+  a.tun.inject(toB('no key to seal with'));
+  await until(() => a.iface.getPeer(PEER).drops.noKey === 1, 'the packet without a key is counted');
+  assert.equal(a.iface.getPeer(PEER).linkTxPackets, sentBefore);
+});
+
+test('bad datagrams: each lands in exactly one drop counter and reaches no TUN; a replay is not written twice', async () => {
+  const { a, b, wire } = p2pPair('AES-256-GCM', true);
+  const first = ipv4Packet(VPN.a, VPN.b, 'first');
+  a.tun.inject(first);
+  const c1 = await wire.catch('first');
+  wire.pass(c1);
+  assert.deepEqual(await soon(b.tun.written.next(), 'first on b'), first);
+  // Held: its packet-id 2 stays unseen at b, so its altered copies get as far as authentication.
+  const second = ipv4Packet(VPN.a, VPN.b, 'second, held on the wire');
+  a.tun.inject(second);
+  const c2 = await wire.catch('second');
+
+  const flip = (at: number, bits: number) => {
+    const copy = Buffer.from(c2.data);
+    copy[at]! ^= bits;
+    return copy;
+  };
+  const sealedFor = (first: number) => new KeyContext(a.key, new PacketIdSender(first));
+  const bad: [string, Buffer, string][] = [
+    ['the first datagram again', c1.data, 'peer.replay'],
+    ['authentic with packet-id 0', sealOne(sealedFor(0), first, PEER), 'peer.replay'],
+    ['a ciphertext bit flipped', flip(OVERHEAD + 3, 0x01), 'peer.auth'],
+    ['a tag bit flipped', flip(8, 0x01), 'peer.auth'],
+    ['a packet-id bit flipped', flip(5, 0x80), 'peer.auth'],
+    ['key-id 2, which no slot holds', flip(0, 0x02), 'peer.noKey'],
+    ['peer-id 17, which nobody has', flip(3, 0x10), 'iface.unknownPeer'],
+    ['cut inside the tag', c2.data.subarray(0, 20), 'peer.malformed'],
+    ['cut after the packet-id', c2.data.subarray(0, 8), 'peer.malformed'],
+    ['cut inside the DATA_V2 header', c2.data.subarray(0, 3), 'iface.malformed'],
+    ['empty', Buffer.alloc(0), 'iface.malformed'],
+    ['DATA_V1', Buffer.concat([Buffer.from([0x30]), c2.data.subarray(1)]), 'iface.dataV1'],
+    ['authentic, but not an IP packet', sealOne(sealedFor(1000), Buffer.from([0, 1, 2, 3]), PEER), 'peer.malformed'],
+  ];
+  for (const [what, data, counter] of bad) {
+    const before = dropCounters(b.iface, PEER);
+    wire.send(data, 'b');
+    await until(() => sum(changed(before, dropCounters(b.iface, PEER))) > 0, `${what}: counted`);
+    assert.deepEqual(changed(before, dropCounters(b.iface, PEER)), { [counter]: 1 }, what);
+  }
+  assert.deepEqual(b.tun.written.drain(), [], 'no bad datagram reached the TUN');
+
+  // None of them moved the replay window: the held datagram opens, once.
+  wire.pass(c2);
+  assert.deepEqual(await soon(b.tun.written.next(), 'the held datagram'), second);
+  const before = dropCounters(b.iface, PEER);
+  wire.pass(c2);
+  await until(() => b.iface.getPeer(PEER).drops.replay === before['peer.replay']! + 1, 'the repeat is counted');
+  assert.deepEqual(b.tun.written.drain(), [], 'a replay is not written twice');
+  assert.equal(b.iface.getPeer(PEER).vpnRxPackets, 2);
+  assert.deepEqual(b.log.float, []);
+});
+
+test('control packets: other opcodes go up untouched with the sender, local port and the peer at that address; sendPacket sends raw bytes', async () => {
+  const { net, a, b, wire } = p2pPair('AES-256-GCM', true);
+  // P_CONTROL_HARD_RESET_CLIENT_V2 (opcode 7, key-id 0): session id, empty ACK array, message id.
+  const hardReset = Buffer.from('38a1b2c3d4e5f60718000000000000', 'hex');
+  const ack = Buffer.from('28a1b2c3d4e5f6071801000000010000', 'hex');
+
+  // From the host a's peer is at, another port: that peer's. From elsewhere: nobody's.
+  const next = () => soon(once(a.iface, 'packet-ntf'), 'a packet-ntf');
+  let event = next();
+  wire.host.openUdp(40000).sendTo(hardReset, { address: LINK.a, port: PORT });
+  assert.deepEqual((await event)[0], {
+    ifname: 'tun0',
+    peerId: PEER,
+    localPort: PORT,
+    remote: { address: WIRE.address, port: 40000, family: 4, local: LINK.a, ifindex: 1 },
+    data: hardReset,
+  });
+  event = next();
+  net.host('10.0.0.77').openUdp(40001).sendTo(ack, { address: LINK.a, port: PORT });
+  assert.deepEqual((await event)[0], {
+    ifname: 'tun0',
+    peerId: null,
+    localPort: PORT,
+    remote: { address: '10.0.0.77', port: 40001, family: 4, local: LINK.a, ifindex: 1 },
+    data: ack,
+  });
+  assert.equal(sum(dropCounters(a.iface, PEER)), 0, 'a control packet is no drop');
+  assert.deepEqual(a.tun.written.drain(), []);
+
+  // P_CONTROL_HARD_RESET_SERVER_V2 back, through the peer's socket as it is.
+  const response = Buffer.from('40f6e5d4c3b2a1090801a1b2c3d4e5f6070000000000', 'hex');
+  a.iface.sendPacket(PEER, response);
+  const caught = await wire.catch('the control packet a sent');
+  assert.deepEqual(caught, { data: response, toward: 'b' });
+  const atB = soon(once(b.iface, 'packet-ntf'), "b's packet-ntf");
+  wire.pass(caught);
+  assert.deepEqual((await atB)[0], {
+    ifname: 'tun0',
+    peerId: PEER,
+    localPort: PORT,
+    remote: { address: WIRE.address, port: WIRE.port, family: 4, local: LINK.b, ifindex: 1 },
+    data: response,
+  });
+  assert.equal(a.iface.getPeer(PEER).vpnTxPackets, 0, 'a control packet is no VPN traffic');
+  assert.throws(() => a.iface.sendPacket(PEER, Buffer.alloc(0)), {
+    name: 'OvpnError',
+    code: 'EINVAL',
+    message: 'packet must be 1 to 65535 bytes',
+  });
+  assert.throws(() => a.iface.sendPacket(9, response), { code: 'ENOENT', message: 'cannot find peer with id 9' });
+});
 
 // ---- the fakes ---------------------------------------------------------------------------------
 
