@@ -13,6 +13,7 @@ import { once } from 'node:events';
 import { test } from 'node:test';
 import { newBatch, pushPacket } from '../src/core/batch.js';
 import type { CipherAlg } from '../src/core/cipher.js';
+import { totalDrops } from '../src/core/drops.js';
 import { newEndpoints, readEndpoint, writeEndpoint } from '../src/core/endpoint.js';
 import { parseIp } from '../src/core/ip.js';
 import { type KeyConfig, KeyContext } from '../src/core/key-context.js';
@@ -155,6 +156,40 @@ function p2pPair(cipher: CipherAlg = 'AES-256-GCM', withWire = false): Pair & { 
     return { ...s, key };
   };
   return { net, a: make('a', keyA), b: make('b', keyB), ...(wire === undefined ? {} : { wire }) };
+}
+
+const SERVER = { link: '10.0.1.1', vpn: '5.5.5.1' } as const;
+
+interface MpClient extends Side {
+  /** The server's peer id for this client, and the id of the client's one peer. */
+  id: number;
+  vpn: string;
+  link: string;
+}
+
+/**
+ * A multi-peer server (10.0.1.1, VPN 5.5.5.1) with `count` P2P clients: client i (from 0) is
+ * peer 11+i at 10.0.1.(2+i), VPN address 5.5.5.(2+i), each with its own key and cipher. Ids,
+ * link and VPN addresses all differ, so a packet sent to the wrong one shows.
+ */
+function mpServer(count: number): { net: MemoryNetwork; server: Side; clients: MpClient[] } {
+  const net = new MemoryNetwork();
+  const server = side(net, SERVER.link, 'MP');
+  const ciphers: CipherAlg[] = ['AES-256-GCM', 'CHACHA20-POLY1305', 'AES-128-GCM'];
+  const clients: MpClient[] = [];
+  for (let i = 0; i < count; i++) {
+    const id = 11 + i;
+    const link = `10.0.1.${2 + i}`;
+    const vpn = `5.5.5.${2 + i}`;
+    const [serverKey, clientKey] = keyPair(ciphers[i % ciphers.length]!);
+    server.iface.newPeer({ id, localPort: PORT, remoteIpv4: link, remotePort: PORT, vpnIpv4: vpn });
+    installKey(server.iface, id, serverKey);
+    const client = side(net, link);
+    client.iface.newPeer({ id, localPort: PORT, remoteIpv4: SERVER.link, remotePort: PORT });
+    installKey(client.iface, id, clientKey);
+    clients.push({ ...client, id, vpn, link });
+  }
+  return { net, server, clients };
 }
 
 const ip = (text: string): Uint8Array => parseIp(text)!.bytes;
@@ -524,6 +559,143 @@ test('control packets: other opcodes go up untouched with the sender, local port
     message: 'packet must be 1 to 65535 bytes',
   });
   assert.throws(() => a.iface.sendPacket(9, response), { code: 'ENOENT', message: 'cannot find peer with id 9' });
+});
+
+// ---- multi-peer --------------------------------------------------------------------------------
+
+test('MP: packets from the server TUN reach the client with that VPN address or route; the unroutable are counted; clients reach the server', async () => {
+  const { server, clients } = mpServer(3);
+  const [c11, c12, c13] = clients as [MpClient, MpClient, MpClient];
+  const reaches = async (client: Side, packet: Buffer, what: string) =>
+    assert.deepEqual(await soon(client.tun.written.next(), what), packet);
+
+  // One batch for three peers, in the opposite order of their ids.
+  const toEach = clients.map((c) => ipv4Packet(SERVER.vpn, c.vpn, `to peer ${c.id}`));
+  for (const packet of [...toEach].reverse()) server.tun.inject(packet);
+  for (const [i, c] of clients.entries()) await reaches(c, toEach[i]!, `peer ${c.id} gets the packet to ${c.vpn}`);
+
+  server.tun.inject(ipv4Packet(SERVER.vpn, '5.5.5.77', 'to nobody'));
+  await until(() => server.iface.info().drops.noRoute === 1, 'the unroutable packet is counted');
+
+  // A route on peer 11, and kernel routes via peers' VPN addresses; the longest prefix wins.
+  server.iface.addRoute(11, '10.1.0.0/16');
+  server.host.setRoutes('tun0', [
+    { family: 4, dst: ip('11.11.11.0'), prefixLen: 24, gateway: ip(c13.vpn) },
+    { family: 4, dst: ip('10.1.2.0'), prefixLen: 24, gateway: ip(c12.vpn) },
+  ]);
+  const routed: [MpClient, string][] = [
+    [c11, '10.1.9.9'],
+    [c12, '10.1.2.3'],
+    [c13, '11.11.11.11'],
+  ];
+  for (const [client, destination] of routed) {
+    const packet = ipv4Packet(SERVER.vpn, destination, `to ${destination}`);
+    server.tun.inject(packet);
+    await reaches(client, packet, `${destination} goes to peer ${client.id}`);
+  }
+
+  for (const c of clients) {
+    const packet = ipv4Packet(c.vpn, SERVER.vpn, `from peer ${c.id}`);
+    c.tun.inject(packet);
+    await reaches(server, packet, `the server gets peer ${c.id}'s packet`);
+  }
+
+  for (const s of [server, ...clients]) assert.deepEqual(s.tun.written.drain(), [], 'nothing went astray');
+  for (const c of clients) {
+    const peer = server.iface.getPeer(c.id);
+    assert.deepEqual([peer.vpnTxPackets, peer.vpnRxPackets], [2, 1], `peer ${c.id}`);
+  }
+  const drops = server.iface.info().drops;
+  assert.deepEqual([drops.noRoute, totalDrops(drops)], [1, 1], 'the unroutable packet, and nothing else');
+});
+
+test('multihome: the server answers each client from the address that client talks to, and follows when it changes', async () => {
+  const { net, server, clients } = mpServer(2);
+  const [c11, c12] = clients as [MpClient, MpClient];
+  const second = '10.0.1.100';
+  server.host.setAddress(second, true);
+  c12.iface.setPeer({ id: c12.id, remoteIpv4: second, remotePort: PORT });
+  // A third client made of a test's own socket, to see where replies come from.
+  const raw = net.host('10.0.1.50').openUdp(40000);
+  const [serverKey, rawKey] = keyPair('AES-256-GCM');
+  server.iface.newPeer({ id: 20, localPort: PORT, remoteIpv4: '10.0.1.50', remotePort: 40000, vpnIpv4: '5.5.5.50' });
+  installKey(server.iface, 20, serverKey);
+  const rawSeal = new KeyContext(rawKey);
+  const rawOpen = new KeyContext(rawKey);
+
+  const toServer = async (send: () => void, packet: Buffer, what: string) => {
+    send();
+    assert.deepEqual(await soon(server.tun.written.next(), what), packet);
+  };
+  for (const c of [c11, c12]) {
+    const packet = ipv4Packet(c.vpn, SERVER.vpn, `hello from ${c.id}`);
+    await toServer(() => c.tun.inject(packet), packet, `peer ${c.id} speaks first`);
+  }
+  const rawSays = async (to: string, text: string) => {
+    const packet = ipv4Packet('5.5.5.50', SERVER.vpn, text);
+    await toServer(() => raw.sendTo(sealOne(rawSeal, packet, 20), { address: to, port: PORT }), packet, text);
+  };
+  await rawSays(second, 'raw client to the second address');
+  assert.deepEqual(
+    [11, 12, 20].map((id) => server.iface.getPeer(id).localIpv4),
+    [SERVER.link, second, second],
+    'each peer is answered from the address it reached',
+  );
+
+  for (const c of [c11, c12]) {
+    const packet = ipv4Packet(SERVER.vpn, c.vpn, `reply to ${c.id}`);
+    server.tun.inject(packet);
+    assert.deepEqual(await soon(c.tun.written.next(), `peer ${c.id} gets its reply`), packet);
+    // A reply from the other address would have been a float at the client.
+    assert.deepEqual(c.log.float, [], `peer ${c.id} saw no move`);
+    assert.equal(c.iface.getPeer(c.id).remoteIpv4, c === c11 ? SERVER.link : second);
+  }
+  const rawGets = async (what: string) => {
+    const packet = ipv4Packet(SERVER.vpn, '5.5.5.50', what);
+    server.tun.inject(packet);
+    const { data, from } = await soon(raw.next(), what);
+    assert.deepEqual(openOne(rawOpen, data), packet);
+    return from;
+  };
+  assert.deepEqual(await rawGets('reply to the raw client'), {
+    address: second,
+    port: PORT,
+    family: 4,
+    local: '10.0.1.50',
+    ifindex: 1,
+  });
+
+  await rawSays(SERVER.link, 'raw client to the first address now');
+  assert.equal((await rawGets('reply after the change')).address, SERVER.link);
+  assert.deepEqual(server.log.float, [], 'a new local address alone is no float');
+});
+
+test('TUN removal: `ip link del` ends the interface: every peer deleted with TEARDOWN, then closed', async () => {
+  const { net, server, clients } = mpServer(3);
+  const order: string[] = [];
+  server.iface.on('peer-del-ntf', (e) => order.push(`del ${e.peerId}`));
+  server.iface.on('closed', () => order.push('closed'));
+  const closed = soon(once(server.iface, 'closed'), 'the closed event');
+  server.tun.remove();
+  assert.deepEqual((await closed)[0], { ifname: 'tun0', reason: 'interface tun0 was deleted' });
+  assert.deepEqual(
+    server.log.del,
+    clients.map((c) => ({ ifname: 'tun0', peerId: c.id, reason: 'TEARDOWN' })),
+  );
+  assert.deepEqual(order, ['del 11', 'del 12', 'del 13', 'closed']);
+  assert.equal(server.iface.closed, true);
+  assert.throws(() => server.iface.getPeer(11), {
+    code: 'ENODEV',
+    message: 'interface is gone: interface tun0 was deleted',
+  });
+
+  // Its socket went with it, and the name is free again.
+  const lost = net.lost;
+  clients[0]!.tun.inject(ipv4Packet(clients[0]!.vpn, SERVER.vpn, 'to a server that is gone'));
+  await until(() => net.lost === lost + 1, "the client's packet finds no socket");
+  const again = OvpnInterface.create({ name: 'tun0', mode: 'MP', edges: server.host.edges });
+  assert.equal(again.info().peers, 0);
+  again.destroy();
 });
 
 // ---- the fakes ---------------------------------------------------------------------------------
