@@ -730,6 +730,19 @@ test('fakes: a datagram arrives with the endpoint the kernel would fill; nobody 
   assert.equal(net.lost, 2);
 });
 
+test('fakes: reads of a test socket waiting at the same time each get a datagram, in order', async () => {
+  const net = new MemoryNetwork();
+  const sender = net.host('10.0.0.1').openUdp(6000);
+  const receiver = net.host('10.0.0.2').openUdp(7000);
+  const both = Promise.all([receiver.next(), receiver.next()]);
+  for (const text of ['one', 'two']) sender.sendTo(Buffer.from(text), { address: '10.0.0.2', port: 7000 });
+  const got = await soon(both, 'both reads');
+  assert.deepEqual(
+    got.map((d) => d.data.toString()),
+    ['one', 'two'],
+  );
+});
+
 test('fakes: a pinned source the host no longer has is forgotten in the slot and the host picks one, as the shim does', async () => {
   const net = new MemoryNetwork();
   const A = net.host('10.0.0.1', '10.0.0.11');

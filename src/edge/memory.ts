@@ -198,6 +198,8 @@ export class MemoryBind implements DatagramBind {
   /** Datagrams that reached this socket, for a test reading it directly instead of recv(). */
   private readonly queue: Datagram[] = [];
   private readonly readiness = new Readiness(() => this.queue.length > 0);
+  /** The last read waiting in next(): the next one waits behind it. */
+  private readers: Promise<void> = Promise.resolve();
   private isClosed = false;
 
   constructor(
@@ -245,11 +247,22 @@ export class MemoryBind implements DatagramBind {
     this.host.network.deliver(this.host, this.port, remote, Buffer.from(data));
   }
 
-  /** The next datagram, for a test reading this socket itself (no onReadable callback set). */
+  /**
+   * The next datagram, for a test reading this socket itself (no onReadable callback set). Reads
+   * may wait side by side: each gets its own datagram, in the order they were asked for.
+   */
   async next(): Promise<Datagram> {
-    while (this.queue.length === 0) await new Promise<void>((resolve) => this.readiness.set(() => resolve()));
-    this.readiness.clear();
-    return this.queue.shift()!;
+    // A turn in the queue, so a read is never overtaken by one asked for after it.
+    const ticket = this.readers.then(async () => {
+      while (this.queue.length === 0) await new Promise<void>((resolve) => this.readiness.set(() => resolve()));
+      this.readiness.clear();
+      return this.queue.shift()!;
+    });
+    this.readers = ticket.then(
+      () => undefined,
+      () => undefined,
+    );
+    return ticket;
   }
 
   onReadable(cb: OnReadable): void {
