@@ -198,6 +198,8 @@ export class MemoryBind implements DatagramBind {
   /** Datagrams that reached this socket, for a test reading it directly instead of recv(). */
   private readonly queue: Datagram[] = [];
   private readonly readiness = new Readiness(() => this.queue.length > 0);
+  /** The last read waiting in next(): the next one waits behind it. */
+  private readers: Promise<void> = Promise.resolve();
   private isClosed = false;
 
   constructor(
@@ -225,7 +227,14 @@ export class MemoryBind implements DatagramBind {
     this.check();
     for (let i = 0; i < batch.count; i++) {
       if (batch.sizes[i]! < 0) continue;
-      this.host.network.deliver(this.host, this.port, readEndpoint(endpoints, i), copyOut(batch, i));
+      const to = readEndpoint(endpoints, i);
+      if (to.local !== undefined && !this.host.addresses.includes(to.local)) {
+        // As the shim does when the kernel refuses a pinned source that went away: forget it in
+        // the caller's slot too, and let the host pick one.
+        delete to.local;
+        writeEndpoint(endpoints, i, { address: to.address, port: to.port });
+      }
+      this.host.network.deliver(this.host, this.port, to, copyOut(batch, i));
     }
     return batch.count;
   }
@@ -238,11 +247,22 @@ export class MemoryBind implements DatagramBind {
     this.host.network.deliver(this.host, this.port, remote, Buffer.from(data));
   }
 
-  /** The next datagram, for a test reading this socket itself (no onReadable callback set). */
+  /**
+   * The next datagram, for a test reading this socket itself (no onReadable callback set). Reads
+   * may wait side by side: each gets its own datagram, in the order they were asked for.
+   */
   async next(): Promise<Datagram> {
-    while (this.queue.length === 0) await new Promise<void>((resolve) => this.readiness.set(() => resolve()));
-    this.readiness.clear();
-    return this.queue.shift()!;
+    // A turn in the queue, so a read is never overtaken by one asked for after it.
+    const ticket = this.readers.then(async () => {
+      while (this.queue.length === 0) await new Promise<void>((resolve) => this.readiness.set(() => resolve()));
+      this.readiness.clear();
+      return this.queue.shift()!;
+    });
+    this.readers = ticket.then(
+      () => undefined,
+      () => undefined,
+    );
+    return ticket;
   }
 
   onReadable(cb: OnReadable): void {
@@ -346,8 +366,9 @@ export class MemoryHost {
     const set = this.routeWatchers.get(ifname) ?? new Set();
     this.routeWatchers.set(ifname, set);
     set.add(onChange);
-    const current = this.routes.get(ifname) ?? [];
-    setImmediate(() => set.has(onChange) && onChange(current));
+    // The list as it is when the first call runs, as the real watcher's first dump is: a change
+    // made in between must not be overwritten by an older list.
+    setImmediate(() => set.has(onChange) && onChange(this.routes.get(ifname) ?? []));
     return { close: () => set.delete(onChange) };
   }
 }

@@ -9,10 +9,10 @@ import { execFileSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import net from 'node:net';
-import { parseIp } from '../../src/core/ip.js';
-import { type KeyConfig, KeyContext } from '../../src/core/key-context.js';
+import { KeyContext } from '../../src/core/key-context.js';
 import { OvpnError, OvpnInterface, type PeerConfig } from '../../src/device/ovpn-interface.js';
-import { keyPair, sealOne } from './keys.js';
+import { installKey, keyPair, sealOne } from './keys.js';
+import { ipv4Packet, ipv6Packet } from './packets.js';
 
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'inherit'] });
 
@@ -34,27 +34,6 @@ function errorOf(f: () => unknown): { code: string; field?: string; message: str
     if (!(error instanceof OvpnError)) throw error;
     return { code: error.code, ...(error.field === undefined ? {} : { field: error.field }), message: error.message };
   }
-}
-
-/** An IPv4 packet header (20 bytes) plus payload, from src to dst: enough for routing. */
-function ipv4Packet(src: string, dst: string, payload = 'x'): Buffer {
-  const body = Buffer.from(payload);
-  const packet = Buffer.alloc(20 + body.length);
-  packet[0] = 0x45;
-  packet.writeUInt16BE(packet.length, 2);
-  packet[8] = 64;
-  packet[9] = 17;
-  Buffer.from(src.split('.').map(Number)).copy(packet, 12);
-  Buffer.from(dst.split('.').map(Number)).copy(packet, 16);
-  body.copy(packet, 20);
-  return packet;
-}
-
-function ipv6Packet(dst: string): Buffer {
-  const packet = Buffer.alloc(40);
-  packet[0] = 0x60;
-  packet.set(parseIp(dst)!.bytes, 24);
-  return packet;
 }
 
 function mpInterface(name: string, followSystemRoutes = true): OvpnInterface {
@@ -201,17 +180,6 @@ async function transmitMp(): Promise<unknown> {
   for (const socket of remotes) socket.close();
   iface.destroy();
   return result;
-}
-
-function installKey(iface: OvpnInterface, peerId: number, config: KeyConfig): void {
-  iface.newKey({
-    peerId,
-    slot: 'primary',
-    keyId: config.keyId,
-    cipherAlg: config.cipher,
-    encryptDir: { cipherKey: config.encrypt.key, nonceTail: config.encrypt.nonceTail },
-    decryptDir: { cipherKey: config.decrypt.key, nonceTail: config.decrypt.nonceTail },
-  });
 }
 
 /**

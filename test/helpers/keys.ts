@@ -1,7 +1,8 @@
-/** Shared fixtures for core tests. */
+/** Shared key fixtures: for core tests, and for installing keys into an interface. */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { type CipherAlg, cipherInfo, HEADROOM, type KeyConfig, type KeyContext } from '../../src/core/index.js';
+import type { KeySlotName, OvpnInterface } from '../../src/device/ovpn-interface.js';
 
 export const AEADS: CipherAlg[] = ['AES-128-GCM', 'AES-192-GCM', 'AES-256-GCM', 'CHACHA20-POLY1305'];
 
@@ -31,4 +32,21 @@ export function openOne(context: KeyContext, wire: Uint8Array): Buffer | number 
   const buf = Buffer.from(wire);
   const length = context.open(buf, 0, buf.length);
   return length < 0 ? length : buf.subarray(context.overhead, context.overhead + length);
+}
+
+/** Installs one side of a keyPair() into an interface's peer, as the control plane would. */
+export function installKey(
+  iface: OvpnInterface,
+  peerId: number,
+  config: KeyConfig,
+  slot: KeySlotName = 'primary',
+): void {
+  iface.newKey({
+    peerId,
+    slot,
+    keyId: config.keyId,
+    cipherAlg: config.cipher,
+    encryptDir: { cipherKey: config.encrypt.key, nonceTail: config.encrypt.nonceTail },
+    decryptDir: { cipherKey: config.decrypt.key, nonceTail: config.decrypt.nonceTail },
+  });
 }
