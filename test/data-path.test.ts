@@ -670,6 +670,34 @@ test('multihome: the server answers each client from the address that client tal
   assert.deepEqual(server.log.float, [], 'a new local address alone is no float');
 });
 
+test('local ports: a peer only receives on its own port; its valid packet on another port counts unknownPeer', async () => {
+  const { net, server, clients } = mpServer(1);
+  const [c11] = clients as [MpClient];
+  // Peer 30 uses its own server port; its sealed packets are valid, but only on that port.
+  const otherPort = PORT + 1;
+  const raw = net.host('10.0.1.60').openUdp(40001);
+  const [serverKey, rawKey] = keyPair('AES-256-GCM');
+  server.iface.newPeer({
+    id: 30,
+    localPort: otherPort,
+    remoteIpv4: '10.0.1.60',
+    remotePort: 40001,
+    vpnIpv4: '5.5.5.60',
+  });
+  installKey(server.iface, 30, serverKey);
+  const rawSeal = new KeyContext(rawKey);
+  const packet = (text: string) => ipv4Packet('5.5.5.60', SERVER.vpn, text);
+
+  raw.sendTo(sealOne(rawSeal, packet('on the wrong port'), 30), { address: SERVER.link, port: PORT });
+  await until(() => server.iface.info().drops.unknownPeer === 1, 'the packet on the shared port is refused');
+  const right = packet('on its own port');
+  raw.sendTo(sealOne(rawSeal, right, 30), { address: SERVER.link, port: otherPort });
+  assert.deepEqual(await soon(server.tun.written.next(), 'the packet on its own port'), right);
+  assert.equal(server.iface.getPeer(30).vpnRxPackets, 1);
+  assert.equal(server.iface.getPeer(c11.id).vpnRxPackets, 0);
+  assert.equal(totalDrops(server.iface.info().drops), 1);
+});
+
 test('TUN removal: `ip link del` ends the interface: every peer deleted with TEARDOWN, then closed', async () => {
   const { net, server, clients } = mpServer(3);
   const order: string[] = [];
