@@ -6,7 +6,6 @@
  * on it, so a failure shows what was actually seen.
  */
 import { execFileSync } from 'node:child_process';
-import dgram from 'node:dgram';
 import { once } from 'node:events';
 import net from 'node:net';
 import { KeyContext } from '../../src/core/key-context.js';
