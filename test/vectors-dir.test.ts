@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 
 const repoRoot = resolve(fileURLToPath(import.meta.url), '../../..');
 const vectorTest = join(repoRoot, 'dist/test/vectors.test.js');
-const shared = process.env.OVPN_VECTORS ? resolve(process.env.OVPN_VECTORS) : resolve(repoRoot, '../shared/vectors');
+const shared = process.env.OVPN_VECTORS ? resolve(process.env.OVPN_VECTORS) : resolve(repoRoot, 'test/vectors');
 
 function runVectorTest(dir: string): { status: number | null; tests: number; pass: number } {
   // NODE_TEST_CONTEXT would make the child report to us in the runner's binary protocol.

@@ -1,6 +1,6 @@
 /**
  * Known-answer vectors captured from OpenVPN 2.6.14: every vector of every *.json file in
- * $OVPN_VECTORS (default ../shared/vectors beside the repository) must open to exactly its
+ * $OVPN_VECTORS (default test/vectors, copied from the captures in ../shared/vectors) must open to exactly its
  * plaintext and seal back to exactly its wire bytes.
  */
 import assert from 'node:assert/strict';
@@ -32,7 +32,7 @@ interface Vector {
 }
 
 const repoRoot = resolve(fileURLToPath(import.meta.url), '../../..');
-const dir = process.env.OVPN_VECTORS ? resolve(process.env.OVPN_VECTORS) : resolve(repoRoot, '../shared/vectors');
+const dir = process.env.OVPN_VECTORS ? resolve(process.env.OVPN_VECTORS) : resolve(repoRoot, 'test/vectors');
 
 function loadVectors(): { file: string; index: number; vector: Vector }[] {
   const files = readdirSync(dir)
