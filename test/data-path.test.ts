@@ -670,7 +670,7 @@ test('multihome: the server answers each client from the address that client tal
   assert.deepEqual(server.log.float, [], 'a new local address alone is no float');
 });
 
-test('local ports: a peer only receives on its own port; its valid packet on another port counts unknownPeer', async () => {
+test('local ports: a peer only receives on its own port (its valid packet on another counts unknownPeer); a port closes with its last peer', async () => {
   const { net, server, clients } = mpServer(1);
   const [c11] = clients as [MpClient];
   // Peer 30 uses its own server port; its sealed packets are valid, but only on that port.
@@ -696,6 +696,13 @@ test('local ports: a peer only receives on its own port; its valid packet on ano
   assert.equal(server.iface.getPeer(30).vpnRxPackets, 1);
   assert.equal(server.iface.getPeer(c11.id).vpnRxPackets, 0);
   assert.equal(totalDrops(server.iface.info().drops), 1);
+
+  // A port's socket closes with the last peer on it, not before.
+  server.iface.delPeer(30);
+  assert.equal(server.host.bound(otherPort), undefined, 'the port of the deleted peer is closed');
+  assert.notEqual(server.host.bound(PORT), undefined, 'the shared port stays for peer 11');
+  server.iface.delPeer(c11.id);
+  assert.equal(server.host.bound(PORT), undefined, 'closed with its last peer');
 });
 
 test('TUN removal: `ip link del` ends the interface: every peer deleted with TEARDOWN, then closed', async () => {

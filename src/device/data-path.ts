@@ -78,13 +78,7 @@ export class DataPath {
   }
 
   queueInfo(): InterfaceInfo['txQueue'] {
-    const q = this.tx.reader.queue;
-    return {
-      length: q.length,
-      slots: q.length + q.room,
-      codelDrops: q.stats.codelDrops,
-      overflowDrops: q.stats.overflowDrops,
-    };
+    return this.tx.queueInfo();
   }
 
   private get live(): boolean {

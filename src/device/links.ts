@@ -31,6 +31,8 @@ export interface TcpPort {
 
 export class Links {
   private readonly udp = new Map<number, UdpPort>();
+  /** Peers using each UDP port: the socket closes with the last of them. */
+  private readonly udpUsers = new Map<number, number>();
   private readonly tcpLinks = new Map<number, TcpLink>();
   private readonly tcpPorts = new Map<number, Promise<TcpPort>>();
 
@@ -57,16 +59,21 @@ export class Links {
       udp.bind.onReadable(() => this.handlers.udpReadable(opened));
       this.udp.set(udp.port, udp);
     }
-    udp.users++;
+    this.udpUsers.set(udp.port, (this.udpUsers.get(udp.port) ?? 0) + 1);
     return udp;
   }
 
   releaseUdp(port: number): void {
     const udp = this.udp.get(port);
-    if (udp !== undefined && --udp.users === 0) {
-      udp.close();
-      this.udp.delete(port);
+    const users = (this.udpUsers.get(port) ?? 0) - 1;
+    if (udp === undefined) return;
+    if (users > 0) {
+      this.udpUsers.set(port, users);
+      return;
     }
+    udp.close();
+    this.udp.delete(port);
+    this.udpUsers.delete(port);
   }
 
   /** The listening port, opened on first use and shared by the peers that wait on it. */
@@ -131,6 +138,7 @@ export class Links {
   closeAll(): void {
     for (const udp of this.udp.values()) udp.close();
     this.udp.clear();
+    this.udpUsers.clear();
     for (const opening of this.tcpPorts.values()) {
       void opening.then(
         (port) => closeTcpPort(port),

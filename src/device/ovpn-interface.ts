@@ -42,7 +42,7 @@ export { DEFAULT_GSO_MAX_SIZE, DEFAULT_MTU, DEFAULT_TXQUEUELEN } from './options
 
 export class OvpnInterface extends EventEmitter<InterfaceEvents> {
   /** Packets refused before any peer was known (per-peer drops are in each peer's info). */
-  readonly drops = newDropCounters();
+  private readonly drops = newDropCounters();
   private readonly table: PeerTable;
   private readonly links: Links;
   private readonly dataPath: DataPath;

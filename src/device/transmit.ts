@@ -32,7 +32,7 @@ let single: PacketBatch | null = null;
 const singlePeer: (Peer | null)[] = [null];
 
 export class Transmitter {
-  readonly reader: TunReader;
+  private readonly reader: TunReader;
   private readonly batch: PacketBatch;
   private readonly endpoints: Buffer;
   private readonly peers: (Peer | null)[];
@@ -48,6 +48,10 @@ export class Transmitter {
     this.batch = newBatch(options.batchSize);
     this.endpoints = newEndpoints(options.batchSize);
     this.peers = new Array<Peer | null>(options.batchSize).fill(null);
+  }
+
+  queueInfo(): ReturnType<TunReader['queueInfo']> {
+    return this.reader.queueInfo();
   }
 
   /** Packets taken from the TUN but not sent yet: call again even if the TUN is not readable. */

@@ -24,7 +24,7 @@ export interface PacketSource {
 }
 
 export class TunReader {
-  readonly queue: FlowQueue;
+  private readonly queue: FlowQueue;
   private readonly landing: PacketBatch = newBatch(RAW_SLOTS);
   /** Bytes in front of each packet read: the virtio_net_hdr with offloads, none without. */
   private readonly header: number;
@@ -41,6 +41,17 @@ export class TunReader {
   ) {
     this.header = offloads ? VNET_HDR_LEN : 0;
     this.queue = new FlowQueue(options, BUFFER_SIZE, drops);
+  }
+
+  /** The flow queue's length, size and drops, for iface-get. */
+  queueInfo(): { length: number; slots: number; codelDrops: number; overflowDrops: number } {
+    const q = this.queue;
+    return {
+      length: q.length,
+      slots: q.length + q.room,
+      codelDrops: q.stats.codelDrops,
+      overflowDrops: q.stats.overflowDrops,
+    };
   }
 
   get pending(): boolean {

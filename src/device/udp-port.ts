@@ -1,7 +1,6 @@
 /**
  * One local UDP port of an interface: its socket, the batch and endpoint slots it receives into
- * (reused for every batch), and how many peers use it. Peers on the same local port share the
- * socket, as MP peers share the server's port.
+ * (reused for every batch).
  */
 import { newBatch, type PacketBatch, resetOffsets } from '../core/batch.js';
 import { newEndpoints } from '../core/endpoint.js';
@@ -10,7 +9,6 @@ import type { DatagramBind } from '../edge/edges.js';
 export class UdpPort {
   readonly rxBatch: PacketBatch;
   readonly rxEndpoints: Buffer;
-  users = 0;
 
   constructor(
     readonly bind: DatagramBind,
