@@ -9,24 +9,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { OvpnError, OvpnInterface, type PeerConfig } from '../src/device/ovpn-interface.js';
+import { OvpnInterface, type PeerConfig } from '../src/device/ovpn-interface.js';
 import { MemoryNetwork } from '../src/edge/memory.js';
+import { errorOf } from './helpers/errors.js';
 import { scenarioInPrivateNetns } from './helpers/private-netns.js';
 
 const HELPER = fileURLToPath(new URL('./helpers/interface-netns.js', import.meta.url));
 const NOT_ROOT = process.getuid?.() === 0 ? false : 'needs root to create network namespaces and TUN devices';
 
 const inNetns = (scenario: string): Promise<any> => scenarioInPrivateNetns(HELPER, scenario);
-
-function errorOf(f: () => unknown): { code: string; field?: string; message: string } | null {
-  try {
-    f();
-    return null;
-  } catch (error) {
-    if (!(error instanceof OvpnError)) throw error;
-    return { code: error.code, ...(error.field === undefined ? {} : { field: error.field }), message: error.message };
-  }
-}
 
 const udpPeer = (id: number, vpnIpv4: string): PeerConfig => ({
   id,

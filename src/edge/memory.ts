@@ -124,31 +124,65 @@ class Inbox<T> {
   }
 }
 
-export class MemoryTun implements Tun {
+/**
+ * What the fake TUN and socket share, as PolledFd does for the real ones: a queue of what waits
+ * to be read, level-triggered readiness on it, and a close that happens once.
+ */
+abstract class MemoryFd<T> {
+  protected readonly queue: T[] = [];
+  protected readonly readiness = new Readiness(() => this.queue.length > 0);
+  private isClosed = false;
+
+  constructor(private readonly label: string) {}
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  onReadable(cb: OnReadable): void {
+    this.readiness.set(cb);
+  }
+
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.readiness.clear();
+    this.released();
+  }
+
+  /** Queues what the other side sent, and wakes the reader. */
+  protected arrive(item: T): void {
+    if (this.isClosed) return;
+    this.queue.push(item);
+    this.readiness.poke();
+  }
+
+  protected checkOpen(): void {
+    if (this.isClosed) throw Object.assign(new Error(`${this.label}: closed`), { code: 'EBADF' });
+  }
+
+  /** After close: the owner forgets this fd. */
+  protected abstract released(): void;
+}
+
+export class MemoryTun extends MemoryFd<Buffer> implements Tun {
   readonly offloads = null;
   /** Packets the interface wrote, i.e. what the kernel would deliver to local sockets. */
   readonly written = new Inbox<Buffer>();
-  private readonly queue: Buffer[] = [];
-  private readonly readiness = new Readiness(() => this.queue.length > 0);
   private gone = false;
-  private isClosed = false;
 
   constructor(
     readonly name: string,
     readonly ifindex: number,
     readonly mtu: number,
     private readonly onClose: () => void,
-  ) {}
-
-  get closed(): boolean {
-    return this.isClosed;
+  ) {
+    super(`tun ${name}`);
   }
 
   /** A packet the kernel routed into the TUN: the interface reads it and sends it to a peer. */
   inject(packet: Uint8Array): void {
-    if (this.gone || this.isClosed) return;
-    this.queue.push(Buffer.from(packet));
-    this.readiness.poke();
+    if (!this.gone) this.arrive(Buffer.from(packet));
   }
 
   /** `ip link del`: from now on every read and write fails as on a deleted device. */
@@ -171,20 +205,13 @@ export class MemoryTun implements Tun {
     return batch.count;
   }
 
-  onReadable(cb: OnReadable): void {
-    this.readiness.set(cb);
-  }
-
-  close(): void {
-    if (this.isClosed) return;
-    this.isClosed = true;
-    this.readiness.clear();
+  protected released(): void {
     this.onClose();
   }
 
   private check(): void {
     if (this.gone) throw Object.assign(new Error(`tun ${this.name}: device is gone`), { code: TUN_GONE_CODE });
-    if (this.isClosed) throw Object.assign(new Error(`tun ${this.name}: closed`), { code: 'EBADF' });
+    this.checkOpen();
   }
 }
 
@@ -194,25 +221,19 @@ interface Datagram {
   from: Endpoint;
 }
 
-export class MemoryBind implements DatagramBind {
-  /** Datagrams that reached this socket, for a test reading it directly instead of recv(). */
-  private readonly queue: Datagram[] = [];
-  private readonly readiness = new Readiness(() => this.queue.length > 0);
+export class MemoryBind extends MemoryFd<Datagram> implements DatagramBind {
   /** The last read waiting in next(): the next one waits behind it. */
   private readers: Promise<void> = Promise.resolve();
-  private isClosed = false;
 
   constructor(
     private readonly host: MemoryHost,
     readonly port: number,
-  ) {}
-
-  get closed(): boolean {
-    return this.isClosed;
+  ) {
+    super(`udp port ${port}`);
   }
 
   recv(batch: PacketBatch, endpoints: Buffer, max = batch.bufs.length): number {
-    this.check();
+    this.checkOpen();
     let n = 0;
     for (; n < max && this.queue.length > 0; n++) {
       const datagram = this.queue.shift()!;
@@ -224,7 +245,7 @@ export class MemoryBind implements DatagramBind {
   }
 
   send(batch: PacketBatch, endpoints: Buffer): number {
-    this.check();
+    this.checkOpen();
     for (let i = 0; i < batch.count; i++) {
       if (batch.sizes[i]! < 0) continue;
       const to = readEndpoint(endpoints, i);
@@ -241,7 +262,7 @@ export class MemoryBind implements DatagramBind {
 
   /** Sends raw bytes, as a test's own socket would (junk, forgeries, control packets). */
   sendTo(data: Uint8Array, to: { address: string; port: number }, from?: string): void {
-    this.check();
+    this.checkOpen();
     const remote: Endpoint = { ...to, family: parseSocketAddress(to.address)?.family ?? 4, ifindex: 0 };
     if (from !== undefined) remote.local = from;
     this.host.network.deliver(this.host, this.port, remote, Buffer.from(data));
@@ -265,26 +286,13 @@ export class MemoryBind implements DatagramBind {
     return ticket;
   }
 
-  onReadable(cb: OnReadable): void {
-    this.readiness.set(cb);
-  }
-
-  close(): void {
-    if (this.isClosed) return;
-    this.isClosed = true;
-    this.readiness.clear();
-    this.host.unbind(this);
-  }
-
   /** Called by the network. */
   enqueue(datagram: Datagram): void {
-    if (this.isClosed) return;
-    this.queue.push(datagram);
-    this.readiness.poke();
+    this.arrive(datagram);
   }
 
-  private check(): void {
-    if (this.isClosed) throw Object.assign(new Error(`udp port ${this.port}: closed`), { code: 'EBADF' });
+  protected released(): void {
+    this.host.unbind(this);
   }
 }
 

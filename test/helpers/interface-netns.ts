@@ -9,7 +9,8 @@ import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import { KeyContext } from '../../src/core/key-context.js';
-import { OvpnError, OvpnInterface, type PeerConfig } from '../../src/device/ovpn-interface.js';
+import { type OvpnError, OvpnInterface, type PeerConfig } from '../../src/device/ovpn-interface.js';
+import { errorOf } from './errors.js';
 import { installKey, keyPair, sealOne } from './keys.js';
 import { ipv4Packet, ipv6Packet } from './packets.js';
 
@@ -23,16 +24,6 @@ setTimeout(() => {
 
 function report(result: unknown): void {
   process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
-}
-
-function errorOf(f: () => unknown): { code: string; field?: string; message: string } | null {
-  try {
-    f();
-    return null;
-  } catch (error) {
-    if (!(error instanceof OvpnError)) throw error;
-    return { code: error.code, ...(error.field === undefined ? {} : { field: error.field }), message: error.message };
-  }
 }
 
 function mpInterface(name: string, followSystemRoutes = true): OvpnInterface {
