@@ -18,9 +18,10 @@ const ALLOWED: Record<string, string[]> = {
   peer: ['core'],
   device: ['core', 'edge', 'peer'],
   control: ['core', 'edge', 'peer', 'device'],
-  daemon: ['core', 'edge', 'peer', 'device', 'control'],
-  cli: ['core', 'edge', 'peer', 'device', 'control'],
-  '.': ['core', 'edge', 'peer', 'device', 'control'],
+  openvpn: ['core', 'edge', 'peer', 'device', 'control'],
+  daemon: ['core', 'edge', 'peer', 'device', 'control', 'openvpn'],
+  cli: ['core', 'edge', 'peer', 'device', 'control', 'openvpn'],
+  '.': ['core', 'edge', 'peer', 'device', 'control', 'openvpn'],
 };
 
 /** Node modules that reach the OS: not for the pure layers (node:net's address parsers excepted). */
