@@ -609,6 +609,43 @@ test('MP: packets from the server TUN reach the client with that VPN address or 
   assert.deepEqual([drops.noRoute, totalDrops(drops)], [1, 1], 'the unroutable packet, and nothing else');
 });
 
+test('source check (MP): a client may send only from its VPN address and the routes behind it; each other source counts badSource', async () => {
+  const { server, clients } = mpServer(2);
+  const [c11, c12] = clients as [MpClient, MpClient];
+  server.iface.addRoute(12, '10.2.0.0/16');
+  server.host.setRoutes('tun0', [{ family: 4, dst: ip('11.11.11.0'), prefixLen: 24, gateway: ip(c12.vpn) }]);
+  const sends = (source: string, text: string) => {
+    const packet = ipv4Packet(source, SERVER.vpn, text);
+    c12.tun.inject(packet);
+    return packet;
+  };
+
+  // Refused: another client's address, an address nobody routes to peer 12, the server's own.
+  let refused = 0;
+  for (const source of [c11.vpn, '1.2.3.4', '10.3.0.1', SERVER.vpn]) {
+    sends(source, `as ${source}`);
+    refused++;
+    await until(() => server.iface.getPeer(12).drops.badSource === refused, `the packet from ${source} is refused`);
+  }
+  // Accepted: its own address, a peer route, a kernel route via its VPN address.
+  for (const source of [c12.vpn, '10.2.3.4', '11.11.11.5']) {
+    const packet = sends(source, `from ${source}`);
+    assert.deepEqual(await soon(server.tun.written.next(), `the packet from ${source}`), packet);
+  }
+  assert.deepEqual(server.tun.written.drain(), [], 'no refused packet reached the TUN');
+  assert.equal(server.iface.getPeer(12).vpnRxPackets, 3);
+  assert.equal(server.iface.getPeer(11).vpnRxPackets, 0, 'nothing was taken for peer 11');
+  assert.equal(totalDrops(server.iface.getPeer(12).drops), 4);
+});
+
+test('source check (P2P): the one peer may send from any address', async () => {
+  const { a, b } = p2pPair();
+  const packet = ipv4Packet('9.9.9.9', VPN.b, 'from anywhere');
+  a.tun.inject(packet);
+  assert.deepEqual(await soon(b.tun.written.next(), 'the packet from 9.9.9.9'), packet);
+  assert.equal(b.iface.getPeer(PEER).drops.badSource, 0);
+});
+
 test('multihome: the server answers each client from the address that client talks to, and follows when it changes', async () => {
   const { net, server, clients } = mpServer(2);
   const [c11, c12] = clients as [MpClient, MpClient];

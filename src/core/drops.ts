@@ -19,6 +19,12 @@ export interface DropCounters {
   unknownPeer: number;
   /** No peer route for the packet's destination, or not an IP packet. */
   noRoute: number;
+  /**
+   * MP: authenticated, but its inner source address belongs to another peer or to none (the
+   * module's reverse-path check): a client may only send from its own addresses and the routes
+   * behind it.
+   */
+  badSource: number;
   /** Device or socket refused the write (queue full, invalid packet). */
   io: number;
   /**
@@ -39,6 +45,7 @@ export function newDropCounters(): DropCounters {
     dataV1: 0,
     unknownPeer: 0,
     noRoute: 0,
+    badSource: 0,
     io: 0,
     queue: 0,
   };

@@ -12,6 +12,8 @@ export interface PeerLookup {
   get(id: number): Peer | undefined;
   /** The peer a packet read from the TUN goes to, or null. */
   route(buf: Buffer, offset: number, size: number): Peer | null;
+  /** Whether a packet that `peer` sent may carry its inner source address (MP reverse-path check). */
+  sourceAllowed(peer: Peer, buf: Buffer, offset: number, size: number): boolean;
   /** The UDP peer at the address in endpoint slot i, for control packets. */
   atRemoteAddress(localPort: number, endpoints: Buffer, i: number): Peer | null;
 }

@@ -52,6 +52,15 @@ export class PeerTable {
     return this.mode === 'P2P' ? this.p2p : this.router.route(buf, offset, size);
   }
 
+  /**
+   * P2P: always (the one peer may send anything). MP: only when the routing rule for the
+   * packet's source address picks this very peer, as the module's ovpn_peer_check_by_src does,
+   * so a client cannot send as another client or as an address nobody routes to it.
+   */
+  sourceAllowed(peer: Peer, buf: Buffer, offset: number, size: number): boolean {
+    return this.mode === 'P2P' || this.router.routeSource(buf, offset, size) === peer;
+  }
+
   /** The UDP peer on `localPort` at the IP address in endpoint slot i: for control packets only. */
   atRemoteAddress(localPort: number, endpoints: Buffer, i: number): Peer | null {
     if (endpoints.length < (i + 1) * ENDPOINT_SIZE) return null;

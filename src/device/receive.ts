@@ -102,7 +102,7 @@ export class Receiver {
     const { sizes } = batch;
     forEachRun(this.peers, batch.count, (peer, start, end) => {
       openRange(batch, start, end, peer.keys, peer.drops);
-      for (let i = start; i < end; i++) if (sizes[i] !== DROPPED) accept(peer, batch, i, endpoints, now);
+      for (let i = start; i < end; i++) if (sizes[i] !== DROPPED) this.accept(peer, batch, i, endpoints, now);
       if (peer.floated) {
         peer.floated = false;
         this.host.floated(peer);
@@ -114,27 +114,32 @@ export class Receiver {
     const written = this.tun.write(batch);
     this.drops.io += batch.count - written;
   }
-}
 
-/** After authentication: note liveness, follow the peer's path, consume keepalives. */
-function accept(peer: Peer, batch: PacketBatch, i: number, endpoints: Buffer | null, now: number): void {
-  const buf = batch.bufs[i]!;
-  const offset = batch.offsets[i]!;
-  const size = batch.sizes[i]!;
-  peer.lastRecv = now;
-  if (endpoints !== null) followPath(peer, endpoints, i);
-  if (isKeepalive(buf, offset, size) || isExitNotify(buf, offset, size)) {
-    batch.sizes[i] = DROPPED;
-    return;
+  /** After authentication: note liveness, follow the peer's path, consume keepalives, check the source. */
+  private accept(peer: Peer, batch: PacketBatch, i: number, endpoints: Buffer | null, now: number): void {
+    const buf = batch.bufs[i]!;
+    const offset = batch.offsets[i]!;
+    const size = batch.sizes[i]!;
+    peer.lastRecv = now;
+    if (endpoints !== null) followPath(peer, endpoints, i);
+    if (isKeepalive(buf, offset, size) || isExitNotify(buf, offset, size)) {
+      batch.sizes[i] = DROPPED;
+      return;
+    }
+    const version = size > 0 ? buf[offset]! >>> 4 : 0;
+    if (version !== 4 && version !== 6) {
+      peer.drops.malformed++;
+      batch.sizes[i] = DROPPED;
+      return;
+    }
+    if (!this.table.sourceAllowed(peer, buf, offset, size)) {
+      peer.drops.badSource++;
+      batch.sizes[i] = DROPPED;
+      return;
+    }
+    peer.stats.vpnRxPackets++;
+    peer.stats.vpnRxBytes += size;
   }
-  const version = size > 0 ? buf[offset]! >>> 4 : 0;
-  if (version !== 4 && version !== 6) {
-    peer.drops.malformed++;
-    batch.sizes[i] = DROPPED;
-    return;
-  }
-  peer.stats.vpnRxPackets++;
-  peer.stats.vpnRxBytes += size;
 }
 
 /**

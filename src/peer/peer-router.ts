@@ -54,6 +54,12 @@ interface PeerEntry<P> {
 
 // ---- address words -----------------------------------------------------------------------------
 
+/** Where the addresses sit in an IPv4 and an IPv6 header. */
+const IPV4_SRC = 12;
+const IPV4_DST = 16;
+const IPV6_SRC = 8;
+const IPV6_DST = 24;
+
 const readWord = (b: Uint8Array, at: number): number =>
   (b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!;
 
@@ -252,11 +258,23 @@ export class PeerRouter<P> {
 
   /** The peer an IP packet at buf[offset..offset+size) goes to, or null. Allocates nothing. */
   route(buf: Uint8Array, offset: number, size: number): P | null {
+    return this.lookup(buf, offset, size, IPV4_DST, IPV6_DST);
+  }
+
+  /**
+   * The peer the same rule picks for the packet's source address: the peer a packet from that
+   * source must have come from (the module's reverse-path check). Allocates nothing.
+   */
+  routeSource(buf: Uint8Array, offset: number, size: number): P | null {
+    return this.lookup(buf, offset, size, IPV4_SRC, IPV6_SRC);
+  }
+
+  private lookup(buf: Uint8Array, offset: number, size: number, at4: number, at6: number): P | null {
     if (size < 1) return null;
     const version = buf[offset]! >> 4;
-    if (version === 4 && size >= 20) return this.route4(readWord(buf, offset + 16));
+    if (version === 4 && size >= 20) return this.route4(readWord(buf, offset + at4));
     if (version === 6 && size >= 40) {
-      const at = offset + 24;
+      const at = offset + at6;
       return this.route6(readWord(buf, at), readWord(buf, at + 4), readWord(buf, at + 8), readWord(buf, at + 12));
     }
     return null;
