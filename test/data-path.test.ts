@@ -18,7 +18,7 @@ import { newEndpoints, readEndpoint, writeEndpoint } from '../src/core/endpoint.
 import { parseIp } from '../src/core/ip.js';
 import { type KeyConfig, KeyContext } from '../src/core/key-context.js';
 import { PacketIdSender } from '../src/core/packet-id.js';
-import { KEEPALIVE_MESSAGE } from '../src/core/wire.js';
+import { KEEPALIVE_MESSAGE, PEER_ID_UNDEF } from '../src/core/wire.js';
 import { OvpnInterface, type PeerDelEvent, type PeerFloatEvent } from '../src/device/ovpn-interface.js';
 import { type MemoryBind, type MemoryHost, MemoryNetwork, type MemoryTun } from '../src/edge/memory.js';
 import { installKey, keyPair, openOne, sealOne } from './helpers/keys.js';
@@ -644,6 +644,55 @@ test('source check (P2P): the one peer may send from any address', async () => {
   a.tun.inject(packet);
   assert.deepEqual(await soon(b.tun.written.next(), 'the packet from 9.9.9.9'), packet);
   assert.equal(b.iface.getPeer(PEER).drops.badSource, 0);
+});
+
+test('by address: the undefined peer-id finds the peer at that exact address and port; control packets find it at its host, after a float too', async () => {
+  const { net, server } = mpServer(1);
+  // Two raw clients behind one host (a NAT): peers 40 and 41, on ports 40040 and 40041.
+  const nat = net.host('10.0.1.70');
+  const raws = [40, 41].map((id) => {
+    const bind = nat.openUdp(40000 + id);
+    const [serverKey, rawKey] = keyPair('AES-256-GCM');
+    server.iface.newPeer({
+      id,
+      localPort: PORT,
+      remoteIpv4: '10.0.1.70',
+      remotePort: 40000 + id,
+      vpnIpv4: `5.5.5.${id}`,
+    });
+    installKey(server.iface, id, serverKey);
+    return { id, bind, seal: new KeyContext(rawKey) };
+  });
+  const [r40, r41] = raws as [(typeof raws)[0], (typeof raws)[0]];
+  const toServer = { address: SERVER.link, port: PORT };
+
+  const fromR41 = ipv4Packet('5.5.5.41', SERVER.vpn, 'no peer-id yet');
+  r41.bind.sendTo(sealOne(r41.seal, fromR41, PEER_ID_UNDEF), toServer);
+  assert.deepEqual(await soon(server.tun.written.next(), 'the packet with the undefined peer-id'), fromR41);
+  assert.equal(server.iface.getPeer(41).vpnRxPackets, 1);
+  // The same from a port where no peer is: nobody to give it to.
+  const stray = nat.openUdp(40099);
+  stray.sendTo(sealOne(r41.seal, ipv4Packet('5.5.5.41', SERVER.vpn, 'stray'), PEER_ID_UNDEF), toServer);
+  await until(() => server.iface.info().drops.unknownPeer === 1, 'the stray packet is unknownPeer');
+
+  const controlFrom = async (bind: MemoryBind, what: string) => {
+    const event = soon(once(server.iface, 'packet-ntf'), what);
+    bind.sendTo(Buffer.from('38a1b2c3d4e5f60718000000000000', 'hex'), toServer);
+    return (await event)[0].peerId as number | null;
+  };
+  assert.equal(await controlFrom(r41.bind, 'control from peer 41'), 41, 'exact address and port');
+  assert.equal(await controlFrom(r40.bind, 'control from peer 40'), 40);
+  assert.equal(await controlFrom(stray, 'control from another port of the host'), 40, 'the host, first peer there');
+
+  // Peer 40 floats away: its old address is no longer its, its new one is.
+  const moved = net.host('10.0.1.71').openUdp(40040);
+  const fromR40 = ipv4Packet('5.5.5.40', SERVER.vpn, 'from a new address');
+  moved.sendTo(sealOne(r40.seal, fromR40, 40), toServer);
+  assert.deepEqual(await soon(server.tun.written.next(), 'the floated packet'), fromR40);
+  assert.equal(await controlFrom(moved, 'control from the new address'), 40);
+  assert.equal(await controlFrom(stray, 'control from the old host'), 41, 'peer 41 is all that is left there');
+  server.iface.delPeer(41);
+  assert.equal(await controlFrom(stray, 'control after the delete'), null);
 });
 
 test('multihome: the server answers each client from the address that client talks to, and follows when it changes', async () => {

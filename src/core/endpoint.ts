@@ -99,6 +99,18 @@ function readAddress(buf: Buffer, at: number, family: 4 | 6): string {
   return formatIp(buf.subarray(at, at + (family === 4 ? 4 : 16)));
 }
 
+/**
+ * The remote side of slot `slot` as a string key (family, port and address), for maps of peers
+ * by where they are; with `withPort` false, the remote host only. Allocates: not per packet.
+ */
+export function remoteKey(buf: Buffer, slot: number, withPort = true): string {
+  const o = slot * ENDPOINT_SIZE;
+  const family = buf[o + FAMILY]!;
+  return withPort
+    ? buf.toString('latin1', o, o + REMOTE_BYTES)
+    : family + buf.toString('latin1', o + ADDRESS, o + REMOTE_BYTES);
+}
+
 /** Same remote side (family, port, address)? The local side is ignored. No allocation. */
 export function sameRemote(a: Buffer, ai: number, b: Buffer, bi: number): boolean {
   return compareSlots(a, ai, b, bi, 0, REMOTE_BYTES);

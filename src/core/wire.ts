@@ -27,6 +27,8 @@ export const Opcode = {
 
 export const MAX_KEY_ID = 7;
 export const MAX_PEER_ID = 0xffffff;
+/** The peer-id a sender puts when it has none assigned: the receiver finds the peer by its address. */
+export const PEER_ID_UNDEF = 0xffffff;
 /** op/key-id byte plus 24-bit peer-id. */
 export const DATA_V2_HEADER_SIZE = 4;
 

@@ -148,6 +148,7 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
     const udp = this.links.holdUdp(localPort);
     const peer = this.addPeer(config, udp.port, 'udp');
     writeEndpoint(peer.endpoint, 0, remote);
+    this.table.moved(peer);
   }
 
   /**
@@ -204,6 +205,7 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
         throw new OvpnError('EINVAL', message, 'remote-ipv4');
       }
       writeEndpoint(peer.endpoint, 0, remote);
+      this.table.moved(peer);
     }
     this.applyPeerConfig(peer, config);
   }
@@ -315,6 +317,7 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
         return isClosed();
       },
       floated: (peer: Peer) => {
+        this.table.moved(peer);
         this.emit('peer-float-ntf', { ifname: this.name, peerId: peer.id, remote: readEndpoint(peer.endpoint, 0) });
       },
       controlPacket: (peerId: number | null, localPort: number, remote: Endpoint, data: Buffer) => {

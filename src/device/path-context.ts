@@ -14,6 +14,8 @@ export interface PeerLookup {
   route(buf: Buffer, offset: number, size: number): Peer | null;
   /** Whether a packet that `peer` sent may carry its inner source address (MP reverse-path check). */
   sourceAllowed(peer: Peer, buf: Buffer, offset: number, size: number): boolean;
+  /** The UDP peer at exactly the remote address and port in endpoint slot i. */
+  atRemote(localPort: number, endpoints: Buffer, i: number): Peer | null;
   /** The UDP peer at the address in endpoint slot i, for control packets. */
   atRemoteAddress(localPort: number, endpoints: Buffer, i: number): Peer | null;
 }

@@ -4,7 +4,7 @@
  * to is answered here, for both data paths, and so is whether a new peer's id and VPN addresses
  * are free.
  */
-import { ENDPOINT_SIZE, sameRemoteAddress } from '../core/endpoint.js';
+import { ENDPOINT_SIZE, hasRemote, remoteKey } from '../core/endpoint.js';
 import { type Prefix, parseIp, type SystemRoute } from '../core/ip.js';
 import type { Peer } from '../peer/peer.js';
 import { PeerRouter } from '../peer/peer-router.js';
@@ -15,6 +15,14 @@ export class PeerTable {
   private readonly byId = new Map<number, Peer>();
   private readonly router = new PeerRouter<Peer>();
   private p2p: Peer | null = null;
+  /**
+   * UDP peers by where they are, so that a packet without a usable peer-id finds its peer in one
+   * lookup whatever the number of peers: by local port and remote address and port, and by local
+   * port and remote host (peers behind one NAT share a host: the first added answers for it).
+   */
+  private readonly byRemote = new Map<string, Peer>();
+  private readonly byRemoteHost = new Map<string, Peer[]>();
+  private readonly remoteKeys = new Map<Peer, { exact: string; host: string }>();
 
   constructor(readonly mode: InterfaceMode) {}
 
@@ -42,6 +50,7 @@ export class PeerTable {
   }
 
   remove(peer: Peer): void {
+    this.unindex(peer);
     this.byId.delete(peer.id);
     this.router.removePeer(peer);
     if (this.p2p === peer) this.p2p = null;
@@ -61,14 +70,46 @@ export class PeerTable {
     return this.mode === 'P2P' || this.router.routeSource(buf, offset, size) === peer;
   }
 
-  /** The UDP peer on `localPort` at the IP address in endpoint slot i: for control packets only. */
-  atRemoteAddress(localPort: number, endpoints: Buffer, i: number): Peer | null {
+  /** The peer's remote address changed (added, set, floated): file it under the new one. */
+  moved(peer: Peer): void {
+    this.unindex(peer);
+    if (peer.transport !== 'udp' || !hasRemote(peer.endpoint, 0)) return;
+    const keys = {
+      exact: `${peer.localPort}/${remoteKey(peer.endpoint, 0)}`,
+      host: `${peer.localPort}/${remoteKey(peer.endpoint, 0, false)}`,
+    };
+    this.remoteKeys.set(peer, keys);
+    this.byRemote.set(keys.exact, peer);
+    const sharing = this.byRemoteHost.get(keys.host);
+    if (sharing === undefined) this.byRemoteHost.set(keys.host, [peer]);
+    else sharing.push(peer);
+  }
+
+  /** The UDP peer on `localPort` at exactly the remote address and port of endpoint slot i. */
+  atRemote(localPort: number, endpoints: Buffer, i: number): Peer | null {
     if (endpoints.length < (i + 1) * ENDPOINT_SIZE) return null;
-    for (const peer of this.byId.values()) {
-      if (peer.transport !== 'udp' || peer.localPort !== localPort) continue;
-      if (sameRemoteAddress(peer.endpoint, 0, endpoints, i)) return peer;
-    }
-    return null;
+    return this.byRemote.get(`${localPort}/${remoteKey(endpoints, i)}`) ?? null;
+  }
+
+  /**
+   * The UDP peer a control packet from endpoint slot i belongs to: the one at that address and
+   * port, else one at that host (a control plane may talk from another port of the same host).
+   */
+  atRemoteAddress(localPort: number, endpoints: Buffer, i: number): Peer | null {
+    const exact = this.atRemote(localPort, endpoints, i);
+    if (exact !== null || endpoints.length < (i + 1) * ENDPOINT_SIZE) return exact;
+    return this.byRemoteHost.get(`${localPort}/${remoteKey(endpoints, i, false)}`)?.[0] ?? null;
+  }
+
+  private unindex(peer: Peer): void {
+    const keys = this.remoteKeys.get(peer);
+    if (keys === undefined) return;
+    this.remoteKeys.delete(peer);
+    if (this.byRemote.get(keys.exact) === peer) this.byRemote.delete(keys.exact);
+    const sharing = this.byRemoteHost.get(keys.host) ?? [];
+    const at = sharing.indexOf(peer);
+    if (at >= 0) sharing.splice(at, 1);
+    if (sharing.length === 0) this.byRemoteHost.delete(keys.host);
   }
 
   /** Checks what a new peer needs before anything changes: id free (MP), VPN addresses. */

@@ -8,7 +8,7 @@ import { openRange } from '../core/crypto-batch.js';
 import type { DropCounters } from '../core/drops.js';
 import { copyEndpoint, ENDPOINT_SIZE, type Endpoint, readEndpoint, samePath, sameRemote } from '../core/endpoint.js';
 import { coalesceForTun, GroTable } from '../core/gso.js';
-import { classify, isExitNotify, isKeepalive, PacketKind, readPeerId } from '../core/wire.js';
+import { classify, isExitNotify, isKeepalive, PacketKind, PEER_ID_UNDEF, readPeerId } from '../core/wire.js';
 import type { Tun } from '../edge/edges.js';
 import type { Peer } from '../peer/peer.js';
 import type { DataPathHost, PeerLookup } from './path-context.js';
@@ -39,8 +39,10 @@ export class Receiver {
       const size = sizes[i]!;
       const kind = size < 0 ? PacketKind.Malformed : classify(bufs[i]!, offsets[i]!, size);
       if (kind === PacketKind.DataV2 && size >= 4) {
-        const peer = this.table.get(readPeerId(bufs[i]!, offsets[i]!));
-        if (peer !== undefined && peer.transport === 'udp' && peer.localPort === udp.port) {
+        const id = readPeerId(bufs[i]!, offsets[i]!);
+        // A sender that has no peer-id yet puts the undefined one: find it by where it is.
+        const peer = id === PEER_ID_UNDEF ? this.table.atRemote(udp.port, endpoints, i) : this.table.get(id);
+        if (peer != null && peer.transport === 'udp' && peer.localPort === udp.port) {
           this.countLinkRx(peer, i, size);
           continue;
         }
