@@ -561,6 +561,33 @@ test('control packets: other opcodes go up untouched with the sender, local port
   assert.throws(() => a.iface.sendPacket(9, response), { code: 'ENOENT', message: 'cannot find peer with id 9' });
 });
 
+test('control flood: control packets from anyone are bounded by the queue and the rate, each one accounted for; data still flows', async () => {
+  const { net, a, b } = p2pPair();
+  const stranger = net.host('10.0.0.66').openUdp(6666);
+  let handedUp = 0;
+  b.iface.on('packet-ntf', () => handedUp++);
+  const SENT = 3000;
+  for (let n = 0; n < SENT; n++)
+    stranger.sendTo(Buffer.from([0x38, n & 0xff, n >> 8]), { address: LINK.b, port: PORT });
+  const accounted = () => handedUp + b.iface.info().drops.control + b.iface.info().controlQueue;
+  await until(() => accounted() === SENT && b.iface.info().drops.control > 0, 'every control packet accounted for');
+  const { controlQueue, drops } = b.iface.info();
+  assert.ok(controlQueue <= 1024, `at most the queue's slots wait (${controlQueue})`);
+  assert.ok(handedUp <= 256, `no more than the burst before time moves (${handedUp})`);
+  assert.equal(totalDrops(drops), drops.control, 'counted as control drops only');
+
+  const packet = ipv4Packet(VPN.a, VPN.b, 'data during the flood');
+  a.tun.inject(packet);
+  assert.deepEqual(await soon(b.tun.written.next(), 'data during the flood'), packet);
+
+  // As time passes the queue drains at the rate, and nothing else is lost.
+  const before = handedUp;
+  net.clock.advance(1000);
+  await until(() => handedUp > before, 'more handed up once tokens are earned');
+  b.iface.destroy();
+  assert.equal(b.iface.info().controlQueue, 0, 'a destroyed interface holds nothing');
+});
+
 // ---- multi-peer --------------------------------------------------------------------------------
 
 test('MP: packets from the server TUN reach the client with that VPN address or route; the unroutable are counted; clients reach the server', async () => {

@@ -33,6 +33,11 @@ export interface DropCounters {
    * a TCP flow down before it fills every queue on the way.
    */
   queue: number;
+  /**
+   * Control packets not handed up: pushed out of the bounded queue in front of the control
+   * plane by newer ones, when they came faster than its rate (device/control-queue.ts).
+   */
+  control: number;
 }
 
 export function newDropCounters(): DropCounters {
@@ -48,6 +53,7 @@ export function newDropCounters(): DropCounters {
     badSource: 0,
     io: 0,
     queue: 0,
+    control: 0,
   };
 }
 

@@ -9,6 +9,7 @@ import type { Endpoint } from '../core/endpoint.js';
 import type { FlowQueueOptions } from '../core/flow-queue.js';
 import type { Edges } from '../edge/edges.js';
 import type { DelPeerReasonName, PeerStats, Transport } from '../peer/peer.js';
+import type { ControlQueueOptions } from './control-queue.js';
 
 export type InterfaceMode = 'P2P' | 'MP';
 
@@ -50,6 +51,12 @@ export interface InterfaceOptions {
    * else MAX_BATCH. Each batch leaves as one burst that the far end's socket must absorb.
    */
   batchSize?: number;
+  /**
+   * Bounds on control packets waiting for the control plane (anyone can send them): queue slots
+   * and bytes, oldest pushed out first, and the rate they are handed up at. Default
+   * DEFAULT_CONTROL_QUEUE.
+   */
+  controlQueue?: Partial<ControlQueueOptions>;
   /** The TUN, sockets, routes and clock to use; default the kernel's (edge/kernel.ts). */
   edges?: Edges;
 }
@@ -122,6 +129,8 @@ export interface InterfaceInfo {
   drops: DropCounters;
   /** The transmit flow queue (core/flow-queue.ts). */
   txQueue: { length: number; slots: number; codelDrops: number; overflowDrops: number };
+  /** Control packets waiting to be handed up (device/control-queue.ts). */
+  controlQueue: number;
 }
 
 export interface PeerDelEvent {

@@ -8,6 +8,7 @@ import type { Edges } from '../edge/edges.js';
 import { envInteger, envSwitch } from '../edge/env.js';
 import { kernelEdges } from '../edge/kernel.js';
 import { type InterfaceMode, type InterfaceOptions, OvpnError } from './api.js';
+import { type ControlQueueOptions, DEFAULT_CONTROL_QUEUE } from './control-queue.js';
 
 /**
  * A full inner packet plus our 72 bytes (IPv6 40, UDP 8, DATA_V2 header, packet-id and tag 24)
@@ -36,6 +37,7 @@ export interface InterfaceSettings {
   gro: boolean;
   flowQueue: FlowQueueOptions;
   batchSize: number;
+  controlQueue: ControlQueueOptions;
   edges: Edges;
 }
 
@@ -65,6 +67,7 @@ export function resolveOptions(options: InterfaceOptions): InterfaceSettings {
     gro: options.gro ?? envSwitch('OVPN_TUN_GRO', true),
     flowQueue,
     batchSize,
+    controlQueue: controlQueueOptions(options.controlQueue),
     edges: options.edges ?? kernelEdges,
   };
 }
@@ -76,6 +79,20 @@ export function checkInterfaceName(name: unknown): string {
     throw new OvpnError('EINVAL', `interface name must be 1-15 letters, digits, '_', '.' or '-', got ${got}`, 'ifname');
   }
   return name;
+}
+
+function controlQueueOptions(given: Partial<ControlQueueOptions> = {}): ControlQueueOptions {
+  const options = { ...DEFAULT_CONTROL_QUEUE, ...given };
+  for (const [name, value] of Object.entries(options)) {
+    if (!Number.isInteger(value) || value < 1) {
+      throw new OvpnError(
+        'EINVAL',
+        `controlQueue.${name} must be a whole number above 0, got ${value}`,
+        'controlQueue',
+      );
+    }
+  }
+  return options;
 }
 
 function flowQueueOptions(given: Partial<FlowQueueOptions> = {}): FlowQueueOptions {

@@ -24,9 +24,11 @@ import {
   type KeySlotName,
   OvpnError,
   type OvpnErrorCode,
+  type PacketEvent,
   type PeerConfig,
   type PeerInfo,
 } from './api.js';
+import { ControlQueue } from './control-queue.js';
 import { DataPath } from './data-path.js';
 import { Links } from './links.js';
 import { type InterfaceSettings, resolveOptions } from './options.js';
@@ -48,6 +50,7 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
   private readonly dataPath: DataPath;
   private readonly clock: Clock;
   private readonly keepalives: Timer;
+  private readonly controlPackets: ControlQueue<PacketEvent>;
   private readonly routeWatch: { close(): void } | null = null;
   private closedReason: string | null = null;
 
@@ -57,6 +60,14 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
   ) {
     super();
     this.clock = settings.edges.clock;
+    this.controlPackets = new ControlQueue<PacketEvent>(
+      settings.controlQueue,
+      this.clock,
+      (event) => this.emit('packet-ntf', event),
+      (count) => {
+        this.drops.control += count;
+      },
+    );
     this.table = new PeerTable(settings.mode);
     this.links = new Links((port) => settings.edges.openUdp(port), settings.batchSize, {
       udpReadable: (udp) => this.dataPath.onUdpReadable(udp),
@@ -121,6 +132,7 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
       peers: this.table.size,
       drops: { ...this.drops },
       txQueue: this.dataPath.queueInfo(),
+      controlQueue: this.controlPackets.length,
     };
   }
 
@@ -301,6 +313,7 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
     this.closedReason = reason;
     this.keepalives.cancel();
     this.dataPath.stop();
+    this.controlPackets.stop();
     this.routeWatch?.close();
     for (const peer of [...this.table.values()]) this.removePeer(peer, 'TEARDOWN');
     this.links.closeAll();
@@ -321,7 +334,7 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
         this.emit('peer-float-ntf', { ifname: this.name, peerId: peer.id, remote: readEndpoint(peer.endpoint, 0) });
       },
       controlPacket: (peerId: number | null, localPort: number, remote: Endpoint, data: Buffer) => {
-        this.emit('packet-ntf', { ifname: this.name, peerId, localPort, remote, data });
+        this.controlPackets.push({ ifname: this.name, peerId, localPort, remote, data });
       },
       tunGone: () => this.destroy(`interface ${this.name} was deleted`),
     };

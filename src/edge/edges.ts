@@ -94,6 +94,8 @@ export interface Clock {
   now(): number;
   /** Calls fn every `ms` until cancelled. */
   every(ms: number, fn: () => void): Timer;
+  /** Calls fn once, `ms` from now, unless cancelled. */
+  after(ms: number, fn: () => void): Timer;
 }
 
 export interface Edges {

@@ -16,6 +16,10 @@ export const realClock: Clock = {
     const timer = setInterval(fn, ms);
     return { cancel: () => clearInterval(timer) };
   },
+  after(ms, fn) {
+    const timer = setTimeout(fn, ms);
+    return { cancel: () => clearTimeout(timer) };
+  },
 };
 
 export const kernelEdges: Edges = {

@@ -25,34 +25,51 @@ import {
   type TunConfig,
 } from './edges.js';
 
+interface ClockTimer {
+  due: number;
+  /** 0: once. */
+  every: number;
+  fn: () => void;
+}
+
 /** A clock that moves only when told: timers run inside advance(), in deadline order. */
 export class ManualClock implements Clock {
   private time = 0;
-  private readonly timers = new Set<{ due: number; every: number; fn: () => void }>();
+  private readonly timers = new Set<ClockTimer>();
 
   now(): number {
     return this.time;
   }
 
   every(ms: number, fn: () => void): Timer {
-    const timer = { due: this.time + ms, every: ms, fn };
-    this.timers.add(timer);
-    return { cancel: () => this.timers.delete(timer) };
+    return this.add(ms, ms, fn);
+  }
+
+  after(ms: number, fn: () => void): Timer {
+    return this.add(ms, 0, fn);
   }
 
   /** Moves time forward by `ms`, running every timer that falls due on the way. */
   advance(ms: number): void {
     const end = this.time + ms;
     for (;;) {
-      let next: { due: number; every: number; fn: () => void } | undefined;
+      let next: ClockTimer | undefined;
       for (const timer of this.timers)
         if (timer.due <= end && (next === undefined || timer.due < next.due)) next = timer;
       if (next === undefined) break;
       this.time = next.due;
-      next.due += next.every;
+      if (next.every > 0) next.due += next.every;
+      else this.timers.delete(next);
       next.fn();
     }
     this.time = end;
+  }
+
+  /** every 0: once. */
+  private add(ms: number, every: number, fn: () => void): Timer {
+    const timer = { due: this.time + ms, every, fn };
+    this.timers.add(timer);
+    return { cancel: () => this.timers.delete(timer) };
   }
 }
 
