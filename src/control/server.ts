@@ -10,9 +10,14 @@ import { OvpnError, type OvpnInterface } from '../device/ovpn-interface.js';
 import { type ErrorBody, kebabCase, LineSplitter, MAX_LINE, type Notification, renameKeys } from './protocol.js';
 import { type ControlRequest, decodeRequest, requestId } from './schema.js';
 
+/** Bytes a client may leave unread on its connection before the daemon stops adding to them. */
+const MAX_BACKLOG = 1 << 20;
+
 export class ControlServer {
   private readonly server: Server;
   private readonly subscribers = new Set<Socket>();
+  /** Notifications a slow subscriber missed (see notify). */
+  private notificationsDropped = 0;
 
   constructor(
     private readonly iface: OvpnInterface,
@@ -71,9 +76,17 @@ export class ControlServer {
     return Promise.race([Promise.all(flushed).then(() => undefined), deadline]).finally(() => clearTimeout(timer));
   }
 
+  /**
+   * Writes a notification to every subscriber that keeps up. One whose unread backlog is over
+   * MAX_BACKLOG misses it (counted, and reported by iface-get): a client that stops reading
+   * must not make the daemon hold everything for it.
+   */
   private notify(notification: Notification): void {
     const line = `${JSON.stringify(notification)}\n`;
-    for (const socket of this.subscribers) socket.write(line);
+    for (const socket of this.subscribers) {
+      if (socket.writableLength > MAX_BACKLOG) this.notificationsDropped++;
+      else socket.write(line);
+    }
   }
 
   private serve(socket: Socket): void {
@@ -101,7 +114,13 @@ export class ControlServer {
       for (const line of lines) {
         answered = answered.then(async () => {
           const response = await this.handleLine(line, socket);
-          if (!socket.destroyed) socket.write(`${JSON.stringify(response)}\n`);
+          if (socket.destroyed) return;
+          // A client that sends requests without reading the answers: stop reading its
+          // requests until it has taken what is waiting for it.
+          if (!socket.write(`${JSON.stringify(response)}\n`) && socket.writableLength > MAX_BACKLOG) {
+            socket.pause();
+            socket.once('drain', () => socket.resume());
+          }
         });
       }
     });
@@ -131,7 +150,10 @@ export class ControlServer {
     const iface = this.iface;
     switch (request.cmd) {
       case 'iface-get':
-        return Object.assign(renameKeys(iface.info(), kebabCase) ?? {}, { pid: process.pid });
+        return Object.assign(renameKeys(iface.info(), kebabCase) ?? {}, {
+          pid: process.pid,
+          'notifications-dropped': this.notificationsDropped,
+        });
       case 'iface-del':
         setImmediate(this.onDelete);
         return {};
