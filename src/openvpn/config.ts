@@ -133,6 +133,8 @@ export interface OpenVpnConfig {
   pull: boolean;
   /** `dev tun` or `dev tun0`; `fixed` when the name has a digit (else the kernel numbers it, as OpenVPN lets it). */
   dev: { name: string; fixed: boolean };
+  /** `tun-mtu`: the TUN's MTU (default 1500). */
+  tunMtu: number;
   topology: Topology;
   transport: Transport;
   /** In the order given; tried in turn by a client. Empty on a server. */
@@ -368,6 +370,7 @@ interface Draft {
   tlsClient: boolean;
   dev: string | null;
   devType: string | null;
+  tunMtu: number;
   topology: Topology;
   proto: ProtoName;
   family: AddressFamily;
@@ -426,6 +429,7 @@ function newDraft(io: ConfigIo): Draft {
     tlsClient: false,
     dev: null,
     devType: null,
+    tunMtu: 1500,
     topology: 'net30',
     proto: 'udp',
     family: 'any',
@@ -532,6 +536,8 @@ function protoOf(text: string): { proto: ProtoName; family: AddressFamily } | nu
 
 /** The data-channel ciphers ovpn-dco carries (dco_linux.c); OpenVPN turns DCO off for any other. */
 const DCO_CIPHERS = ['AES-128-GCM', 'AES-192-GCM', 'AES-256-GCM', 'CHACHA20-POLY1305'];
+/** OpenVPN 2.6's default `data-ciphers` (when ChaCha20 is available). */
+const DEFAULT_DATA_CIPHERS = ['AES-256-GCM', 'AES-128-GCM', 'CHACHA20-POLY1305'];
 
 /** OpenVPN's spelling of a cipher name (it normalises case), or null if OpenSSL knows no such cipher. */
 function cipherName(text: string): string | null {
@@ -647,6 +653,13 @@ const SPECS = specs({
   },
   'dev-type tun': (draft, d) => {
     draft.devType = oneOf(d, d.args[0]!, ['tun', 'tap', 'null'] as const);
+  },
+  'tun-mtu MTU': (draft, d) => {
+    draft.tunMtu = integer(d, d.args[0]!, 68, 65535, 'an MTU');
+  },
+  'mssfix [BYTES] [mtu]': (draft, d) => {
+    // OpenVPN clamps TCP MSS in its own data channel; ovpn-dco (and we) do not, so only "off" is honest.
+    if (d.args[0] !== '0') note(draft, d, 'not applied: ovpn-dco does not clamp the TCP MSS; set tun-mtu instead');
   },
   'topology net30|p2p|subnet': (draft, d) => {
     draft.topology = oneOf(d, d.args[0]!, ['net30', 'p2p', 'subnet'] as const);
@@ -846,6 +859,7 @@ const NOTED = specs(
       'log FILE': 'messages go to standard output',
       'log-append FILE': 'messages go to standard output',
       'script-security LEVEL': 'no scripts are run',
+      'disable-dco': 'we are the data channel offload',
     }).map(([usage, why]): [string, Spec['apply']] => [
       usage,
       (draft, d) => note(draft, d, `accepted, no effect: ${why}`),
@@ -1093,9 +1107,7 @@ function expandKeepalive(draft: Draft, role: OpenVpnRole, push: string[]): void 
 
 function resolveCiphers(draft: Draft, role: OpenVpnRole): { list: string[]; fallback: string | null } {
   const at = locate(draft, 'data-ciphers');
-  const list = (
-    draft.dataCiphers ?? DCO_CIPHERS.filter((c) => c !== 'AES-192-GCM').map((name) => ({ name, optional: false }))
-  )
+  const list = (draft.dataCiphers ?? DEFAULT_DATA_CIPHERS.map((name) => ({ name, optional: false })))
     .filter(({ name, optional }) => {
       if (DCO_CIPHERS.includes(name)) return true;
       const why = `${name} is not carried by ovpn-dco (it carries ${DCO_CIPHERS.join(', ')})`;
@@ -1212,6 +1224,7 @@ function finish(draft: Draft): OpenVpnConfig {
     role,
     pull: draft.pull,
     dev,
+    tunMtu: draft.tunMtu,
     topology: draft.topology,
     transport,
     remotes,
@@ -1275,7 +1288,7 @@ export function describeOpenVpnConfig(config: OpenVpnConfig): string {
   const t = config.transport;
   add('role', config.role);
   add('config', config.configFiles.join(', '));
-  add('dev', `${config.dev.name} (topology ${config.topology})`);
+  add('dev', `${config.dev.name} (topology ${config.topology}, mtu ${config.tunMtu})`);
   add('transport', `${t.proto}${t.family === 'any' ? '' : ` ${t.family}`}`);
   add('bind', t.lport === null ? 'none' : `${t.local ?? '*'}:${t.lport}`);
   for (const r of config.remotes)
