@@ -361,7 +361,7 @@ describe('directives', () => {
     assert.equal(config.duplicateCn, true);
     assert.equal(config.maxClients, 10);
     assert.equal(config.remoteCertTls, 'client');
-    assert.equal(config.explicitExitNotify, 2);
+    assert.equal(config.explicitExitNotify, 0);
     assert.equal(config.verb, 0);
     assert.equal(config.pingRestart, 120);
     assert.deepEqual(config.push, [
@@ -377,7 +377,18 @@ describe('directives', () => {
     assert.equal(config.dataCiphersFallback, null);
     assert.deepEqual(config.notes, [
       'test.conf:22: cipher AES-256-CBC is not in data-ciphers: ignored for negotiation, as OpenVPN 2.6 does',
+      'test.conf:23: explicit-exit-notify: ignored over TCP, as OpenVPN does',
     ]);
+  });
+
+  test('explicit-exit-notify is dropped over TCP, with a note, as OpenVPN does', () => {
+    const config = parse(`${CLIENT}proto tcp\nexplicit-exit-notify 3\n`);
+    assert.equal(config.explicitExitNotify, 0);
+    assert.deepEqual(config.notes, ['test.conf:8: explicit-exit-notify: ignored over TCP, as OpenVPN does']);
+    assert.equal(
+      parse(`${CLIENT}proto tcp\nremote b.example 1194 udp\nexplicit-exit-notify 3\n`).explicitExitNotify,
+      3,
+    );
   });
 
   test('server pools: nopool, a /29, a /112 IPv6 pool', () => {
@@ -448,7 +459,7 @@ describe('keepalive', () => {
       'test.conf:7: "keepalive": the timeout (15) must be at least twice the interval (10); 10 60 is recommended',
     );
     assert.equal(
-      parseError(`${CLIENT}ping 5\nkeepalive 10 60\n`),
+      parseError(`${CLIENT}ping-restart 30\nkeepalive 10 60\n`),
       'test.conf:8: "keepalive" conflicts with "ping" and "ping-restart": it sets both',
     );
   });
@@ -556,6 +567,7 @@ describe('errors name the file, the line and what is expected', () => {
       `${CLIENT}dev-type tap\n`,
       'test.conf:7: "dev tun" is not a tun device: ovpn-dco carries IP packets only (OpenVPN 2.6 turns DCO off otherwise)',
     ],
+    [`${CLIENT}dev ovpn0\n`, 'test.conf:7: "dev ovpn0": the name does not tell the device type: add "dev-type tun"'],
     [
       CLIENT.replace('ca ca.crt\n', ''),
       'test.conf: no "ca": the CA certificate that peer certificates must chain to is required',

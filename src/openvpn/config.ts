@@ -254,7 +254,8 @@ export function splitLine(line: string, at: At = { file: null, line: 1 }): strin
   let state: 'initial' | 'unquoted' | 'double' | 'single' = 'initial';
   let backslash = false;
   let param = '';
-  for (const c of `${line}\0`) {
+  // fgets() keeps the newline, and parse_line() reads up to the terminating NUL: both matter after a backslash.
+  for (const c of `${line}\n\0`) {
     if (!backslash && c === '\\' && state !== 'single') {
       backslash = true;
       continue;
@@ -1014,6 +1015,9 @@ function resolveRole(draft: Draft): OpenVpnRole {
 function resolveDev(draft: Draft): { name: string; fixed: boolean } {
   if (draft.dev === null) failAt(draft, [], 'no "dev": expected dev tun (or tunN)');
   const type = draft.devType ?? ['tun', 'tap', 'null'].find((prefix) => draft.dev!.startsWith(prefix));
+  if (type === undefined) {
+    failAt(draft, ['dev'], `"dev ${draft.dev}": the name does not tell the device type: add "dev-type tun"`);
+  }
   if (type !== 'tun') {
     failAt(
       draft,
@@ -1097,7 +1101,7 @@ function expandKeepalive(draft: Draft, role: OpenVpnRole, push: string[]): void 
       `"keepalive": the timeout (${keepalive.timeout}) must be at least twice the interval (${keepalive.interval}); 10 60 is recommended`,
     );
   }
-  if (draft.seen.has('ping') || draft.seen.has('ping-restart')) {
+  if (draft.ping !== 0 || draft.pingRestart !== 0) {
     failAt(draft, at, '"keepalive" conflicts with "ping" and "ping-restart": it sets both');
   }
   draft.ping = keepalive.interval;
@@ -1185,6 +1189,12 @@ function finish(draft: Draft): OpenVpnConfig {
   const bind = !draft.nobind && (needBind || !(proto === 'tcp-client' || draft.pull));
   const transport: Transport = { proto, family: draft.family, lport: bind ? draft.lport : null, local: draft.local };
   checkTransport(draft, role, transport, remotes);
+  if (draft.explicitExitNotify > 0 && [transport, ...remotes].every((t) => t.proto !== 'udp')) {
+    draft.notes.push(
+      `${locate(draft, 'explicit-exit-notify')}: explicit-exit-notify: ignored over TCP, as OpenVPN does`,
+    );
+    draft.explicitExitNotify = 0;
+  }
 
   const tlsServer = role === 'server' || role === 'p2p-tls-server';
   const ca = readPem(draft, 'ca');
