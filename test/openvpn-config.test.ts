@@ -429,6 +429,20 @@ describe('directives', () => {
     assert.equal(parse(`${CLIENT}setenv opt verb 4\n`).verb, 4);
   });
 
+  test('an installer-style client: client and tls-client, setenv opt, ncp-ciphers', () => {
+    const config = parse(
+      `${CLIENT}tls-client\nsetenv opt block-outside-dns\nncp-ciphers AES-128-GCM\ncipher AES-128-GCM\nauth-nocache\n`,
+    );
+    assert.equal(config.role, 'client');
+    assert.deepEqual(config.dataCiphers, ['AES-128-GCM']);
+    assert.equal(config.dataCiphersFallback, null);
+    assert.deepEqual(config.notes, [
+      'test.conf:8: block-outside-dns: unknown, ignored (setenv opt)',
+      'test.conf:9: ncp-ciphers: read as data-ciphers (renamed in OpenVPN 2.5)',
+      'test.conf:11: auth-nocache: accepted, no effect: no password is ever cached',
+    ]);
+  });
+
   test('process directives are accepted with a note', () => {
     const lines = ['user nobody', 'group nogroup', 'mute 20', 'auth-nocache', 'float', 'log /tmp/x', 'disable-dco'];
     const config = parse(`${CLIENT}${lines.join('\n')}\n`);

@@ -844,6 +844,15 @@ const SPECS = specs({
   'compress [ALGORITHM]': refuseCompression,
 });
 
+// OpenVPN 2.6 still reads 2.4's name for data-ciphers.
+SPECS['ncp-ciphers'] = {
+  ...SPECS['data-ciphers']!,
+  apply(draft, d) {
+    note(draft, d, 'read as data-ciphers (renamed in OpenVPN 2.5)');
+    SPECS['data-ciphers']!.apply(draft, d);
+  },
+};
+
 /** Directives accepted without effect: only process behaviour, which our engine has no use for. */
 const NOTED = specs(
   Object.fromEntries(
