@@ -526,6 +526,10 @@ describe('errors name the file, the line and what is expected', () => {
       'test.conf:7: fallback cipher AES-256-CBC is not supported: ovpn-dco carries AES-128-GCM, AES-192-GCM, AES-256-GCM, CHACHA20-POLY1305 (OpenVPN 2.6 turns DCO off for others)',
     ],
     [
+      `${P2P}cipher AES-256-CBC\n`,
+      'test.conf:7: fallback cipher AES-256-CBC is not supported: ovpn-dco carries AES-128-GCM, AES-192-GCM, AES-256-GCM, CHACHA20-POLY1305 (OpenVPN 2.6 turns DCO off for others)',
+    ],
+    [
       `${CLIENT}comp-lzo no\n`,
       'test.conf:7: "comp-lzo no" is not supported: ovpn-dco carries no compression framing (OpenVPN 2.6 turns DCO off for it); remove it on both ends',
     ],
@@ -536,7 +540,7 @@ describe('errors name the file, the line and what is expected', () => {
     [`${CLIENT}server 10.8.0.0 255.255.255.0\n`, 'test.conf:7: "server" and "client" cannot be used together'],
     [
       `${P2P}server 10.8.0.0 255.255.255.0\n`,
-      'test.conf:7: "server": topology net30 is not supported: ovpn-dco serves "topology subnet" only (OpenVPN 2.6 turns DCO off otherwise)',
+      'test.conf:7: topology net30 is not supported: ovpn-dco serves "topology subnet" only (OpenVPN 2.6 turns DCO off otherwise)',
     ],
     [
       `${P2P}topology subnet\nserver 10.8.0.1 255.255.255.0\n`,

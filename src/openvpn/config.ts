@@ -389,7 +389,7 @@ interface Draft {
   files: Partial<Record<'ca' | 'cert' | 'key' | 'dh' | 'tls-auth' | 'tls-crypt', FileRef>>;
   keyDirection: 0 | 1 | null;
   dataCiphers: { name: string; optional: boolean }[] | null;
-  cipher: string | null;
+  cipher: { name: string; at: At } | null;
   ncpFallback: boolean;
   auth: string;
   keepalive: { interval: number; timeout: number } | null;
@@ -546,18 +546,6 @@ function cipherName(text: string): string | null {
   return getCiphers().includes(text.toLowerCase()) ? text.toUpperCase() : null;
 }
 
-function dcoCipher(d: Directive, text: string, what: string): string {
-  const name = cipherName(text);
-  if (name === null) fail(d.at, `"${shown(d.at, d.name)}": unknown cipher "${text}"`);
-  if (!DCO_CIPHERS.includes(name)) {
-    fail(
-      d.at,
-      `${what} ${name} is not supported: ovpn-dco carries ${DCO_CIPHERS.join(', ')} (OpenVPN 2.6 turns DCO off for others)`,
-    );
-  }
-  return name;
-}
-
 // ---------------------------------------------------------------------------------------------
 // The directives
 // ---------------------------------------------------------------------------------------------
@@ -635,6 +623,12 @@ function readConfigFile(draft: Draft, d: Directive): void {
   draft.depth++;
   for (const inner of directivesOf(text, d.args[0]!)) apply(draft, inner);
   draft.depth--;
+}
+
+function setCipher(draft: Draft, d: Directive): void {
+  const name = cipherName(d.args[0]!);
+  if (name === null) fail(d.at, `"${shown(d.at, d.name)}": unknown cipher "${d.args[0]}"`);
+  draft.cipher = { name, at: d.at };
 }
 
 const SPECS = specs({
@@ -747,15 +741,12 @@ const SPECS = specs({
       return { name, optional };
     });
   },
+  // Both set OpenVPN's one ciphername; data-ciphers-fallback also makes it the fallback.
   'data-ciphers-fallback CIPHER': (draft, d) => {
-    draft.cipher = dcoCipher(d, d.args[0]!, 'fallback cipher');
+    setCipher(draft, d);
     draft.ncpFallback = true;
   },
-  'cipher CIPHER': (draft, d) => {
-    const name = cipherName(d.args[0]!);
-    if (name === null) fail(d.at, `"${shown(d.at, d.name)}": unknown cipher "${d.args[0]}"`);
-    draft.cipher = name;
-  },
+  'cipher CIPHER': setCipher,
   'auth DIGEST': (draft, d) => {
     if (!getHashes().includes(d.args[0]!.toLowerCase())) {
       fail(d.at, `"${shown(d.at, d.name)}": unknown digest "${d.args[0]}": expected e.g. SHA256`);
@@ -1012,6 +1003,13 @@ function resolveRole(draft: Draft): OpenVpnRole {
     if (draft.server === null && draft.serverIpv6 === null) {
       failAt(draft, ['mode'], '"mode server" is supported only through "server NETWORK NETMASK" (no ifconfig-pool)');
     }
+    if (draft.topology !== 'subnet') {
+      failAt(
+        draft,
+        ['server', 'server-ipv6', 'mode'],
+        `topology ${draft.topology} is not supported: ovpn-dco serves "topology subnet" only (OpenVPN 2.6 turns DCO off otherwise)`,
+      );
+    }
     return 'server';
   }
   if (draft.pull) {
@@ -1048,7 +1046,7 @@ function resolveProto(draft: Draft, role: OpenVpnRole, proto: ProtoName): Transp
   );
 }
 
-/** helper.c's `server NET MASK`, topology subnet (the only one ovpn-dco serves). */
+/** helper.c's `server NET MASK` for dev tun, topology subnet (resolveRole refuses the others). */
 function expandServer(draft: Draft, push: string[]): { pool: ServerPool; ifconfig: Ifconfig } | null {
   const server = draft.server;
   if (server === null) return null;
@@ -1059,11 +1057,6 @@ function expandServer(draft: Draft, push: string[]): { pool: ServerPool; ifconfi
   }
   if (bits < 16) invalid('netmask allows for too many host addresses (subnet must be 255.255.0.0 (/16) or higher)');
   if (bits > 29) invalid('with dev tun the subnet must be 255.255.255.248 (/29) or lower');
-  if (draft.topology !== 'subnet') {
-    invalid(
-      `topology ${draft.topology} is not supported: ovpn-dco serves "topology subnet" only (OpenVPN 2.6 turns DCO off otherwise)`,
-    );
-  }
   const broadcast = (server.network | ~server.netmask) >>> 0;
   const netmask = formatV4(server.netmask);
   push.push(`route-gateway ${formatV4(server.network + 1)}`, 'topology subnet');
@@ -1132,17 +1125,17 @@ function resolveCiphers(draft: Draft, role: OpenVpnRole): { list: string[]; fall
     .map(({ name }) => name);
   if (list.length === 0) failAt(draft, ['data-ciphers'], '"data-ciphers": no cipher left that ovpn-dco carries');
   // In p2p modes `cipher` is the fallback for a peer that cannot negotiate (options_postprocess_cipher).
-  const fallback = draft.ncpFallback || (role.startsWith('p2p') && draft.cipher !== null) ? draft.cipher : null;
-  if (fallback !== null && !DCO_CIPHERS.includes(fallback)) {
-    failAt(
-      draft,
-      ['cipher', 'data-ciphers-fallback'],
+  const cipher = draft.cipher;
+  const fallback = cipher !== null && (draft.ncpFallback || role.startsWith('p2p')) ? cipher.name : null;
+  if (cipher !== null && fallback !== null && !DCO_CIPHERS.includes(fallback)) {
+    fail(
+      cipher.at,
       `fallback cipher ${fallback} is not supported: ovpn-dco carries ${DCO_CIPHERS.join(', ')} (OpenVPN 2.6 turns DCO off for others)`,
     );
   }
-  if (fallback === null && draft.cipher !== null && !list.includes(draft.cipher)) {
+  if (cipher !== null && fallback === null && !list.includes(cipher.name)) {
     draft.notes.push(
-      `${locate(draft, 'cipher')}: cipher ${draft.cipher} is not in data-ciphers: ignored for negotiation, as OpenVPN 2.6 does`,
+      `${where(cipher.at)}: cipher ${cipher.name} is not in data-ciphers: ignored for negotiation, as OpenVPN 2.6 does`,
     );
   }
   return { list, fallback };
@@ -1169,23 +1162,7 @@ function checkTransport(draft: Draft, role: OpenVpnRole, transport: Transport, r
   }
 }
 
-function finish(draft: Draft): OpenVpnConfig {
-  const role = resolveRole(draft);
-  const dev = resolveDev(draft);
-  const push = [...draft.push];
-  // The same order as helper.c: server-ipv6, server, then keepalive.
-  const v6 = expandServerIpv6(draft, push);
-  const v4 = expandServer(draft, push);
-  if (role === 'server' && draft.topology !== 'subnet') {
-    failAt(
-      draft,
-      ['server-ipv6', 'mode'],
-      `topology ${draft.topology} is not supported: ovpn-dco serves "topology subnet" only`,
-    );
-  }
-  expandKeepalive(draft, role, push);
-  const ciphers = resolveCiphers(draft, role);
-
+function resolveTransport(draft: Draft, role: OpenVpnRole): { transport: Transport; remotes: Remote[] } {
   const proto = resolveProto(draft, role, draft.proto);
   const remotes = draft.remotes.map((r) => ({
     host: r.host,
@@ -1204,7 +1181,10 @@ function finish(draft: Draft): OpenVpnConfig {
     );
     draft.explicitExitNotify = 0;
   }
+  return { transport, remotes };
+}
 
+function readTls(draft: Draft, role: OpenVpnRole): Pick<OpenVpnConfig, 'tls' | 'tlsAuth' | 'tlsCrypt'> {
   const tlsServer = role === 'server' || role === 'p2p-tls-server';
   const ca = readPem(draft, 'ca');
   if (ca === null) failAt(draft, [], 'no "ca": the CA certificate that peer certificates must chain to is required');
@@ -1230,6 +1210,25 @@ function finish(draft: Draft): OpenVpnConfig {
   }
   const tlsAuthKey = readKey(draft, 'tls-auth');
   const tlsCryptKey = readKey(draft, 'tls-crypt');
+  return {
+    tls: { ca, cert, key, dh },
+    tlsAuth: tlsAuthKey === null ? null : { key: tlsAuthKey, direction: draft.keyDirection },
+    tlsCrypt: tlsCryptKey === null ? null : { key: tlsCryptKey },
+  };
+}
+
+function finish(draft: Draft): OpenVpnConfig {
+  const role = resolveRole(draft);
+  const dev = resolveDev(draft);
+  const push = [...draft.push];
+  // The same order as helper.c: server-ipv6, server, then keepalive.
+  const v6 = expandServerIpv6(draft, push);
+  const v4 = expandServer(draft, push);
+  expandKeepalive(draft, role, push);
+  const ciphers = resolveCiphers(draft, role);
+
+  const { transport, remotes } = resolveTransport(draft, role);
+  const tls = readTls(draft, role);
 
   const ifconfig: Ifconfig | null =
     v4?.ifconfig ??
@@ -1252,12 +1251,10 @@ function finish(draft: Draft): OpenVpnConfig {
     serverIpv6: v6?.pool ?? null,
     ifconfig,
     ifconfigIpv6: v6?.ifconfig ?? draft.ifconfigIpv6,
-    tls: { ca, cert, key, dh },
-    tlsAuth: tlsAuthKey === null ? null : { key: tlsAuthKey, direction: draft.keyDirection },
-    tlsCrypt: tlsCryptKey === null ? null : { key: tlsCryptKey },
+    ...tls,
     dataCiphers: ciphers.list,
     dataCiphersFallback: ciphers.fallback,
-    cipher: draft.cipher,
+    cipher: draft.cipher?.name ?? null,
     auth: draft.auth,
     keepalive: draft.keepalive,
     ping: draft.ping,
