@@ -89,7 +89,7 @@ describe('OpenVPN sample configs', () => {
     assert.equal(config.renegSec, 3600);
     assert.equal(config.maxClients, 1024);
     assert.equal(config.tlsVersionMin, '1.2');
-    assert.deepEqual(config.status, { path: '/var/log/openvpn/openvpn-status.log', interval: 60 });
+    assert.deepEqual(config.status, { path: '/var/log/openvpn/openvpn-status.log', interval: 60, version: 1 });
     assert.equal(config.verb, 3);
     assert.equal(config.explicitExitNotify, 1);
     assert.deepEqual(config.configFiles, ['server.conf']);
@@ -293,11 +293,20 @@ describe('directives', () => {
         'explicit-exit-notify',
         'status client-status.log 10',
         'mssfix 0',
+        'status-version 2',
+        'txqueuelen 500',
+        'route-ipv6 2001:db8:0:1::/64',
+        'route-ipv6 2001:db8::1 fd00::1 10',
       ].join('\n'),
     );
     assert.equal(config.role, 'client');
     assert.deepEqual(config.dev, { name: 'tun0', fixed: true });
     assert.equal(config.tunMtu, 1420);
+    assert.equal(config.txqueuelen, 500);
+    assert.deepEqual(config.routesIpv6, [
+      { network: '2001:db8:0:1::', prefixLen: 64, gateway: null, metric: null },
+      { network: '2001:db8::1', prefixLen: 128, gateway: 'fd00::1', metric: 10 },
+    ]);
     assert.deepEqual(config.transport, { proto: 'udp', family: 'ipv6', lport: null, local: null });
     assert.deepEqual(config.remotes, [
       { host: 'a.example', port: 1200, proto: 'udp', family: 'ipv6' },
@@ -325,7 +334,7 @@ describe('directives', () => {
       { network: '10.99.0.1', netmask: '255.255.255.255', gateway: null, metric: null },
     ]);
     assert.equal(config.explicitExitNotify, 1);
-    assert.deepEqual(config.status, { path: join(FIXTURES, 'client-status.log'), interval: 10 });
+    assert.deepEqual(config.status, { path: join(FIXTURES, 'client-status.log'), interval: 10, version: 2 });
     assert.deepEqual(config.notes, [
       'test.conf:37: data-ciphers: optional AES-256-CBC is not carried by ovpn-dco (it carries AES-128-GCM, AES-192-GCM, AES-256-GCM, CHACHA20-POLY1305): left out',
     ]);
@@ -444,7 +453,17 @@ describe('directives', () => {
   });
 
   test('process directives are accepted with a note', () => {
-    const lines = ['user nobody', 'group nogroup', 'mute 20', 'auth-nocache', 'float', 'log /tmp/x', 'disable-dco'];
+    const lines = [
+      'user nobody',
+      'group nogroup',
+      'mute 20',
+      'auth-nocache',
+      'float',
+      'log /tmp/x',
+      'disable-dco',
+      'daemon',
+      'writepid /run/x.pid',
+    ];
     const config = parse(`${CLIENT}${lines.join('\n')}\n`);
     assert.deepEqual(
       config.notes.map((note) => note.split(': ')[0]),
@@ -496,6 +515,13 @@ describe('errors name the file, the line and what is expected', () => {
     [`${CLIENT}port 70000\n`, 'test.conf:7: "port" expects a port number (1 to 65535), got "70000"'],
     [`${CLIENT}verb 1o\n`, 'test.conf:7: "verb" expects a verbosity (0 to 11), got "1o"'],
     [`${CLIENT}ping -1\n`, 'test.conf:7: "ping" expects a number of seconds (0 to 2147483647), got "-1"'],
+    [`${CLIENT}status-version 4\n`, 'test.conf:7: "status-version" expects a status file format (1 to 3), got "4"'],
+    [`${CLIENT}route-ipv6 10.0.0.0/8\n`, 'test.conf:7: "route-ipv6" expects an IPv6 network/bits, got "10.0.0.0/8"'],
+    [`${CLIENT}route 10.0.0.0 8\n`, 'test.conf:7: "route" expects the netmask as an IPv4 address, got "8"'],
+    [
+      `${CLIENT}ifconfig 10.0.0.1 peer\n`,
+      'test.conf:7: "ifconfig" expects the remote address or netmask as an IPv4 address, got "peer"',
+    ],
     [`${CLIENT}max-clients 0\n`, 'test.conf:7: "max-clients" expects a number of clients (1 to 16777214), got "0"'],
     [
       `${CLIENT}proto sctp\n`,

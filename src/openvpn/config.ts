@@ -127,6 +127,14 @@ export interface Route {
   metric: number | null;
 }
 
+/** `route-ipv6 NETWORK/BITS [GATEWAY [METRIC]]`; the gateway as written (null: the VPN's). */
+export interface RouteIpv6 {
+  network: string;
+  prefixLen: number;
+  gateway: string | null;
+  metric: number | null;
+}
+
 export interface OpenVpnConfig {
   role: OpenVpnRole;
   /** `pull`: take options pushed by the server (true for `client`). */
@@ -135,6 +143,8 @@ export interface OpenVpnConfig {
   dev: { name: string; fixed: boolean };
   /** `tun-mtu`: the TUN's MTU (default 1500). */
   tunMtu: number;
+  /** `txqueuelen`: the TUN's transmit queue length (default 100, OpenVPN's on Linux). */
+  txqueuelen: number;
   topology: Topology;
   transport: Transport;
   /** In the order given; tried in turn by a client. Empty on a server. */
@@ -178,6 +188,7 @@ export interface OpenVpnConfig {
    */
   push: string[];
   routes: Route[];
+  routesIpv6: RouteIpv6[];
   /** Default 1024. */
   maxClients: number;
   duplicateCn: boolean;
@@ -192,8 +203,8 @@ export interface OpenVpnConfig {
   tlsCiphersuites: string | null;
   /** `explicit-exit-notify [N]`: 0 off; N (default 1) tries (a server: tell clients to reconnect). */
   explicitExitNotify: number;
-  /** `status FILE [SECONDS]`, the path absolute; default interval 60. */
-  status: { path: string; interval: number } | null;
+  /** `status FILE [SECONDS]`, the path absolute; default interval 60; `status-version` 1 to 3 (default 1). */
+  status: { path: string; interval: number; version: 1 | 2 | 3 } | null;
   /** Default 1. */
   verb: number;
   /** The working directory after every `cd`: where relative paths were resolved (the session may chdir there). */
@@ -372,6 +383,7 @@ interface Draft {
   dev: string | null;
   devType: string | null;
   tunMtu: number;
+  txqueuelen: number;
   topology: Topology;
   proto: ProtoName;
   family: AddressFamily;
@@ -399,6 +411,7 @@ interface Draft {
   renegSecMin: number | null;
   push: string[];
   routes: Route[];
+  routesIpv6: RouteIpv6[];
   maxClients: number;
   duplicateCn: boolean;
   clientToClient: boolean;
@@ -410,6 +423,7 @@ interface Draft {
   tlsCiphersuites: string | null;
   explicitExitNotify: number;
   status: { path: string; interval: number } | null;
+  statusVersion: 1 | 2 | 3;
   verb: number;
 }
 
@@ -431,6 +445,7 @@ function newDraft(io: ConfigIo): Draft {
     dev: null,
     devType: null,
     tunMtu: 1500,
+    txqueuelen: 100,
     topology: 'net30',
     proto: 'udp',
     family: 'any',
@@ -458,6 +473,7 @@ function newDraft(io: ConfigIo): Draft {
     renegSecMin: null,
     push: [],
     routes: [],
+    routesIpv6: [],
     maxClients: 1024,
     duplicateCn: false,
     clientToClient: false,
@@ -469,6 +485,7 @@ function newDraft(io: ConfigIo): Draft {
     tlsCiphersuites: null,
     explicitExitNotify: 0,
     status: null,
+    statusVersion: 1,
     verb: 1,
   };
 }
@@ -652,6 +669,9 @@ const SPECS = specs({
   'tun-mtu MTU': (draft, d) => {
     draft.tunMtu = integer(d, d.args[0]!, 68, 65535, 'an MTU');
   },
+  'txqueuelen LENGTH': (draft, d) => {
+    draft.txqueuelen = integer(d, d.args[0]!, 1, 0xffffffff, 'a queue length');
+  },
   'mssfix [BYTES] [mtu]': (draft, d) => {
     // OpenVPN clamps TCP MSS in its own data channel; ovpn-dco (and we) do not, so only "off" is honest.
     if (d.args[0] !== '0') note(draft, d, 'not applied: ovpn-dco does not clamp the TCP MSS; set tun-mtu instead');
@@ -780,6 +800,24 @@ const SPECS = specs({
       metric: metric === undefined ? null : integer(d, metric, 0, 0x7fffffff, 'a metric'),
     });
   },
+  'route-ipv6 NETWORK/BITS [GATEWAY] [METRIC]': (draft, d) => {
+    const [network = '', bits = '128', extra] = d.args[0]!.split('/');
+    const ip = parseIp(network);
+    const prefixLen = /^\d+$/.test(bits) ? Number(bits) : Number.NaN;
+    if (ip?.family !== 6 || extra !== undefined || !(prefixLen <= 128)) {
+      fail(d.at, `"${shown(d.at, d.name)}" expects an IPv6 network/bits, got "${d.args[0]}"`);
+    }
+    const gateway = d.args[1] === undefined ? null : parseIp(d.args[1]);
+    if (gateway !== null && gateway.family !== 6) {
+      fail(d.at, `"${shown(d.at, d.name)}" expects the gateway as an IPv6 address, got "${d.args[1]}"`);
+    }
+    draft.routesIpv6.push({
+      network: formatIp(ip.bytes),
+      prefixLen,
+      gateway: gateway === null ? null : formatIp(gateway.bytes),
+      metric: d.args[2] === undefined ? null : integer(d, d.args[2], 0, 0x7fffffff, 'a metric'),
+    });
+  },
   'max-clients N': (draft, d) => {
     draft.maxClients = integer(d, d.args[0]!, 1, MAX_PEER_ID - 1, 'a number of clients');
   },
@@ -810,6 +848,9 @@ const SPECS = specs({
   },
   'status FILE [SECONDS]': (draft, d) => {
     draft.status = { path: d.args[0]!, interval: d.args[1] === undefined ? 60 : seconds(d, d.args[1]) };
+  },
+  'status-version 1|2|3': (draft, d) => {
+    draft.statusVersion = integer(d, d.args[0]!, 1, 3, 'a status file format') as 1 | 2 | 3;
   },
   'verb LEVEL': (draft, d) => {
     draft.verb = integer(d, d.args[0]!, 0, 11, 'a verbosity');
@@ -861,6 +902,8 @@ const NOTED = specs(
       'log-append FILE': 'messages go to standard output',
       'script-security LEVEL': 'no scripts are run',
       'disable-dco': 'we are the data channel offload',
+      'daemon [NAME]': 'runs in the foreground (let systemd or the shell put it in the background)',
+      'writepid FILE': 'no pid file is written',
     }).map(([usage, why]): [string, Spec['apply']] => [
       usage,
       (draft, d) => note(draft, d, `accepted, no effect: ${why}`),
@@ -1243,6 +1286,7 @@ function finish(draft: Draft): OpenVpnConfig {
     pull: draft.pull,
     dev,
     tunMtu: draft.tunMtu,
+    txqueuelen: draft.txqueuelen,
     topology: draft.topology,
     transport,
     remotes,
@@ -1263,6 +1307,7 @@ function finish(draft: Draft): OpenVpnConfig {
     renegSecMin: draft.renegSecMin,
     push,
     routes: draft.routes,
+    routesIpv6: draft.routesIpv6,
     maxClients: draft.maxClients,
     duplicateCn: draft.duplicateCn,
     clientToClient: draft.clientToClient,
@@ -1272,7 +1317,14 @@ function finish(draft: Draft): OpenVpnConfig {
     tlsCipher: draft.tlsCipher,
     tlsCiphersuites: draft.tlsCiphersuites,
     explicitExitNotify: draft.explicitExitNotify,
-    status: draft.status === null ? null : { ...draft.status, path: resolve(draft.cwd, draft.status.path) },
+    status:
+      draft.status === null
+        ? null
+        : {
+            path: resolve(draft.cwd, draft.status.path),
+            interval: draft.status.interval,
+            version: draft.statusVersion,
+          },
     verb: draft.verb,
     cwd: draft.cwd,
     configFiles: draft.configFiles,
@@ -1338,8 +1390,12 @@ export function describeOpenVpnConfig(config: OpenVpnConfig): string {
   add('ping', `${config.ping} restart ${config.pingRestart}`);
   add('reneg-sec', config.renegSec);
   for (const p of config.push) add('push', p);
-  for (const r of config.routes)
+  for (const r of config.routes) {
     add('route', [r.network, r.netmask, r.gateway, r.metric].filter((v) => v !== null).join(' '));
+  }
+  for (const r of config.routesIpv6) {
+    add('route-ipv6', [`${r.network}/${r.prefixLen}`, r.gateway, r.metric].filter((v) => v !== null).join(' '));
+  }
   if (config.role === 'server') {
     add('max-clients', config.maxClients);
     add('client-to-client', config.clientToClient);
@@ -1348,7 +1404,9 @@ export function describeOpenVpnConfig(config: OpenVpnConfig): string {
   add('remote-cert-tls', config.remoteCertTls);
   if (config.verifyX509Name) add('verify-x509-name', `${config.verifyX509Name.name} ${config.verifyX509Name.type}`);
   add('explicit-exit-notify', config.explicitExitNotify);
-  if (config.status) add('status', `${config.status.path} every ${config.status.interval}s`);
+  if (config.status) {
+    add('status', `${config.status.path} every ${config.status.interval}s, version ${config.status.version}`);
+  }
   add('verb', config.verb);
   for (const n of config.notes) add('note', n);
   return lines.join('\n');
