@@ -22,8 +22,9 @@
  *
  * Where we differ, on purpose: numbers must be numbers (OpenVPN's atoi() reads "1o" as 1), and
  * whatever would make OpenVPN 2.6 turn data channel offload off is an error, since we are the
- * offload and there is no other data channel to fall back to: a tap or null device, a server
- * without `topology subnet`, compression, ciphers ovpn-dco does not carry. Directives that only
+ * offload and there is no other data channel to fall back to (dco.c, README.dco.md's
+ * "Limitations by design"): a tap or null device, a server without `topology subnet`,
+ * compression, ciphers ovpn-dco does not carry. Directives that only
  * concern process behaviour we have no use for are accepted with a note; anything else unknown
  * is an error naming the file and line.
  */
@@ -231,7 +232,7 @@ export interface ConfigIo {
 // ---------------------------------------------------------------------------------------------
 
 /** Where a directive came from: a file (as named) and line, or the command line (file null). */
-interface At {
+export interface At {
   file: string | null;
   line: number;
 }
@@ -259,7 +260,11 @@ interface Directive {
 /** C isspace() plus the end of the string, as parse_line's space(). */
 const isSpace = (c: string): boolean => c === '\0' || c === ' ' || (c >= '\t' && c <= '\r');
 
-/** One line's parameters, split as OpenVPN's parse_line() does; [] for blank and comment lines. */
+/**
+ * One line's parameters, split as OpenVPN's parse_line() does; [] for blank and comment lines.
+ * A client splits each pushed option with the same rules (apply_push_options), so the session
+ * can use this on the options of a PUSH_REPLY.
+ */
 export function splitLine(line: string, at: At = { file: null, line: 1 }): string[] {
   const params: string[] = [];
   let state: 'initial' | 'unquoted' | 'double' | 'single' = 'initial';
