@@ -588,6 +588,22 @@ test('control flood: control packets from anyone are bounded by the queue and th
   assert.equal(b.iface.info().controlQueue, 0, 'a destroyed interface holds nothing');
 });
 
+test('key reuse: installing an encryption key this interface already used warns, naming the peers; a fresh key does not', async () => {
+  const { server } = mpServer(2);
+  const warnings: string[] = [];
+  server.iface.on('warning', (e) => warnings.push(e.message));
+  const [fresh] = keyPair('AES-256-GCM', 1);
+  installKey(server.iface, 11, fresh, 'secondary');
+  assert.deepEqual(warnings, []);
+  // The same key again, for peer 12 and then for peer 11's other slot: its nonces would repeat.
+  installKey(server.iface, 12, fresh, 'secondary');
+  installKey(server.iface, 11, { ...fresh, keyId: 2 }, 'primary');
+  assert.deepEqual(warnings, [
+    'key-id 1 of peer 12 encrypts with a key already used by peer 11: its nonces repeat. Give every session a fresh key (head -c 72 /dev/urandom | base64 > new.key), or use a TLS control plane',
+    'key-id 2 of peer 11 encrypts with a key already used by peer 11, peer 12: its nonces repeat. Give every session a fresh key (head -c 72 /dev/urandom | base64 > new.key), or use a TLS control plane',
+  ]);
+});
+
 // ---- multi-peer --------------------------------------------------------------------------------
 
 test('MP: packets from the server TUN reach the client with that VPN address or route; the unroutable are counted; clients reach the server', async () => {

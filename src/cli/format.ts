@@ -42,6 +42,7 @@ const NTF_NAMES: Record<string, string> = {
   'peer-float-ntf': 'CMD_PEER_FLOAT_NTF',
   'packet-ntf': 'CMD_PACKET_NTF',
   'iface-del-ntf': 'CMD_IFACE_DEL_NTF',
+  'warning-ntf': 'WARNING',
 };
 
 export function formatNotification(ntf: Notification): string {

@@ -24,7 +24,13 @@ export const COMMANDS = [
 ] as const;
 export type Command = (typeof COMMANDS)[number];
 
-export type NotificationName = 'peer-del-ntf' | 'key-swap-ntf' | 'peer-float-ntf' | 'packet-ntf' | 'iface-del-ntf';
+export type NotificationName =
+  | 'peer-del-ntf'
+  | 'key-swap-ntf'
+  | 'peer-float-ntf'
+  | 'packet-ntf'
+  | 'iface-del-ntf'
+  | 'warning-ntf';
 
 export interface ErrorBody {
   code: string;

@@ -34,6 +34,7 @@ export class ControlServer {
     iface.on('peer-float-ntf', (e) =>
       this.notify({ ntf: 'peer-float-ntf', ifname: e.ifname, peer: { id: e.peerId, ...remoteAttrs(e.remote) } }),
     );
+    iface.on('warning', (e) => this.notify({ ntf: 'warning-ntf', ifname: e.ifname, message: e.message }));
     iface.on('packet-ntf', (e) =>
       this.notify({
         ntf: 'packet-ntf',

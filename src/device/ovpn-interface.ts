@@ -30,6 +30,7 @@ import {
 } from './api.js';
 import { ControlQueue } from './control-queue.js';
 import { DataPath } from './data-path.js';
+import { KeyReuse } from './key-reuse.js';
 import { Links } from './links.js';
 import { type InterfaceSettings, resolveOptions } from './options.js';
 import type { DataPathHost } from './path-context.js';
@@ -51,6 +52,7 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
   private readonly clock: Clock;
   private readonly keepalives: Timer;
   private readonly controlPackets: ControlQueue<PacketEvent>;
+  private readonly keysUsed = new KeyReuse();
   private readonly routeWatch: { close(): void } | null = null;
   private closedReason: string | null = null;
 
@@ -266,6 +268,14 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
       peer.keys.install(slot, { keyId: request.keyId, cipher, encrypt, decrypt });
     } catch (error) {
       throw new OvpnError('EINVAL', (error as Error).message, 'encrypt-dir');
+    }
+    const earlier = this.keysUsed.use(peer.id, encrypt.key, encrypt.nonceTail);
+    if (earlier.length > 0) {
+      const who = earlier.map((id) => `peer ${id}`).join(', ');
+      this.warn(
+        `key-id ${request.keyId} of peer ${peer.id} encrypts with a key already used by ${who}: its nonces repeat. ` +
+          'Give every session a fresh key (head -c 72 /dev/urandom | base64 > new.key), or use a TLS control plane',
+      );
     }
   }
 
