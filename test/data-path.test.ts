@@ -604,6 +604,33 @@ test('key reuse: installing an encryption key this interface already used warns,
   ]);
 });
 
+test('routing loop: our own outer packet to the peer, routed back into the TUN, is dropped and counted, and reported once', async () => {
+  const { net, a, b } = p2pPair();
+  const warnings: string[] = [];
+  a.iface.on('warning', (e) => warnings.push(e.message));
+  const udp = (dstPort: number, text: string) => {
+    // A UDP header (ports, then length and checksum left as they are) in front of the text.
+    const packet = ipv4Packet(LINK.a, LINK.b, `${'-'.repeat(8)}${text}`);
+    packet.writeUInt16BE(PORT, 20);
+    packet.writeUInt16BE(dstPort, 22);
+    return packet;
+  };
+  const sentBefore = a.iface.getPeer(PEER).linkTxPackets;
+  for (let n = 1; n <= 2; n++) {
+    a.tun.inject(udp(PORT, `looping ${n}`));
+    await until(() => a.iface.getPeer(PEER).drops.loop === n, `loop ${n} is counted`);
+  }
+  assert.equal(a.iface.getPeer(PEER).linkTxPackets, sentBefore, 'nothing was sealed and sent');
+  assert.deepEqual(warnings, [
+    "routing loop: packets to peer 1's own address 10.0.0.2 port 1194 are routed into tun0; dropped (drops.loop). Route that address outside the tunnel",
+  ]);
+  // The same host on another port is ordinary traffic.
+  const dns = udp(53, 'not a loop');
+  a.tun.inject(dns);
+  assert.deepEqual(await soon(b.tun.written.next(), 'a packet to another port of the peer host'), dns);
+  assert.equal(net.lost, 0);
+});
+
 // ---- multi-peer --------------------------------------------------------------------------------
 
 test('MP: packets from the server TUN reach the client with that VPN address or route; the unroutable are counted; clients reach the server', async () => {

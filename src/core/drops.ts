@@ -20,6 +20,11 @@ export interface DropCounters {
   /** No peer route for the packet's destination, or not an IP packet. */
   noRoute: number;
   /**
+   * Our own outer packet to the peer, read back from the TUN: a route sends the peer's remote
+   * address into the tunnel, a loop. Dropped before it is sealed again.
+   */
+  loop: number;
+  /**
    * MP: authenticated, but its inner source address belongs to another peer or to none (the
    * module's reverse-path check): a client may only send from its own addresses and the routes
    * behind it.
@@ -51,6 +56,7 @@ export function newDropCounters(): DropCounters {
     unknownPeer: 0,
     noRoute: 0,
     badSource: 0,
+    loop: 0,
     io: 0,
     queue: 0,
     control: 0,

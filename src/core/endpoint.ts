@@ -136,3 +136,35 @@ function compareSlots(a: Buffer, ai: number, b: Buffer, bi: number, from: number
 export function copyEndpoint(dst: Buffer, di: number, src: Buffer, si: number): void {
   src.copy(dst, di * ENDPOINT_SIZE, si * ENDPOINT_SIZE, (si + 1) * ENDPOINT_SIZE);
 }
+
+const PROTO_TCP = 6;
+const PROTO_UDP = 17;
+
+/**
+ * Whether an IP packet read from the TUN is one of our own outer packets to the remote side of
+ * slot `slot`: UDP or TCP to that address and port. It gets there when a route sends the peer's
+ * own address into the tunnel; sealed and sent again, it would come back for ever. No allocation.
+ */
+export function isOuterPacketTo(buf: Buffer, slot: number, packet: Buffer, offset: number, size: number): boolean {
+  const o = slot * ENDPOINT_SIZE;
+  const family = buf[o + FAMILY];
+  const version = size > 0 ? packet[offset]! >> 4 : 0;
+  let proto: number;
+  let addressAt: number;
+  let portAt: number;
+  if (version === 4 && family === 4 && size >= 20) {
+    proto = packet[offset + 9]!;
+    addressAt = offset + 16;
+    portAt = offset + (packet[offset]! & 0x0f) * 4 + 2;
+  } else if (version === 6 && family === 6 && size >= 40) {
+    proto = packet[offset + 6]!;
+    addressAt = offset + 24;
+    portAt = offset + 42;
+  } else {
+    return false;
+  }
+  if ((proto !== PROTO_UDP && proto !== PROTO_TCP) || portAt + 2 > offset + size) return false;
+  if (packet[portAt] !== buf[o + PORT] || packet[portAt + 1] !== buf[o + PORT + 1]) return false;
+  const length = family === 4 ? 4 : 16;
+  return packet.compare(buf, o + ADDRESS, o + ADDRESS + length, addressAt, addressAt + length) === 0;
+}

@@ -46,7 +46,7 @@ export class DataPath {
     options: DataPathOptions,
   ) {
     const offloads = tun.offloads !== null;
-    this.tx = new Transmitter(tun, peers, links, drops, { ...options, offloads });
+    this.tx = new Transmitter(tun, peers, links, drops, (peer) => host.looped(peer), { ...options, offloads });
     this.rx = new Receiver(tun, peers, drops, host, offloads && options.gro);
   }
 

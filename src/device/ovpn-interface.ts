@@ -53,6 +53,8 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
   private readonly keepalives: Timer;
   private readonly controlPackets: ControlQueue<PacketEvent>;
   private readonly keysUsed = new KeyReuse();
+  /** Peers whose routing loop was reported: once each, the counter tells the rest. */
+  private readonly loopsReported = new WeakSet<Peer>();
   private readonly routeWatch: { close(): void } | null = null;
   private closedReason: string | null = null;
 
@@ -345,6 +347,15 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
       },
       controlPacket: (peerId: number | null, localPort: number, remote: Endpoint, data: Buffer) => {
         this.controlPackets.push({ ifname: this.name, peerId, localPort, remote, data });
+      },
+      looped: (peer: Peer) => {
+        if (this.loopsReported.has(peer)) return;
+        this.loopsReported.add(peer);
+        const remote = readEndpoint(peer.endpoint, 0);
+        this.warn(
+          `routing loop: packets to peer ${peer.id}'s own address ${remote.address} port ${remote.port} are routed ` +
+            `into ${this.name}; dropped (drops.loop). Route that address outside the tunnel`,
+        );
       },
       tunGone: () => this.destroy(`interface ${this.name} was deleted`),
     };

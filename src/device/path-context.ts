@@ -31,6 +31,8 @@ export interface DataPathHost {
   floated(peer: Peer): void;
   /** A packet that is not data, for the control plane, untouched. */
   controlPacket(peerId: number | null, localPort: number, remote: Endpoint, data: Buffer): void;
+  /** A packet for `peer` was its own outer packet, routed back into the TUN. */
+  looped(peer: Peer): void;
   /** The TUN was deleted underneath us. */
   tunGone(): void;
 }

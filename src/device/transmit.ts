@@ -15,7 +15,7 @@ import {
 } from '../core/batch.js';
 import { sealRange } from '../core/crypto-batch.js';
 import type { DropCounters } from '../core/drops.js';
-import { copyEndpoint, ENDPOINT_SIZE, newEndpoints } from '../core/endpoint.js';
+import { copyEndpoint, ENDPOINT_SIZE, isOuterPacketTo, newEndpoints } from '../core/endpoint.js';
 import type { FlowQueueOptions } from '../core/flow-queue.js';
 import type { Peer } from '../peer/peer.js';
 import type { LinkLookup, PeerLookup } from './path-context.js';
@@ -42,6 +42,8 @@ export class Transmitter {
     private readonly table: PeerLookup,
     private readonly links: LinkLookup,
     private readonly drops: DropCounters,
+    /** A packet to `peer` was its own outer packet come back: a routing loop. */
+    private readonly looped: (peer: Peer) => void,
     options: { offloads: boolean; batchSize: number; flowQueue: FlowQueueOptions },
   ) {
     this.reader = new TunReader(tun, drops, options.offloads, options.flowQueue);
@@ -95,6 +97,13 @@ export class Transmitter {
       if (peer === null) {
         this.drops.noRoute++;
         sizes[i] = DROPPED;
+        continue;
+      }
+      if (isOuterPacketTo(peer.endpoint, 0, bufs[i]!, offsets[i]!, sizes[i]!)) {
+        peer.drops.loop++;
+        sizes[i] = DROPPED;
+        this.peers[i] = null;
+        this.looped(peer);
         continue;
       }
       peer.stats.vpnTxPackets++;
