@@ -102,6 +102,21 @@ test('MP peers: every VPN address rule of the upstream module is enforced, namin
   assert.equal(e.reuseAfterDelete, null, 'a deleted peer frees its VPN address');
 });
 
+test('peers: a remote port must be 1 to 65535; the local port may be 0 (any)', () => {
+  const edges = new MemoryNetwork().host('10.0.0.1').edges;
+  const iface = OvpnInterface.create({ name: 'ovp0', edges });
+  assert.deepEqual(
+    errorOf(() => iface.newPeer({ id: 1, localPort: 0, remoteIpv4: '10.0.0.2', remotePort: 0 })),
+    { code: 'EINVAL', field: 'remote-port', message: 'remote-port must be a port number from 1 to 65535, got 0' },
+  );
+  assert.equal(
+    errorOf(() => iface.newPeer({ id: 1, localPort: 0, remoteIpv4: '10.0.0.2', remotePort: 1 })),
+    null,
+  );
+  assert.notEqual(iface.getPeer(1).localPort, 0, 'local port 0 picked a free port');
+  iface.destroy();
+});
+
 test('MP routing: by VPN address, through kernel routes followed live, and through routes attached to a peer', {
   skip: NOT_ROOT,
 }, async () => {

@@ -5,7 +5,7 @@
  * that does not exist yet), and the upstream selftests' syntax, `ovpn-cli <cmd> <iface> ...`.
  * `--json` prints every result as JSON.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { ControlClient, ControlError, listInterfaces, startDaemon } from '../control/client.js';
 import type { Notification } from '../control/protocol.js';
@@ -73,8 +73,26 @@ function request(ifname: string, cmd: Parameters<ControlClient['request']>[0], b
   return withClient(ifname, (client) => client.request(cmd, body));
 }
 
+/** Key and peer files are small: more than this is a wrong path (a device, a log), not a key. */
+const MAX_INPUT_FILE = 1 << 20;
+
+/** Reads a small text file, refusing one larger than MAX_INPUT_FILE without reading it all. */
+function readSmallFile(path: string, what: string): string {
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(MAX_INPUT_FILE + 1);
+    let size = 0;
+    for (let n = 1; n > 0 && size < buf.length; size += n) n = readSync(fd, buf, size, buf.length - size, null);
+    if (size > MAX_INPUT_FILE)
+      throw new UsageError(`${what} ${path} is larger than ${MAX_INPUT_FILE} bytes: is it the right file?`);
+    return buf.toString('utf8', 0, size);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function readPeersFile(path: string): string[][] {
-  return readFileSync(path, 'utf8')
+  return readSmallFile(path, 'peers file')
     .split('\n')
     .map((line) => line.trim())
     .filter((line) => line.length > 0 && !line.startsWith('#'))
@@ -93,7 +111,7 @@ async function newKey(
   const cipher = CIPHERS[cipherName];
   if (cipher === undefined) throw new UsageError(`cipher must be aes, chachapoly or none, got ${cipherName}`);
   if (dir !== '0' && dir !== '1') throw new UsageError(`key_dir must be 0 or 1, got ${dir}`);
-  const keys = keysFromFile(decodeKeyFile(readFileSync(file, 'utf8'), file), cipher, Number(dir) as KeyDirection);
+  const keys = keysFromFile(decodeKeyFile(readSmallFile(file, 'key file'), file), cipher, Number(dir) as KeyDirection);
   const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
   await request(ifname, 'key-new', {
     keyconf: {
@@ -413,10 +431,12 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    process.stderr.write(`ovpn-cli: ${(error as Error).stack ?? String(error)}\n`);
-    process.exit(70);
-  },
-);
+/** Exits once stdout has taken everything written to it: a pipe may still hold some. */
+function exitAfterOutput(code: number): void {
+  process.stdout.write('', () => process.exit(code));
+}
+
+main(process.argv.slice(2)).then(exitAfterOutput, (error: unknown) => {
+  process.stderr.write(`ovpn-cli: ${(error as Error).stack ?? String(error)}\n`);
+  exitAfterOutput(70);
+});

@@ -97,7 +97,7 @@ export function remoteOf(config: PeerConfig): (EndpointInit & { family: 4 | 6 })
   if (config.remotePort === undefined) {
     throw new OvpnError('EINVAL', 'cannot specify remote IP address without port', 'remote-port');
   }
-  const port = checkPort(config.remotePort, 'remote-port');
+  const port = checkInteger(config.remotePort, 1, 65535, 'remote-port', 'a port number from 1 to 65535');
   const local = family === 4 ? config.localIpv4 : config.localIpv6;
   const otherLocal = family === 4 ? config.localIpv6 : config.localIpv4;
   if (otherLocal !== undefined) {
