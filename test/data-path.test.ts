@@ -631,6 +631,39 @@ test('routing loop: our own outer packet to the peer, routed back into the TUN, 
   assert.equal(net.lost, 0);
 });
 
+test('device errors: a TUN set down or a socket refusing sends costs those packets, counted and reported once; the interface lives on', async () => {
+  const { a, b } = p2pPair();
+  const warnings: string[] = [];
+  for (const s of [a, b]) s.iface.on('warning', (e) => warnings.push(`${s === a ? 'a' : 'b'}: ${e.message}`));
+  const toB = (text: string) => ipv4Packet(VPN.a, VPN.b, text);
+
+  // `ip link set tun0 down` on b: writes to its TUN fail with EIO.
+  b.tun.failWrites('EIO');
+  for (let n = 1; n <= 2; n++) {
+    a.tun.inject(toB(`while down ${n}`));
+    await until(() => b.iface.info().drops.io === n, `packet ${n} to a TUN that is down is counted`);
+  }
+  b.tun.failWrites(null);
+  const after = toB('up again');
+  a.tun.inject(after);
+  assert.deepEqual(await soon(b.tun.written.next(), 'a packet once the TUN is up'), after);
+
+  // a's socket refuses to send (the path's interface vanished: ENODEV).
+  a.host.bound(PORT)!.failWrites('ENODEV');
+  a.tun.inject(toB('into a dead path'));
+  await until(() => a.iface.getPeer(PEER).drops.io === 1, 'the refused send is counted');
+  a.host.bound(PORT)!.failWrites(null);
+  const again = toB('path back');
+  a.tun.inject(again);
+  assert.deepEqual(await soon(b.tun.written.next(), 'a packet once the path is back'), again);
+
+  assert.deepEqual(warnings, [
+    'b: writing to tun0 failed (tun tun0: EIO): packets dropped, counted as io drops',
+    'a: sending to peer 1 failed (udp port 1194: ENODEV): packets dropped, counted as io drops',
+  ]);
+  assert.equal(a.iface.closed || b.iface.closed, false, 'both interfaces live on');
+});
+
 // ---- multi-peer --------------------------------------------------------------------------------
 
 test('MP: packets from the server TUN reach the client with that VPN address or route; the unroutable are counted; clients reach the server', async () => {

@@ -8,7 +8,7 @@ import type { PacketBatch } from '../core/batch.js';
 import type { DropCounters } from '../core/drops.js';
 import type { FlowQueueOptions } from '../core/flow-queue.js';
 import { KEEPALIVE_MESSAGE } from '../core/wire.js';
-import { type Clock, TUN_GONE_CODE, type Tun } from '../edge/edges.js';
+import { type Clock, errorCode, TUN_GONE_CODE, type Tun } from '../edge/edges.js';
 import type { Peer } from '../peer/peer.js';
 import type { InterfaceInfo } from './api.js';
 import type { DataPathHost, LinkLookup, PeerLookup } from './path-context.js';
@@ -46,7 +46,15 @@ export class DataPath {
     options: DataPathOptions,
   ) {
     const offloads = tun.offloads !== null;
-    this.tx = new Transmitter(tun, peers, links, drops, (peer) => host.looped(peer), { ...options, offloads });
+    this.tx = new Transmitter(
+      tun,
+      peers,
+      links,
+      drops,
+      (peer) => host.looped(peer),
+      (what, error) => host.ioError(what, error),
+      { ...options, offloads },
+    );
     this.rx = new Receiver(tun, peers, drops, host, offloads && options.gro);
   }
 
@@ -70,7 +78,7 @@ export class DataPath {
   }
 
   sendOne(peer: Peer, data: Uint8Array, seal: boolean): void {
-    this.tx.sendOne(peer, data, seal, this.clock.now());
+    this.guard(() => this.tx.sendOne(peer, data, seal, this.clock.now()));
   }
 
   sendKeepalive(peer: Peer): void {
@@ -88,16 +96,17 @@ export class DataPath {
   private onTunReadable(): void {
     this.tunRetry = null;
     if (!this.live) return;
+    // Replies and ACKs first: what the sockets hold is small next to a TUN batch, and would
+    // otherwise wait for that batch to be sealed and sent. Each on its own: a socket in trouble
+    // must not hold up the others or the TUN.
+    for (const udp of this.links.udpPorts()) this.guard(() => this.receiveFrom(udp));
     this.guard(() => {
-      // Replies and ACKs first: what the sockets hold is small next to a TUN batch, and would
-      // otherwise wait for that batch to be sealed and sent.
-      for (const udp of this.links.udpPorts()) this.receiveFrom(udp);
       for (let round = 0; round < BATCHES_PER_WAKEUP && this.live; round++) {
         if (this.tx.fromTun(this.clock.now()) === 0) break;
       }
-      // Packets already taken from the TUN into the queue are not announced by the fd again.
-      if (this.tx.pending && this.live) this.tunRetry = setImmediate(() => this.onTunReadable());
     });
+    // Packets already taken from the TUN into the queue are not announced by the fd again.
+    if (this.tx.pending && this.live) this.tunRetry = setImmediate(() => this.onTunReadable());
   }
 
   private receiveFrom(udp: UdpPort): void {
@@ -114,13 +123,18 @@ export class DataPath {
     setImmediate(() => this.onUdpReadable(udp));
   }
 
-  /** The TUN vanishing (`ip link del`) shows as an error on any read or write: the interface ends. */
+  /**
+   * Nothing a peer or an admin does may end the process but deleting the interface. The TUN
+   * vanishing (`ip link del`) shows as an error on any read or write: the interface ends. Any
+   * other error of a device or socket (the TUN set down, a socket error) costs what was in hand
+   * and is reported; the next wakeup tries again.
+   */
   private guard(work: () => void): void {
     try {
       work();
     } catch (error) {
-      if ((error as { code?: unknown }).code !== TUN_GONE_CODE) throw error;
-      this.host.tunGone();
+      if (errorCode(error) === TUN_GONE_CODE) this.host.tunGone();
+      else this.host.ioError('moving packets', error);
     }
   }
 }

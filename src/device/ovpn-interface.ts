@@ -12,7 +12,7 @@ import { MAX_PACKET } from '../core/batch.js';
 import { newDropCounters } from '../core/drops.js';
 import { type Endpoint, readEndpoint, writeEndpoint } from '../core/endpoint.js';
 import { keySlotName } from '../core/key-slots.js';
-import type { Clock, Timer, Tun } from '../edge/edges.js';
+import { type Clock, errorCode, type Timer, type Tun } from '../edge/edges.js';
 import { type DelPeerReasonName, Peer, type Transport } from '../peer/peer.js';
 import {
   type InterfaceEvents,
@@ -55,6 +55,7 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
   private readonly keysUsed = new KeyReuse();
   /** Peers whose routing loop was reported: once each, the counter tells the rest. */
   private readonly loopsReported = new WeakSet<Peer>();
+  private readonly ioErrorsReported = new Set<string>();
   private readonly routeWatch: { close(): void } | null = null;
   private closedReason: string | null = null;
 
@@ -356,6 +357,14 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
           `routing loop: packets to peer ${peer.id}'s own address ${remote.address} port ${remote.port} are routed ` +
             `into ${this.name}; dropped (drops.loop). Route that address outside the tunnel`,
         );
+      },
+      ioError: (what: string, error: unknown) => {
+        // Once per kind of failure: a TUN that stays down fails every batch.
+        const kind = `${what}: ${errorCode(error) ?? (error as Error).message}`;
+        if (this.ioErrorsReported.has(kind)) return;
+        if (this.ioErrorsReported.size >= 256) this.ioErrorsReported.clear();
+        this.ioErrorsReported.add(kind);
+        this.warn(`${what} failed (${(error as Error).message}): packets dropped, counted as io drops`);
       },
       tunGone: () => this.destroy(`interface ${this.name} was deleted`),
     };

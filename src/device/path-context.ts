@@ -33,6 +33,11 @@ export interface DataPathHost {
   controlPacket(peerId: number | null, localPort: number, remote: Endpoint, data: Buffer): void;
   /** A packet for `peer` was its own outer packet, routed back into the TUN. */
   looped(peer: Peer): void;
+  /**
+   * A device or socket refused a whole batch (the TUN is down, a path's interface vanished):
+   * the packets are counted as io drops by the caller; this tells the operator.
+   */
+  ioError(what: string, error: unknown): void;
   /** The TUN was deleted underneath us. */
   tunGone(): void;
 }

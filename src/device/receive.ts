@@ -9,7 +9,7 @@ import type { DropCounters } from '../core/drops.js';
 import { copyEndpoint, ENDPOINT_SIZE, type Endpoint, readEndpoint, samePath, sameRemote } from '../core/endpoint.js';
 import { coalesceForTun, GroTable } from '../core/gso.js';
 import { classify, isExitNotify, isKeepalive, PacketKind, PEER_ID_UNDEF, readPeerId } from '../core/wire.js';
-import type { Tun } from '../edge/edges.js';
+import { errorCode, TUN_GONE_CODE, type Tun } from '../edge/edges.js';
 import type { Peer } from '../peer/peer.js';
 import type { DataPathHost, PeerLookup } from './path-context.js';
 import type { TcpLink } from './tcp-link.js';
@@ -113,7 +113,13 @@ export class Receiver {
     compact(batch, endpoints === null ? undefined : { buf: endpoints, slotSize: ENDPOINT_SIZE });
     if (batch.count === 0 || this.host.closed) return;
     if (this.tun.offloads !== null) coalesceForTun(batch, this.groTable, this.gro);
-    const written = this.tun.write(batch);
+    let written = 0;
+    try {
+      written = this.tun.write(batch);
+    } catch (error) {
+      if (errorCode(error) === TUN_GONE_CODE) throw error;
+      this.host.ioError(`writing to ${this.tun.name}`, error);
+    }
     this.drops.io += batch.count - written;
   }
 

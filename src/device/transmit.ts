@@ -44,6 +44,8 @@ export class Transmitter {
     private readonly drops: DropCounters,
     /** A packet to `peer` was its own outer packet come back: a routing loop. */
     private readonly looped: (peer: Peer) => void,
+    /** A socket refused a whole run of packets (they are counted as io drops). */
+    private readonly failed: (what: string, error: unknown) => void,
     options: { offloads: boolean; batchSize: number; flowQueue: FlowQueueOptions },
   ) {
     this.reader = new TunReader(tun, drops, options.offloads, options.flowQueue);
@@ -120,8 +122,12 @@ export class Transmitter {
         peer.drops.io += end - start;
         return;
       }
-      const sent =
-        link instanceof TcpLink ? link.send(batch, start, end) : sendRange(link, batch, endpoints, start, end);
+      let sent = 0;
+      try {
+        sent = link instanceof TcpLink ? link.send(batch, start, end) : sendRange(link, batch, endpoints, start, end);
+      } catch (error) {
+        this.failed(`sending to peer ${peer.id}`, error);
+      }
       for (let i = start; i < start + sent; i++) {
         if (batch.sizes[i]! < 0) continue;
         peer.stats.linkTxPackets++;

@@ -11,6 +11,12 @@ import type { SystemRoute } from '../core/ip.js';
 /** Error code that Tun.read()/write() throw with once the device was deleted underneath us. */
 export const TUN_GONE_CODE = 'EBADFD';
 
+/** The errno name an edge's error carries ('EIO', 'EBADFD', ...), or undefined. */
+export function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
 /** Watching an fd (or a fake's queue): level-triggered, `status < 0` when watching failed. */
 export type OnReadable = (status: number) => void;
 

@@ -149,8 +149,18 @@ abstract class MemoryFd<T> {
   protected readonly queue: T[] = [];
   protected readonly readiness = new Readiness(() => this.queue.length > 0);
   private isClosed = false;
+  /** An errno name every write (send) throws while set: an admin or the kernel in the way. */
+  private failure: string | null = null;
 
   constructor(private readonly label: string) {}
+
+  /**
+   * From now on writes (sends) fail with `code`, as a TUN set down does ('EIO') or a socket whose
+   * path's interface vanished ('ENODEV'); null: they work again.
+   */
+  failWrites(code: string | null): void {
+    this.failure = code;
+  }
 
   get closed(): boolean {
     return this.isClosed;
@@ -176,6 +186,11 @@ abstract class MemoryFd<T> {
 
   protected checkOpen(): void {
     if (this.isClosed) throw Object.assign(new Error(`${this.label}: closed`), { code: 'EBADF' });
+  }
+
+  protected checkWritable(): void {
+    this.checkOpen();
+    if (this.failure !== null) throw Object.assign(new Error(`${this.label}: ${this.failure}`), { code: this.failure });
   }
 
   /** After close: the owner forgets this fd. */
@@ -218,6 +233,7 @@ export class MemoryTun extends MemoryFd<Buffer> implements Tun {
 
   write(batch: PacketBatch): number {
     this.check();
+    this.checkWritable();
     for (let i = 0; i < batch.count; i++) this.written.push(copyOut(batch, i));
     return batch.count;
   }
@@ -262,7 +278,7 @@ export class MemoryBind extends MemoryFd<Datagram> implements DatagramBind {
   }
 
   send(batch: PacketBatch, endpoints: Buffer): number {
-    this.checkOpen();
+    this.checkWritable();
     for (let i = 0; i < batch.count; i++) {
       if (batch.sizes[i]! < 0) continue;
       const to = readEndpoint(endpoints, i);
