@@ -29,6 +29,8 @@ import {
   parseNotification,
   pidAlive,
   pingStats,
+  runOk,
+  VPN_ADDR,
   waitFor,
   waitUntil,
   withTunnel,
@@ -347,5 +349,27 @@ test('`ip link del` and SIGTERM each stop the daemon cleanly: peers TEARDOWN, so
       const again = await cli(ns, 'tun0', 'get_peer');
       assert.notEqual(again.code, 0, 'the interface is gone for the CLI too');
     }
+  });
+});
+
+test('`ip link set tun0 down` under traffic costs packets, not the daemon: io drops counted, one warning, back when up', {
+  skip,
+}, async () => {
+  await withTunnel({}, async (t) => {
+    const pid0 = await t.daemonPid('bt0');
+    const before = drop((await ifaceGet('bt0')).drops, 'io');
+    await runOk('ip', ['-n', 'bt0', 'link', 'set', 'tun0', 'down']);
+    // bt1 keeps sending to bt0's VPN address; bt0 authenticates each and cannot write it.
+    const ping = await inNs('bt1', ['ping', '-c', '20', '-i', '0.05', '-W', '1', VPN_ADDR.bt0], 30_000);
+    assert.notEqual(ping.code, 0, 'no replies while bt0 is down');
+    const io = drop((await ifaceGet('bt0')).drops, 'io');
+    assert.ok(io >= before + 10, `writes to a TUN that is down are counted (${before} -> ${io})`);
+    assert.ok(pidAlive(pid0), 'the bt0 daemon lives on');
+    const log = t.logSinceStart('bt0');
+    assert.equal(log.match(/writing to tun0 failed/g)?.length, 1, `one warning in the log:\n${log}`);
+    await runOk('ip', ['-n', 'bt0', 'link', 'set', 'tun0', 'up']);
+    await runOk('ip', ['-n', 'bt0', 'addr', 'replace', `${VPN_ADDR.bt0}/24`, 'dev', 'tun0']);
+    const back = await t.ping('bt1', '-c', '3', '-i', '0.2', '-W', '1');
+    assert.equal(back.code, 0, `ping works again once up:\n${back.stdout}`);
   });
 });
