@@ -147,6 +147,7 @@ test('TCP peers: framed packets (several per segment, split across segments) rea
     { peerId: 2, reason: 'TRANSPORT_ERROR' },
   ]);
   assert.equal(r.badClosed, true);
+  assert.equal(r.peer2AfterStranger.transport, 'tcp', 'a stranger breaking the framing did not end peer 2');
   assert.equal(r.connectRefused?.code, 'ECONNREFUSED');
   assert.match(r.connectRefused.message, /^TCP connect to 127\.0\.0\.1 port 9 failed: connect ECONNREFUSED/);
 });

@@ -5,7 +5,7 @@
  */
 import type { PacketBatch } from '../core/batch.js';
 import { copyEndpoint } from '../core/endpoint.js';
-import type { DatagramBind } from '../edge/edges.js';
+import type { Clock, DatagramBind, Timer } from '../edge/edges.js';
 import type { Peer } from '../peer/peer.js';
 import { OvpnError } from './api.js';
 import { type TcpCloseReason, type TcpLink, TcpListener } from './tcp-link.js';
@@ -19,7 +19,14 @@ export interface LinkHandlers {
   /** Packets of a TCP connection: of `peer`, or of one that no peer has taken yet (null). */
   streamPackets(peer: Peer | null, link: TcpLink, localPort: number, batch: PacketBatch): void;
   streamClosed(peer: Peer, reason: TcpCloseReason): void;
+  /** A connection was closed to keep the number waiting for a peer bounded. */
+  connectionRefused(message: string): void;
 }
+
+/** Connections that no peer has yet, per TCP port: a handshake's worth of clients at once. */
+const MAX_PENDING = 64;
+/** How long a connection may wait for a peer: a control plane's TLS handshake takes seconds. */
+const PENDING_IDLE_MS = 60_000;
 
 /** A local TCP port listening for peers: peers waiting for a connection, connections waiting for a peer. */
 export interface TcpPort {
@@ -35,11 +42,16 @@ export class Links {
   private readonly udpUsers = new Map<number, number>();
   private readonly tcpLinks = new Map<number, TcpLink>();
   private readonly tcpPorts = new Map<number, Promise<TcpPort>>();
+  /** Accepted connections whose packets authenticated as their peer's. */
+  private readonly provenLinks = new WeakSet<TcpLink>();
+  /** Each connection that no peer has yet: its port, and when it will be closed. */
+  private readonly pending = new Map<TcpLink, { port: TcpPort; timer: Timer }>();
 
   constructor(
     private readonly openUdp: (port: number) => DatagramBind,
     private readonly batchSize: number,
     private readonly handlers: LinkHandlers,
+    private readonly clock: Clock,
   ) {}
 
   linkOf(peer: Peer): Link | undefined {
@@ -100,16 +112,58 @@ export class Links {
   /** The peer takes the oldest connection waiting on the port, or waits for the next one. */
   awaitConnection(peer: Peer, tcpPort: TcpPort): void {
     tcpPort.users++;
-    const link = tcpPort.pending.shift();
+    const link = tcpPort.pending[0];
     if (link === undefined) tcpPort.waiting.push(peer);
     else this.attachTcp(peer, link);
   }
 
-  attachTcp(peer: Peer, link: TcpLink): void {
+  /**
+   * Gives a connection to a peer. One that connected out is the peer's for good; one accepted on
+   * a listening port must prove itself (see proven): until its packets authenticate, its end
+   * sends the peer back to waiting instead of deleting it, so a stranger who connects first and
+   * leaves cannot end a listening peer.
+   */
+  attachTcp(peer: Peer, link: TcpLink, provenAlready = false): void {
+    const old = this.tcpLinks.get(peer.id);
+    if (old !== undefined && old !== link) old.close();
+    this.settle(link);
     this.tcpLinks.set(peer.id, link);
+    if (provenAlready) this.provenLinks.add(link);
     copyEndpoint(peer.endpoint, 0, link.endpoint, 0);
     link.onPackets = (batch) => this.handlers.streamPackets(peer, link, peer.localPort, batch);
-    link.onClose = (reason) => this.handlers.streamClosed(peer, reason);
+    link.onClose = (reason) => {
+      if (this.tcpLinks.get(peer.id) === link) this.tcpLinks.delete(peer.id);
+      if (this.provenLinks.has(link)) this.handlers.streamClosed(peer, reason);
+      else this.waitAgain(peer);
+    };
+  }
+
+  /** The connection carried packets that authenticate as `peer`'s: it is the peer's now. */
+  proven(peer: Peer, link: TcpLink): void {
+    if (this.tcpLinks.get(peer.id) !== link) this.attachTcp(peer, link);
+    this.provenLinks.add(link);
+  }
+
+  /** An unproven connection of a listening peer ended: the peer waits for the next one. */
+  private waitAgain(peer: Peer): void {
+    const opening = this.tcpPorts.get(peer.localPort);
+    if (opening === undefined || peer.deleted) return;
+    void opening.then((tcpPort) => {
+      if (peer.deleted || this.tcpLinks.has(peer.id) || tcpPort.waiting.includes(peer)) return;
+      const link = tcpPort.pending[0];
+      if (link === undefined) tcpPort.waiting.push(peer);
+      else this.attachTcp(peer, link);
+    });
+  }
+
+  /** A pending connection leaves the pending list (given to a peer, or closed). */
+  private settle(link: TcpLink): void {
+    const pending = this.pending.get(link);
+    if (pending === undefined) return;
+    this.pending.delete(link);
+    pending.timer.cancel();
+    const at = pending.port.pending.indexOf(link);
+    if (at >= 0) pending.port.pending.splice(at, 1);
   }
 
   releaseTcp(peer: Peer): void {
@@ -126,7 +180,7 @@ export class Links {
       if (at >= 0) tcpPort.waiting.splice(at, 1);
       if (--tcpPort.users > 0 || this.tcpPorts.get(peer.localPort) !== opening) return;
       this.tcpPorts.delete(peer.localPort);
-      closeTcpPort(tcpPort);
+      this.closePort(tcpPort);
     });
   }
 
@@ -141,14 +195,18 @@ export class Links {
     this.udpUsers.clear();
     for (const opening of this.tcpPorts.values()) {
       void opening.then(
-        (port) => closeTcpPort(port),
+        (port) => this.closePort(port),
         () => undefined,
       );
     }
     this.tcpPorts.clear();
   }
 
-  /** A new connection goes to the first peer waiting on its port, or waits for one. */
+  /**
+   * A new connection goes to the first peer waiting on its port, or waits for one: at most
+   * MAX_PENDING of them (the oldest is closed to make room) and for at most PENDING_IDLE_MS, so
+   * idle connections cannot pile up to the fd limit.
+   */
   private onConnection(tcpPort: TcpPort, link: TcpLink): void {
     const peer = tcpPort.waiting.shift();
     if (peer !== undefined) {
@@ -156,16 +214,29 @@ export class Links {
       return;
     }
     // Control packets (a TLS handshake) may arrive before the control plane adds the peer.
+    if (tcpPort.pending.length >= MAX_PENDING) {
+      const oldest = tcpPort.pending[0]!;
+      this.settle(oldest);
+      oldest.close();
+      this.handlers.connectionRefused(
+        `more than ${MAX_PENDING} connections on TCP port ${tcpPort.listener.port} wait for a peer: the oldest was closed`,
+      );
+    }
     tcpPort.pending.push(link);
+    const timer = this.clock.after(PENDING_IDLE_MS, () => {
+      this.settle(link);
+      link.close();
+    });
+    this.pending.set(link, { port: tcpPort, timer });
     link.onPackets = (batch) => this.handlers.streamPackets(null, link, tcpPort.listener.port, batch);
-    link.onClose = () => {
-      const at = tcpPort.pending.indexOf(link);
-      if (at >= 0) tcpPort.pending.splice(at, 1);
-    };
+    link.onClose = () => this.settle(link);
   }
-}
 
-function closeTcpPort(tcpPort: TcpPort): void {
-  tcpPort.listener.close();
-  for (const link of tcpPort.pending.splice(0)) link.close();
+  private closePort(tcpPort: TcpPort): void {
+    tcpPort.listener.close();
+    for (const link of [...tcpPort.pending]) {
+      this.settle(link);
+      link.close();
+    }
+  }
 }

@@ -74,11 +74,17 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
       },
     );
     this.table = new PeerTable(settings.mode);
-    this.links = new Links((port) => settings.edges.openUdp(port), settings.batchSize, {
-      udpReadable: (udp) => this.dataPath.onUdpReadable(udp),
-      streamPackets: (peer, link, localPort, batch) => this.dataPath.onStreamPackets(peer, link, localPort, batch),
-      streamClosed: (peer, reason) => this.removePeer(peer, reason),
-    });
+    this.links = new Links(
+      (port) => settings.edges.openUdp(port),
+      settings.batchSize,
+      {
+        udpReadable: (udp) => this.dataPath.onUdpReadable(udp),
+        streamPackets: (peer, link, localPort, batch) => this.dataPath.onStreamPackets(peer, link, localPort, batch),
+        streamClosed: (peer, reason) => this.removePeer(peer, reason),
+        connectionRefused: (message) => this.warn(message),
+      },
+      this.clock,
+    );
     this.dataPath = new DataPath(tun, this.links, this.clock, this.dataPathHost(), this.table, this.drops, settings);
     this.dataPath.start();
     this.keepalives = startKeepalives(this.clock, {
@@ -202,7 +208,7 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
       link.close();
       throw error;
     }
-    this.links.attachTcp(this.addPeer(config, 0, 'tcp'), link);
+    this.links.attachTcp(this.addPeer(config, 0, 'tcp'), link, true);
   }
 
   setPeer(config: PeerConfig): void {
@@ -366,6 +372,7 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
         this.ioErrorsReported.add(kind);
         this.warn(`${what} failed (${(error as Error).message}): packets dropped, counted as io drops`);
       },
+      streamProven: (peer: Peer, link: TcpLink) => this.links.proven(peer, link),
       tunGone: () => this.destroy(`interface ${this.name} was deleted`),
     };
   }

@@ -6,6 +6,7 @@
 import type { Endpoint } from '../core/endpoint.js';
 import type { Peer } from '../peer/peer.js';
 import type { Link } from './links.js';
+import type { TcpLink } from './tcp-link.js';
 import type { UdpPort } from './udp-port.js';
 
 export interface PeerLookup {
@@ -38,6 +39,8 @@ export interface DataPathHost {
    * the packets are counted as io drops by the caller; this tells the operator.
    */
   ioError(what: string, error: unknown): void;
+  /** A TCP connection proved to be `peer`'s: its packets authenticate with the peer's keys. */
+  streamProven(peer: Peer, link: TcpLink): void;
   /** The TUN was deleted underneath us. */
   tunGone(): void;
 }

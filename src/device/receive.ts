@@ -60,18 +60,23 @@ export class Receiver {
 
   /**
    * Packets from a TCP stream. The connection is the peer (as in the kernel module), so data
-   * packets need no peer-id lookup; a connection not yet given to a peer (`peer` null) carries
-   * only control packets.
+   * packets need no peer-id lookup. A connection not given to a peer (`peer` null) carries
+   * control packets, and may prove that it is a listening peer's real connection: see claim.
    */
   fromStream(peer: Peer | null, link: TcpLink, localPort: number, batch: PacketBatch, now: number): void {
     const { bufs, offsets, sizes } = batch;
+    let owner = peer;
     for (let i = 0; i < batch.count; i++) {
       this.peers[i] = null;
       const size = sizes[i]!;
       const kind = classify(bufs[i]!, offsets[i]!, size);
-      if (kind === PacketKind.DataV2 && size >= 4 && peer !== null) {
-        this.countLinkRx(peer, i, size);
+      if (kind === PacketKind.DataV2 && size >= 4 && owner !== null) {
+        this.countLinkRx(owner, i, size);
         continue;
+      }
+      if (kind === PacketKind.DataV2 && size >= 4) {
+        owner = this.claim(link, localPort, batch, i, now);
+        if (owner !== null) continue;
       }
       if (kind === PacketKind.DataV2) this.drops.unknownPeer++;
       else if (kind === PacketKind.Control) this.handUp(peer?.id ?? null, localPort, link.remote, batch, i);
@@ -79,6 +84,27 @@ export class Receiver {
       sizes[i] = DROPPED;
     }
     this.deliver(batch, null, now);
+    // A connection whose packets authenticated is its peer's for good.
+    if (owner !== null && owner === peer && owner.lastRecv === now) this.host.streamProven(owner, link);
+  }
+
+  /**
+   * A data packet on a connection no peer has: if it authenticates as the TCP peer its peer-id
+   * names (listening on this port), the connection is that peer's real one, and the peer moves
+   * to it. So a connection that got there first and sends nothing that authenticates cannot
+   * keep a peer from its client. The packet is opened and accepted here; returns the peer.
+   */
+  private claim(link: TcpLink, localPort: number, batch: PacketBatch, i: number, now: number): Peer | null {
+    const peer = this.table.get(readPeerId(batch.bufs[i]!, batch.offsets[i]!));
+    if (peer === undefined || peer.transport !== 'tcp' || peer.localPort !== localPort) return null;
+    const size = batch.sizes[i]!;
+    openRange(batch, i, i + 1, peer.keys, peer.drops);
+    if (batch.sizes[i] === DROPPED) return null;
+    peer.stats.linkRxPackets++;
+    peer.stats.linkRxBytes += size;
+    this.host.streamProven(peer, link);
+    this.accept(peer, batch, i, null, now);
+    return peer;
   }
 
   private countLinkRx(peer: Peer, i: number, size: number): void {

@@ -124,14 +124,27 @@ async function tcp(): Promise<unknown> {
   client.end();
   await gone;
 
+  // A stranger's connection, given to waiting peer 2, breaks the framing before anything of it
+  // authenticated: it is closed, and peer 2 waits for its real client instead of being deleted.
   const bad = net.connect(1194, '127.0.0.1');
   await once(bad, 'connect');
-  const gone2 = once(iface, 'peer-del-ntf');
   bad.write(Buffer.from([0, 0]));
-  await gone2;
   const badClosed =
     bad.destroyed || (await Promise.race([once(bad, 'close').then(() => true), once(bad, 'end').then(() => true)]));
   bad.destroy();
+  const peer2AfterStranger = pick(iface.getPeer(2));
+
+  // Peer 2's real client: its packets authenticate, so the same breakage now ends peer 2.
+  const [ours2, theirs2] = keyPair('AES-256-GCM');
+  installKey(iface, 2, ours2);
+  const real = net.connect(1194, '127.0.0.1');
+  await once(real, 'connect');
+  real.write(framed(sealOne(new KeyContext(theirs2), ipv4Packet('5.5.5.3', '5.5.5.1', 'real'), 2)));
+  while (iface.getPeer(2).vpnRxPackets < 1) await new Promise((resolve) => setImmediate(resolve));
+  const gone2 = once(iface, 'peer-del-ntf');
+  real.write(Buffer.from([0, 0]));
+  await gone2;
+  real.destroy();
   const connectRefused = await iface
     .newTcpPeer({ id: 9, transport: 'tcp', remoteIpv4: '127.0.0.1', remotePort: 9, vpnIpv4: '5.5.5.9' })
     .then(
@@ -139,7 +152,7 @@ async function tcp(): Promise<unknown> {
       (error: OvpnError) => ({ code: error.code, message: error.message }),
     );
   iface.destroy();
-  return { controls, attached, deleted, badClosed, connectRefused };
+  return { controls, attached, deleted, badClosed, peer2AfterStranger, connectRefused };
 }
 
 function pick(info: ReturnType<OvpnInterface['getPeer']>): Record<string, unknown> {
