@@ -373,3 +373,15 @@ test('`ip link set tun0 down` under traffic costs packets, not the daemon: io dr
     assert.equal(back.code, 0, `ping works again once up:\n${back.stdout}`);
   });
 });
+
+test('`ip netns del` of a daemon’s namespace stops the daemon: peers TEARDOWN, nothing left running', {
+  skip,
+}, async () => {
+  await withTunnel({}, async (t) => {
+    const pid = await t.daemonPid('bt0');
+    await runOk('ip', ['netns', 'del', 'bt0']);
+    await waitUntil('the bt0 daemon to exit', () => !pidAlive(pid), 5_000, 20);
+    assert.match(t.logSinceStart('bt0'), /peer 1 deleted, reason TEARDOWN/);
+    assert.match(t.logSinceStart('bt0'), /closed: its network namespace was deleted \(ip netns del\)/);
+  });
+});

@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { socketPath } from '../control/paths.js';
 import { ControlServer } from '../control/server.js';
 import { type InterfaceMode, OvpnError, OvpnInterface } from '../device/ovpn-interface.js';
+import { watchNamespaceName } from './namespace.js';
 
 const EXIT_EXISTS = 3;
 
@@ -41,6 +42,8 @@ async function main(): Promise<void> {
   });
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const)
     process.on(signal, () => iface.destroy(`stopped by ${signal}`));
+  const namespace = watchNamespaceName(() => iface.destroy('its network namespace was deleted (ip netns del)'));
+  iface.on('closed', () => namespace?.close());
   await server.listen();
   log(`interface ${ifname} up in ${iface.mode} mode, pid ${process.pid}`);
   process.stdout.write('ready\n');
