@@ -36,6 +36,9 @@ import {
   withTunnel,
 } from './helpers/behaviour-harness.js';
 
+// Daemons started from here (through ovpn-cli) report their drops in their log this often.
+process.env.OVPN_DROP_REPORT_MS = '200';
+
 const isRoot = process.getuid?.() === 0;
 const skip = !isRoot && 'needs root to create network namespaces and TUN devices';
 
@@ -279,6 +282,12 @@ test('malformed and forged UDP datagrams are dropped and counted, control packet
     } catch {
       assert.deepEqual(seen, { iface: wantIface, peer: wantPeer }, 'drop counter increments');
     }
+    // And the log says so: the daemons report what they dropped (every 200 ms in these tests).
+    await waitUntil(
+      'a drop report in the bt0 log',
+      () => /dropped in the last [\d.]+ s: .*malformed \d/.test(t.logSinceStart('bt0')),
+      3_000,
+    );
     const peerAfter = await getPeer('bt0');
     assert.equal(
       peerAfter['link-rx-packets'] - peerBefore['link-rx-packets'],

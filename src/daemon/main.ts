@@ -7,12 +7,41 @@ import { parseArgs } from 'node:util';
 import { socketPath } from '../control/paths.js';
 import { ControlServer } from '../control/server.js';
 import { type InterfaceMode, OvpnError, OvpnInterface } from '../device/ovpn-interface.js';
+import { envInteger } from '../edge/env.js';
 import { watchNamespaceName } from './namespace.js';
 
 const EXIT_EXISTS = 3;
 
 function log(message: string): void {
   process.stderr.write(`${new Date().toISOString()} ${message}\n`);
+}
+
+/** How often the log says what was dropped since the last time (nothing when nothing was). */
+const DROP_REPORT_MS = envInteger('OVPN_DROP_REPORT_MS', 10_000, 100);
+
+/**
+ * A flood or a misconfiguration shows in the drop counters; this puts it in the log too, as one
+ * line per period that names each counter that moved, for the interface and its peers together.
+ */
+function reportDrops(iface: OvpnInterface): NodeJS.Timeout {
+  const total = (): Record<string, number> => {
+    const sum: Record<string, number> = { ...iface.info().drops };
+    for (const peer of iface.getPeers()) {
+      for (const [name, value] of Object.entries(peer.drops)) sum[name] = (sum[name] ?? 0) + value;
+    }
+    return sum;
+  };
+  let last = total();
+  const timer = setInterval(() => {
+    const now = total();
+    const moved = Object.entries(now)
+      .filter(([name, value]) => value > (last[name] ?? 0))
+      .map(([name, value]) => `${name} ${value - (last[name] ?? 0)}`);
+    if (moved.length > 0) log(`dropped in the last ${DROP_REPORT_MS / 1000} s: ${moved.join(', ')}`);
+    last = now;
+  }, DROP_REPORT_MS);
+  timer.unref();
+  return timer;
 }
 
 async function main(): Promise<void> {
@@ -42,6 +71,8 @@ async function main(): Promise<void> {
   });
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const)
     process.on(signal, () => iface.destroy(`stopped by ${signal}`));
+  const drops = reportDrops(iface);
+  iface.on('closed', () => clearInterval(drops));
   const namespace = watchNamespaceName(() => iface.destroy('its network namespace was deleted (ip netns del)'));
   iface.on('closed', () => namespace?.close());
   await server.listen();
