@@ -1,0 +1,216 @@
+/**
+ * A real openvpn 2.6 against our control plane, between two throw-away network namespaces joined
+ * by a veth pair: our end (test/helpers/openvpn-ns.ts, an OvpnInterface with a P2pTlsTunnel) in
+ * the first, `openvpn` in the second. Everything started is recorded and `stop()` undoes it in
+ * reverse, by pid and by name, whatever happened before: processes (SIGTERM, then SIGKILL),
+ * namespaces, the certificate directory.
+ *
+ * Waits are on lines the processes print; a deadline turns a hang into an error with their logs.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { NsConfig } from './openvpn-ns.js';
+import { makePki, type Pki } from './pki.js';
+
+const NS_HELPER = fileURLToPath(new URL('./openvpn-ns.js', import.meta.url));
+export const OUR_LINK = '10.98.0.1';
+export const THEIR_LINK = '10.98.0.2';
+export const OUR_VPN = '10.99.0.1';
+export const THEIR_VPN = '10.99.0.2';
+export const PORT = 1194;
+
+/** A process whose output is kept, with a way to await a line. */
+export class Proc {
+  readonly child: ChildProcess;
+  output = '';
+  readonly exited: Promise<number | null>;
+  private waiters: (() => void)[] = [];
+
+  constructor(
+    readonly name: string,
+    cmd: string,
+    args: string[],
+  ) {
+    this.child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const feed = (d: Buffer) => {
+      this.output += d.toString('utf8');
+      for (const w of this.waiters.splice(0)) w();
+    };
+    this.child.stdout!.on('data', feed);
+    this.child.stderr!.on('data', feed);
+    this.exited = new Promise((resolve) =>
+      this.child.on('close', (code) => {
+        for (const w of this.waiters.splice(0)) w();
+        resolve(code);
+      }),
+    );
+  }
+
+  /** Resolves with the first line matching; rejects when the process exits first or time runs out. */
+  waitLine(pattern: RegExp, timeoutMs: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        finish();
+        reject(new Error(`${this.name}: no line matching ${pattern} within ${timeoutMs} ms\n${this.tail()}`));
+      }, timeoutMs);
+      const finish = () => clearTimeout(timer);
+      const check = () => {
+        const line = this.output.split('\n').find((l) => pattern.test(l));
+        if (line !== undefined) {
+          finish();
+          resolve(line);
+        } else if (this.child.exitCode !== null || this.child.signalCode !== null) {
+          finish();
+          reject(new Error(`${this.name} exited before printing ${pattern}\n${this.tail()}`));
+        } else this.waiters.push(check);
+      };
+      check();
+    });
+  }
+
+  tail(lines = 30): string {
+    return `--- ${this.name} ---\n${this.output.split('\n').slice(-lines).join('\n')}`;
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null || this.child.pid === undefined) return;
+    this.child.kill('SIGTERM');
+    const killer = setTimeout(() => this.child.kill('SIGKILL'), 3000);
+    await this.exited;
+    clearTimeout(killer);
+  }
+}
+
+export interface HarnessOptions {
+  ciphers: string[];
+  /** openvpn's --data-ciphers. */
+  theirCiphers: string[];
+  exporter: boolean;
+  verb?: number;
+}
+
+export class OpenvpnHarness {
+  readonly ns: [string, string];
+  readonly procs: Proc[] = [];
+  pki: Pki | undefined;
+  ours: Proc | undefined;
+  theirs: Proc | undefined;
+  private readonly namespaces: string[] = [];
+
+  constructor() {
+    const tag = randomBytes(3).toString('hex');
+    this.ns = [`ovp${tag}a`, `ovp${tag}b`];
+  }
+
+  /** Namespaces, link, certificates, our end, then openvpn; resolves once both report the tunnel up. */
+  async start(options: HarnessOptions): Promise<string> {
+    const [a, b] = this.ns;
+    for (const ns of this.ns) {
+      execFileSync('ip', ['netns', 'add', ns]);
+      this.namespaces.push(ns);
+      execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    }
+    execFileSync('ip', ['-n', a, 'link', 'add', 'ovl0', 'type', 'veth', 'peer', 'name', 'ovl1', 'netns', b]);
+    execFileSync('ip', ['-n', a, 'addr', 'add', `${OUR_LINK}/24`, 'dev', 'ovl0']);
+    execFileSync('ip', ['-n', b, 'addr', 'add', `${THEIR_LINK}/24`, 'dev', 'ovl1']);
+    execFileSync('ip', ['-n', a, 'link', 'set', 'ovl0', 'up']);
+    execFileSync('ip', ['-n', b, 'link', 'set', 'ovl1', 'up']);
+    const pki = makePki();
+    this.pki = pki;
+    const config: NsConfig = {
+      role: 'server',
+      ifname: 'tun0',
+      vpnAddress: `${OUR_VPN}/24`,
+      localPort: PORT,
+      remoteIpv4: THEIR_LINK,
+      remotePort: PORT,
+      ca: pki.ca,
+      cert: pki.serverCert,
+      key: pki.serverKey,
+      ciphers: options.ciphers,
+      exporter: options.exporter,
+    };
+    const configFile = join(pki.dir, 'ours.json');
+    writeFileSync(configFile, JSON.stringify(config));
+    this.ours = this.spawn('ours', a, [process.execPath, NS_HELPER, configFile]);
+    await this.ours.waitLine(/^READY$/, 10_000);
+    this.theirs = this.spawn('openvpn', b, [
+      'openvpn',
+      '--dev',
+      'tun0',
+      '--dev-type',
+      'tun',
+      '--disable-dco',
+      '--proto',
+      'udp',
+      '--local',
+      THEIR_LINK,
+      '--lport',
+      String(PORT),
+      '--remote',
+      OUR_LINK,
+      '--rport',
+      String(PORT),
+      '--ifconfig',
+      THEIR_VPN,
+      OUR_VPN,
+      '--tls-client',
+      '--ca',
+      pki.files.ca,
+      '--cert',
+      pki.files.clientCert,
+      '--key',
+      pki.files.clientKey,
+      '--remote-cert-tls',
+      'server',
+      '--data-ciphers',
+      options.theirCiphers.join(':'),
+      '--verb',
+      String(options.verb ?? 3),
+    ]);
+    const established = await this.ours.waitLine(/^(ESTABLISHED|ERROR) /, 20_000);
+    if (established.startsWith('ERROR')) throw new Error(`our end failed: ${established}\n${this.theirs.tail()}`);
+    await this.theirs.waitLine(/Initialization Sequence Completed/, 20_000);
+    return established.slice('ESTABLISHED '.length);
+  }
+
+  /** Runs a command in the openvpn side's namespace. */
+  inTheirs(args: string[], timeoutMs = 30_000): string {
+    return execFileSync('ip', ['netns', 'exec', this.ns[1], ...args], { timeout: timeoutMs, encoding: 'utf8' });
+  }
+
+  /** A background command in our side's namespace (e.g. iperf3 -s), stopped by stop(). */
+  spawnInOurs(name: string, args: string[]): Proc {
+    return this.spawn(name, this.ns[0], args);
+  }
+
+  /** Asks our end for its counters and what it recorded; it then shuts down by itself. */
+  async results(): Promise<any> {
+    const ours = this.ours!;
+    ours.child.stdin!.write('stats\n');
+    const line = await ours.waitLine(/^RESULT /, 10_000);
+    return JSON.parse(line.slice('RESULT '.length));
+  }
+
+  /** Undoes everything, newest first; safe to call after any failure and more than once. */
+  async stop(): Promise<void> {
+    for (const p of this.procs.splice(0).reverse()) await p.stop();
+    for (const ns of this.namespaces.splice(0).reverse()) {
+      try {
+        execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+      } catch {
+        // Already gone: nothing to undo.
+      }
+    }
+    this.pki?.remove();
+  }
+
+  private spawn(name: string, ns: string, args: string[]): Proc {
+    const p = new Proc(name, 'ip', ['netns', 'exec', ns, ...args]);
+    this.procs.push(p);
+    return p;
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * Our end of a tunnel with a real openvpn, run inside a network namespace by
+ * test/openvpn-e2e.test.ts: an OvpnInterface (P2P, real TUN) and a P2pTlsTunnel in the role the
+ * config file given as argument says. It prints `READY`, then `ESTABLISHED <json>` once the data
+ * channel has its key (or `ERROR <message>`); a line `stats` on stdin makes it print
+ * `RESULT <json>` (the peer's counters, the control packets seen both ways, the TLS key log and
+ * the derived keys), tear everything down and exit: the test reads the counters the traffic
+ * moved, and the capture script turns the rest into vectors.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { OvpnInterface } from '../../src/device/ovpn-interface.js';
+import { P2pTlsTunnel } from '../../src/openvpn/p2p-tunnel.js';
+import type { Role } from '../../src/openvpn/session.js';
+
+export interface NsConfig {
+  role: Role;
+  ifname: string;
+  vpnAddress: string;
+  localPort: number;
+  remoteIpv4: string;
+  remotePort: number;
+  ca: string;
+  cert: string;
+  key: string;
+  ciphers: string[];
+  exporter: boolean;
+}
+
+const config = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as NsConfig;
+const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'inherit'] });
+const say = (line: string) => process.stdout.write(`${line}\n`);
+
+const iface = OvpnInterface.create({ name: config.ifname, mode: 'P2P' });
+ip('addr', 'add', config.vpnAddress, 'dev', config.ifname);
+ip('link', 'set', config.ifname, 'up');
+const packets: { direction: 'in' | 'out'; hex: string }[] = [];
+const keylog: string[] = [];
+let keys: Record<string, string> = {};
+const tunnel = new P2pTlsTunnel({
+  role: config.role,
+  iface,
+  localPort: config.localPort,
+  remoteIpv4: config.remoteIpv4,
+  remotePort: config.remotePort,
+  tls: { ca: config.ca, cert: config.cert, key: config.key },
+  ciphers: config.ciphers,
+  exporter: config.exporter,
+  trace: (direction, packet) => packets.push({ direction, hex: packet.toString('hex') }),
+  keylog: (line) => keylog.push(line.toString('utf8').trim()),
+});
+let peerId: number | undefined;
+tunnel.on('established', (e) => {
+  peerId = e.peerId;
+  const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+  keys = {
+    encryptKey: hex(e.keys.encryptDir.cipherKey),
+    encryptNonceTail: hex(e.keys.encryptDir.nonceTail),
+    decryptKey: hex(e.keys.decryptDir.cipherKey),
+    decryptNonceTail: hex(e.keys.decryptDir.nonceTail),
+  };
+  say(
+    `ESTABLISHED ${JSON.stringify({ peerId: e.peerId, cipher: e.cipher, keyMethod: e.keyMethod, commonName: e.commonName, ivProto: e.peerInfo.get('IV_PROTO'), ivVer: e.peerInfo.get('IV_VER') })}`,
+  );
+});
+tunnel.on('error', (error) => say(`ERROR ${error.message}`));
+tunnel.start();
+say('READY');
+
+createInterface({ input: process.stdin }).on('line', (line) => {
+  if (line.trim() !== 'stats') return;
+  const peer = peerId === undefined ? null : iface.getPeer(peerId);
+  const { session } = tunnel;
+  const result = {
+    peer,
+    session: session.stats,
+    reliable: session.reliableStats,
+    sessionId: session.sessionId.toString('hex'),
+    remoteSessionId: session.remoteSessionId?.toString('hex'),
+    keys,
+    packets,
+    keylog,
+  };
+  say(`RESULT ${JSON.stringify(result)}`);
+  tunnel.close();
+  iface.destroy();
+  process.stdin.destroy();
+});
