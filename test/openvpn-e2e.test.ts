@@ -1,0 +1,79 @@
+/**
+ * Our control plane against Debian's real openvpn 2.6, in throw-away network namespaces (root):
+ * openvpn as tls-client in point-to-point TLS mode connects to our tls-server; the session must
+ * negotiate what 2.6 negotiates (P2P NCP: cipher, exporter keys, exported peer-id), and ping
+ * and iperf3 must cross our data channel (its counters rise with the traffic).
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { after, test } from 'node:test';
+import { OpenvpnHarness, OUR_VPN } from './helpers/openvpn-harness.js';
+
+function missing(): string | false {
+  if (process.getuid?.() !== 0) return 'needs root (network namespaces, TUN)';
+  for (const tool of ['openvpn', 'iperf3', 'openssl']) {
+    try {
+      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+    } catch {
+      return `needs ${tool}`;
+    }
+  }
+  return false;
+}
+
+const skip = missing();
+const harnesses: OpenvpnHarness[] = [];
+after(async () => {
+  for (const h of harnesses) await h.stop();
+});
+
+for (const { cipher, exporter } of [
+  { cipher: 'AES-256-GCM', exporter: true },
+  { cipher: 'CHACHA20-POLY1305', exporter: false },
+]) {
+  const method = exporter ? 'exporter' : 'prf';
+  test(`openvpn e2e: real openvpn tls-client to our P2P tls-server, ${cipher}, keys by ${method}: ping and iperf3 cross`, {
+    skip,
+    timeout: 90_000,
+  }, async () => {
+    const h = new OpenvpnHarness();
+    harnesses.push(h);
+    try {
+      // Our preference decides (we are the tls-server), so openvpn lists the cipher second.
+      const est = JSON.parse(await h.start({ ciphers: [cipher], theirCiphers: ['AES-128-GCM', cipher], exporter }));
+      assert.equal(est.cipher, cipher);
+      assert.equal(est.keyMethod, method);
+      assert.equal(est.commonName, 'client1');
+      // DATA_V2, TLS_KEY_EXPORT, NCP_P2P, DNS_OPTION, CC_EXIT_NOTIFY, DYN_TLS_CRYPT: what a P2P 2.6.14 announces.
+      assert.equal(est.ivProto, '746');
+      const theirLog = h.theirs!.output;
+      assert.match(
+        theirLog,
+        new RegExp(
+          `P2P mode NCP negotiation result: TLS_export=${exporter ? 1 : 0}, DATA_v2=1, peer-id ${est.peerId}, cipher=${cipher}`,
+        ),
+      );
+
+      const ping = h.inTheirs(['ping', '-c', '5', '-i', '0.2', '-W', '2', OUR_VPN]);
+      assert.match(ping, /5 packets transmitted, 5 received/);
+
+      const iperfServer = h.spawnInOurs('iperf3 -s', ['iperf3', '-s', '-1', '--forceflush', '-B', OUR_VPN]);
+      await iperfServer.waitLine(/Server listening/, 5_000);
+      const iperf = JSON.parse(h.inTheirs(['iperf3', '-c', OUR_VPN, '-t', '2', '-J'], 30_000));
+      const received = iperf.end.sum_received.bytes as number;
+      assert.ok(received > 1_000_000, `iperf3 moved ${received} bytes`);
+
+      const r = await h.results();
+      assert.equal(r.peer.id, est.peerId);
+      // Every ping and every iperf3 byte went through our data channel in the receive direction.
+      assert.ok(r.peer.vpnRxPackets >= 5, JSON.stringify(r.peer));
+      assert.ok(r.peer.vpnRxBytes >= received, `vpn rx ${r.peer.vpnRxBytes} < iperf3 ${received}`);
+      assert.ok(r.peer.vpnTxPackets >= 5, JSON.stringify(r.peer));
+      assert.equal(r.peer.drops.auth, 0);
+      assert.equal(r.session.malformed, 0);
+      assert.equal(r.session.foreign, 0);
+    } finally {
+      await h.stop();
+    }
+  });
+}
