@@ -27,20 +27,28 @@ after(async () => {
   for (const h of harnesses) await h.stop();
 });
 
-for (const { cipher, exporter } of [
+const CASES: { cipher: string; exporter: boolean; wrap?: 'tls-crypt' | 'tls-auth' }[] = [
   { cipher: 'AES-256-GCM', exporter: true },
   { cipher: 'CHACHA20-POLY1305', exporter: false },
-]) {
+  { cipher: 'AES-256-GCM', exporter: true, wrap: 'tls-crypt' },
+  { cipher: 'CHACHA20-POLY1305', exporter: true, wrap: 'tls-auth' },
+];
+for (const { cipher, exporter, wrap } of CASES) {
   const method = exporter ? 'exporter' : 'prf';
-  test(`openvpn e2e: real openvpn tls-client to our P2P tls-server, ${cipher}, keys by ${method}: ping and iperf3 cross`, {
-    skip,
-    timeout: 90_000,
-  }, async () => {
+  const title = `openvpn e2e: real openvpn tls-client to our P2P tls-server, ${cipher}, keys by ${method}, ${wrap ?? 'no wrapping'}: ping and iperf3 cross`;
+  test(title, { skip, timeout: 90_000 }, async () => {
     const h = new OpenvpnHarness();
     harnesses.push(h);
     try {
       // Our preference decides (we are the tls-server), so openvpn lists the cipher second.
-      const est = JSON.parse(await h.start({ ciphers: [cipher], theirCiphers: ['AES-128-GCM', cipher], exporter }));
+      const est = JSON.parse(
+        await h.start({
+          ciphers: [cipher],
+          theirCiphers: ['AES-128-GCM', cipher],
+          exporter,
+          ...(wrap ? { wrap } : {}),
+        }),
+      );
       assert.equal(est.cipher, cipher);
       assert.equal(est.keyMethod, method);
       assert.equal(est.commonName, 'client1');
@@ -71,9 +79,37 @@ for (const { cipher, exporter } of [
       assert.ok(r.peer.vpnTxPackets >= 5, JSON.stringify(r.peer));
       assert.equal(r.peer.drops.auth, 0);
       assert.equal(r.session.malformed, 0);
+      assert.equal(r.session.unauthenticated, 0);
       assert.equal(r.session.foreign, 0);
     } finally {
       await h.stop();
     }
   });
 }
+
+test('openvpn e2e: a client with the wrong tls-crypt key gets no answer at all', {
+  skip,
+  timeout: 60_000,
+}, async () => {
+  const h = new OpenvpnHarness();
+  harnesses.push(h);
+  try {
+    await h.setup({
+      ciphers: ['AES-256-GCM'],
+      theirCiphers: ['AES-256-GCM'],
+      exporter: true,
+      wrap: 'tls-crypt',
+      theirKeyDiffers: true,
+    });
+    // openvpn sends its reset, then again after its retransmission timeout.
+    await h.ours!.waitLine(/^DROPPED 2$/, 20_000);
+    const r = await h.results();
+    assert.equal(r.peer, null);
+    assert.equal(r.reliable.sent, 0, 'not a single packet went back');
+    assert.equal(r.packets.filter((p: { direction: string }) => p.direction === 'out').length, 0);
+    assert.ok(r.session.unauthenticated >= 2);
+    assert.doesNotMatch(h.theirs!.output, /Initialization Sequence Completed/);
+  } finally {
+    await h.stop();
+  }
+});

@@ -35,6 +35,7 @@ import {
   Opcode,
 } from '../src/openvpn/packet.js';
 import { ReliableLink } from '../src/openvpn/reliable.js';
+import { parseStaticKey, TlsAuth, TlsCrypt } from '../src/openvpn/tls-wrap.js';
 import { exporterSecretOf, tls13Export } from './helpers/tls13-exporter.js';
 
 const FIXTURES = new URL('../../test/fixtures/openvpn-control/', import.meta.url);
@@ -356,3 +357,58 @@ function opensslKdfMissing(): string | false {
     return 'needs openssl 3 (openssl kdf)';
   }
 }
+
+// ---- tls-crypt and tls-auth, against openvpn ------------------------------------------------
+
+for (const name of ['p2p-tls-crypt.json', 'p2p-tls-auth.json']) {
+  test(`openvpn wrap: ${name.slice(4, -5)} packets of a real openvpn 2.6.14 session unwrap, and re-wrap to the same bytes`, () => {
+    const c = capture(name) as Capture & { wrap: string; staticKey: string };
+    const key = parseStaticKey(c.staticKey);
+    const crypt = c.wrap === 'tls-crypt';
+    // We were the tls-server (tls-auth key-direction 0); openvpn the client (1).
+    const server = crypt ? new TlsCrypt(key, true) : new TlsAuth(key, 0);
+    const client = crypt ? new TlsCrypt(key, false) : new TlsAuth(key, 1);
+    const ids = { in: [] as number[], out: [] as number[] };
+    for (const p of c.packets) {
+      const wire = Buffer.from(p.hex, 'hex');
+      const [receiver, sender] = p.direction === 'in' ? [server, client] : [client, server];
+      const opened = receiver.open(wire);
+      assert.ok(opened, `${p.direction} packet does not authenticate`);
+      const packet = decodeControlPacket(opened.plain);
+      assert.equal(packet.sessionId.toString('hex'), p.direction === 'in' ? c.theirSessionId : c.ourSessionId);
+      assert.equal(sender.wrapWith(opened.plain, opened.id, opened.time).toString('hex'), p.hex);
+      ids[p.direction].push(opened.id);
+      // The wrong side's key does not open it: each direction has its own key.
+      if (c.wrap === 'tls-crypt') assert.equal(sender.open(wire), undefined);
+    }
+    // Both count their wrapped packets from 1, acks included.
+    assert.deepEqual(
+      ids.in,
+      ids.in.map((_, i) => i + 1),
+    );
+    assert.deepEqual(
+      ids.out,
+      ids.out.map((_, i) => i + 1),
+    );
+    const first = Buffer.from(c.packets[0]!.hex, 'hex');
+    assert.equal(first.length, 14 + (crypt ? 40 : 28), 'a hard reset: header, packet-id and time, tag or HMAC');
+    // A flipped bit anywhere after the session id is refused; a replay is refused once accepted.
+    for (let i = 9; i < first.length; i++) {
+      const bad = Buffer.from(first);
+      bad[i]! ^= 1;
+      assert.equal(server.open(bad), undefined, `bit flipped at ${i}`);
+    }
+    const fresh = crypt ? new TlsCrypt(key, true) : new TlsAuth(key, 0);
+    assert.ok(fresh.unwrap(first));
+    assert.equal(fresh.unwrap(first), undefined);
+  });
+}
+
+test('openvpn wrap: a static key file parses to its 256 bytes, anything else is refused', () => {
+  const hex = Buffer.alloc(256, 0xab).toString('hex');
+  const lines = hex.match(/.{32}/g)!.join('\n');
+  const text = `#\n# 2048 bit OpenVPN static key\n#\n-----BEGIN OpenVPN Static key V1-----\n${lines}\n-----END OpenVPN Static key V1-----\n`;
+  assert.deepEqual(parseStaticKey(text), Buffer.alloc(256, 0xab));
+  assert.throws(() => parseStaticKey(text.replace(/^(ab)+\n/m, '')), /256 bytes/);
+  assert.throws(() => parseStaticKey('hello'), /static key/);
+});

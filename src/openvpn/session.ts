@@ -43,6 +43,7 @@ import {
 } from './packet.js';
 import { ReliableLink } from './reliable.js';
 import { ControlStream } from './tls-duplex.js';
+import type { ControlWrap } from './tls-wrap.js';
 import { parseCaBundle, verifyPeerChain } from './verify.js';
 
 export type Role = 'server' | 'client';
@@ -74,7 +75,9 @@ export interface SessionOptions {
   handWindowMs?: number;
   /** Retransmission timeout of the reliability layer (tls-timeout), default 2 s. */
   initialTimeoutMs?: number;
-  /** Sees every control packet in and out (debugging, and capturing test vectors). */
+  /** tls-auth or tls-crypt: packets that do not authenticate are dropped without an answer. */
+  wrap?: ControlWrap;
+  /** Sees every control packet in and out as on the wire (debugging, and capturing test vectors). */
   trace?(direction: 'in' | 'out', packet: Buffer): void;
   /** Receives the TLS key log lines (NSS format), as SSLKEYLOGFILE would. */
   keylog?(line: Buffer): void;
@@ -101,6 +104,8 @@ export interface SessionEvents {
 
 export interface SessionStats {
   malformed: number;
+  /** Packets that failed tls-auth/tls-crypt (or replayed their packet-id): dropped silently. */
+  unauthenticated: number;
   /** Packets whose session ids did not belong to this session. */
   foreign: number;
 }
@@ -112,7 +117,7 @@ const DEFAULT_IV_VER = '2.6.14';
 export class ControlSession extends EventEmitter<SessionEvents> {
   readonly sessionId = randomBytes(SESSION_ID_SIZE);
   remoteSessionId: Buffer | undefined;
-  readonly stats: SessionStats = { malformed: 0, foreign: 0 };
+  readonly stats: SessionStats = { malformed: 0, unauthenticated: 0, foreign: 0 };
   private readonly reliable: ReliableLink;
   private readonly stream: ControlStream;
   private tls: TLSSocket | undefined;
@@ -151,11 +156,17 @@ export class ControlSession extends EventEmitter<SessionEvents> {
   /** A control packet from the peer. */
   receive(data: Uint8Array): void {
     if (this.closed) return;
-    this.options.trace?.('in', Buffer.from(data));
+    const wire = Buffer.from(data);
+    this.options.trace?.('in', wire);
     let packet: ReturnType<typeof decodeControlBody>;
     try {
-      const h = decodeHeader(data);
-      packet = decodeControlBody(h.opcode, h.keyId, h.sessionId, data.subarray(1 + SESSION_ID_SIZE));
+      const h = decodeHeader(wire);
+      const plain = this.options.wrap === undefined ? wire : this.options.wrap.unwrap(wire);
+      if (plain === undefined) {
+        this.stats.unauthenticated++;
+        return;
+      }
+      packet = decodeControlBody(h.opcode, h.keyId, h.sessionId, plain.subarray(1 + SESSION_ID_SIZE));
     } catch (error) {
       if (!(error instanceof ControlPacketError)) throw error;
       this.stats.malformed++;
@@ -221,7 +232,8 @@ export class ControlSession extends EventEmitter<SessionEvents> {
       };
       if (frame.acks.length > 0) packet.remoteSessionId = this.remoteSessionId!;
       if (frame.messageId !== undefined) packet.messageId = frame.messageId;
-      const bytes = encodeControlPacket(packet);
+      const plain = encodeControlPacket(packet);
+      const bytes = this.options.wrap === undefined ? plain : this.options.wrap.wrap(plain);
       this.options.trace?.('out', bytes);
       this.options.send(bytes);
     }

@@ -1,7 +1,8 @@
 /**
  * Captures known-answer data for the control plane from real openvpn 2.6 runs (root; run with
- * `node dist/test/helpers/capture-control-vectors.js <out-dir>`): openvpn as tls-client at
- * --verb 7 against our tls-server, once with keys by the exporter and once by the PRF. openvpn
+ * `node dist/test/helpers/capture-control-vectors.js <out-dir> [run names]`): openvpn as
+ * tls-client at --verb 7 against our tls-server, with keys by the exporter, by the PRF, and
+ * with tls-crypt and tls-auth wrapping (packets recorded as on the wire). openvpn
  * prints its key sources and the key2 it derived ("Master Encrypt/Decrypt"); our end records the
  * control packets both ways, its session ids and the TLS key log. The fixture keeps what
  * openvpn printed, so the tests check our derivations against openvpn's, not against ourselves.
@@ -22,11 +23,26 @@ function keyLines(log: string): string[] {
     );
 }
 
-for (const exporter of [true, false]) {
+const runs = [
+  { name: 'p2p-exporter', exporter: true },
+  { name: 'p2p-prf', exporter: false },
+  { name: 'p2p-tls-crypt', exporter: true, wrap: 'tls-crypt' as const },
+  { name: 'p2p-tls-auth', exporter: true, wrap: 'tls-auth' as const },
+];
+for (const run of runs.filter((r) => process.argv.length < 4 || process.argv.slice(3).includes(r.name))) {
+  const { exporter } = run;
   const h = new OpenvpnHarness();
   try {
     const cipher = exporter ? 'AES-256-GCM' : 'CHACHA20-POLY1305';
-    const established = JSON.parse(await h.start({ ciphers: [cipher], theirCiphers: [cipher], exporter, verb: 7 }));
+    const established = JSON.parse(
+      await h.start({
+        ciphers: [cipher],
+        theirCiphers: [cipher],
+        exporter,
+        verb: 7,
+        ...(run.wrap ? { wrap: run.wrap } : {}),
+      }),
+    );
     h.inTheirs(['ping', '-c', '2', '-i', '0.2', '-W', '2', OUR_VPN]);
     const r = await h.results();
     const fixture = {
@@ -40,9 +56,12 @@ for (const exporter of [true, false]) {
       ourKeys: r.keys,
       openvpnLog: keyLines(h.theirs!.output),
       keylog: r.keylog,
+      ...(run.wrap === undefined
+        ? {}
+        : { wrap: run.wrap, staticKey: h.staticKey, openvpnKeyDirection: run.wrap === 'tls-auth' ? 1 : undefined }),
       packets: r.packets,
     };
-    const file = join(out, `p2p-${exporter ? 'exporter' : 'prf'}.json`);
+    const file = join(out, `${run.name}.json`);
     writeFileSync(file, `${JSON.stringify(fixture, null, 2)}\n`);
     console.log(`wrote ${file}`);
   } finally {

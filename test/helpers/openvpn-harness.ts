@@ -9,9 +9,10 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseStaticKey } from '../../src/openvpn/tls-wrap.js';
 import type { NsConfig } from './openvpn-ns.js';
 import { makePki, type Pki } from './pki.js';
 
@@ -90,12 +91,18 @@ export interface HarnessOptions {
   theirCiphers: string[];
   exporter: boolean;
   verb?: number;
+  /** Control-channel wrapping with a fresh static key (`openvpn --genkey secret`); tls-auth: openvpn key-direction 1, ours 0. */
+  wrap?: 'tls-crypt' | 'tls-auth';
+  /** openvpn gets a different static key than ours (a refusal case). */
+  theirKeyDiffers?: boolean;
 }
 
 export class OpenvpnHarness {
   readonly ns: [string, string];
   readonly procs: Proc[] = [];
   pki: Pki | undefined;
+  /** The static key file's text, when wrapping. */
+  staticKey: string | undefined;
   ours: Proc | undefined;
   theirs: Proc | undefined;
   private readonly namespaces: string[] = [];
@@ -105,8 +112,17 @@ export class OpenvpnHarness {
     this.ns = [`ovp${tag}a`, `ovp${tag}b`];
   }
 
-  /** Namespaces, link, certificates, our end, then openvpn; resolves once both report the tunnel up. */
+  /** setup(), then resolves once both ends report the tunnel up, with our ESTABLISHED json. */
   async start(options: HarnessOptions): Promise<string> {
+    await this.setup(options);
+    const established = await this.ours!.waitLine(/^(ESTABLISHED|ERROR) /, 20_000);
+    if (established.startsWith('ERROR')) throw new Error(`our end failed: ${established}\n${this.theirs!.tail()}`);
+    await this.theirs!.waitLine(/Initialization Sequence Completed/, 20_000);
+    return established.slice('ESTABLISHED '.length);
+  }
+
+  /** Namespaces, link, certificates, our end (until READY), then openvpn started. */
+  async setup(options: HarnessOptions): Promise<void> {
     const [a, b] = this.ns;
     for (const ns of this.ns) {
       execFileSync('ip', ['netns', 'add', ns]);
@@ -133,6 +149,19 @@ export class OpenvpnHarness {
       ciphers: options.ciphers,
       exporter: options.exporter,
     };
+    const wrapArgs: string[] = [];
+    if (options.wrap !== undefined) {
+      const keyFile = join(pki.dir, 'static.key');
+      execFileSync('openvpn', ['--genkey', 'secret', keyFile], { stdio: 'ignore' });
+      this.staticKey = readFileSync(keyFile, 'utf8');
+      const key = parseStaticKey(this.staticKey).toString('hex');
+      config.wrap =
+        options.wrap === 'tls-crypt' ? { mode: 'tls-crypt', key } : { mode: 'tls-auth', key, keyDirection: 0 };
+      const theirFile = join(pki.dir, 'their-static.key');
+      if (options.theirKeyDiffers) execFileSync('openvpn', ['--genkey', 'secret', theirFile], { stdio: 'ignore' });
+      const file = options.theirKeyDiffers ? theirFile : keyFile;
+      wrapArgs.push(...(options.wrap === 'tls-crypt' ? ['--tls-crypt', file] : ['--tls-auth', file, '1']));
+    }
     const configFile = join(pki.dir, 'ours.json');
     writeFileSync(configFile, JSON.stringify(config));
     this.ours = this.spawn('ours', a, [process.execPath, NS_HELPER, configFile]);
@@ -168,13 +197,10 @@ export class OpenvpnHarness {
       'server',
       '--data-ciphers',
       options.theirCiphers.join(':'),
+      ...wrapArgs,
       '--verb',
       String(options.verb ?? 3),
     ]);
-    const established = await this.ours.waitLine(/^(ESTABLISHED|ERROR) /, 20_000);
-    if (established.startsWith('ERROR')) throw new Error(`our end failed: ${established}\n${this.theirs.tail()}`);
-    await this.theirs.waitLine(/Initialization Sequence Completed/, 20_000);
-    return established.slice('ESTABLISHED '.length);
   }
 
   /** Runs a command in the openvpn side's namespace. */

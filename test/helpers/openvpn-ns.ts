@@ -2,7 +2,8 @@
  * Our end of a tunnel with a real openvpn, run inside a network namespace by
  * test/openvpn-e2e.test.ts: an OvpnInterface (P2P, real TUN) and a P2pTlsTunnel in the role the
  * config file given as argument says. It prints `READY`, then `ESTABLISHED <json>` once the data
- * channel has its key (or `ERROR <message>`); a line `stats` on stdin makes it print
+ * channel has its key (or `ERROR <message>`), `DROPPED <n>` when a packet fails tls-auth or
+ * tls-crypt; a line `stats` on stdin makes it print
  * `RESULT <json>` (the peer's counters, the control packets seen both ways, the TLS key log and
  * the derived keys), tear everything down and exit: the test reads the counters the traffic
  * moved, and the capture script turns the rest into vectors.
@@ -13,6 +14,7 @@ import { createInterface } from 'node:readline';
 import { OvpnInterface } from '../../src/device/ovpn-interface.js';
 import { P2pTlsTunnel } from '../../src/openvpn/p2p-tunnel.js';
 import type { Role } from '../../src/openvpn/session.js';
+import { TlsAuth, TlsCrypt } from '../../src/openvpn/tls-wrap.js';
 
 export interface NsConfig {
   role: Role;
@@ -26,6 +28,8 @@ export interface NsConfig {
   key: string;
   ciphers: string[];
   exporter: boolean;
+  /** Control-channel wrapping: the static key as hex; tls-auth with our key-direction. */
+  wrap?: { mode: 'tls-crypt' | 'tls-auth'; key: string; keyDirection?: 0 | 1 };
 }
 
 const config = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as NsConfig;
@@ -38,7 +42,15 @@ ip('link', 'set', config.ifname, 'up');
 const packets: { direction: 'in' | 'out'; hex: string }[] = [];
 const keylog: string[] = [];
 let keys: Record<string, string> = {};
+const wrapKey = config.wrap === undefined ? undefined : Buffer.from(config.wrap.key, 'hex');
+const wrap =
+  config.wrap === undefined || wrapKey === undefined
+    ? undefined
+    : config.wrap.mode === 'tls-crypt'
+      ? new TlsCrypt(wrapKey, config.role === 'server')
+      : new TlsAuth(wrapKey, config.wrap.keyDirection);
 const tunnel = new P2pTlsTunnel({
+  ...(wrap === undefined ? {} : { wrap }),
   role: config.role,
   iface,
   localPort: config.localPort,
@@ -47,10 +59,21 @@ const tunnel = new P2pTlsTunnel({
   tls: { ca: config.ca, cert: config.cert, key: config.key },
   ciphers: config.ciphers,
   exporter: config.exporter,
-  trace: (direction, packet) => packets.push({ direction, hex: packet.toString('hex') }),
+  trace: (direction, packet) => {
+    packets.push({ direction, hex: packet.toString('hex') });
+    if (direction === 'in') queueMicrotask(reportDrops);
+  },
   keylog: (line) => keylog.push(line.toString('utf8').trim()),
 });
 let peerId: number | undefined;
+let dropsSeen = 0;
+/** Runs after each received packet was handled: a refused one is announced, for tests to await. */
+function reportDrops(): void {
+  const { unauthenticated } = tunnel.session.stats;
+  if (unauthenticated === dropsSeen) return;
+  dropsSeen = unauthenticated;
+  say(`DROPPED ${dropsSeen}`);
+}
 tunnel.on('established', (e) => {
   peerId = e.peerId;
   const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
