@@ -1,0 +1,255 @@
+/**
+ * Our control session against itself, without root: TLS (node:tls) over the reliability layer on
+ * a manual clock, through a channel that can lose packets, then the whole P2P TLS tunnel on two
+ * OvpnInterfaces joined by the in-memory network, carrying a packet through the keys it
+ * negotiated. The same code against a real openvpn: test/openvpn-e2e.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import { after, before, test } from 'node:test';
+import { OvpnInterface } from '../src/device/ovpn-interface.js';
+import { ManualClock, MemoryNetwork } from '../src/edge/memory.js';
+import { P2pTlsTunnel } from '../src/openvpn/p2p-tunnel.js';
+import { ControlSession, type Established, type SessionOptions } from '../src/openvpn/session.js';
+import { TlsCrypt } from '../src/openvpn/tls-wrap.js';
+import { ipv4Packet } from './helpers/packets.js';
+import { makePki, type Pki } from './helpers/pki.js';
+
+const skip = (() => {
+  try {
+    execFileSync('openssl', ['version'], { stdio: 'ignore' });
+    return false;
+  } catch {
+    return 'needs the openssl CLI to make certificates';
+  }
+})();
+
+let pki: Pki;
+let otherPki: Pki;
+before(() => {
+  if (skip) return;
+  pki = makePki();
+  otherPki = makePki();
+});
+after(() => {
+  pki?.remove();
+  otherPki?.remove();
+});
+
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+interface PairOptions {
+  serverCiphers?: string[];
+  clientCiphers?: string[];
+  clientExporter?: boolean;
+  /** Whether to lose the n-th packet (from 0) toward 'client' or 'server'. */
+  lose?: (toward: 'client' | 'server', n: number) => boolean;
+  clientCreds?: { ca: string; cert: string; key: string };
+  wrapKey?: Buffer;
+}
+
+function pair(options: PairOptions = {}) {
+  const clock = new ManualClock();
+  const sent = { client: 0, server: 0 };
+  const sessions: { server?: ControlSession; client?: ControlSession } = {};
+  const link =
+    (toward: 'client' | 'server'): SessionOptions['send'] =>
+    (packet) => {
+      if (options.lose?.(toward, sent[toward]++)) return;
+      setImmediate(() => sessions[toward]!.receive(packet));
+    };
+  const common = { clock };
+  const server = new ControlSession({
+    ...common,
+    role: 'server',
+    send: link('client'),
+    tls: { ca: pki.ca, cert: pki.serverCert, key: pki.serverKey },
+    ciphers: options.serverCiphers ?? ['AES-256-GCM'],
+    ...(options.wrapKey === undefined ? {} : { wrap: new TlsCrypt(options.wrapKey, true) }),
+  });
+  const client = new ControlSession({
+    ...common,
+    role: 'client',
+    send: link('server'),
+    tls: options.clientCreds ?? { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey },
+    ciphers: options.clientCiphers ?? ['AES-256-GCM'],
+    exporter: options.clientExporter ?? true,
+    ...(options.wrapKey === undefined ? {} : { wrap: new TlsCrypt(options.wrapKey, false) }),
+  });
+  sessions.server = server;
+  sessions.client = client;
+  return { clock, server, client, sent };
+}
+
+/** Lets the event loop and the manual clock run (100 ms of clock per turn) until `promise` settles. */
+async function drive<T>(clock: ManualClock, promise: Promise<T>, maxClockMs = 120_000): Promise<T> {
+  let settled = false;
+  const watched = promise.finally(() => {
+    settled = true;
+  });
+  watched.catch(() => undefined);
+  for (let t = 0; !settled && t < maxClockMs; t += 100) {
+    for (let i = 0; i < 5 && !settled; i++) await turn();
+    clock.advance(100);
+  }
+  if (!settled) assert.fail(`nothing within ${maxClockMs} ms of clock`);
+  return watched;
+}
+
+const established = (s: ControlSession) => once(s, 'established').then(([e]) => e as Established);
+
+function assertMirrored(server: Established, client: Established): void {
+  assert.deepEqual(server.keys.encryptDir, client.keys.decryptDir);
+  assert.deepEqual(server.keys.decryptDir, client.keys.encryptDir);
+  assert.notDeepEqual(server.keys.encryptDir.cipherKey, server.keys.decryptDir.cipherKey);
+  assert.equal(server.peerId, client.peerId);
+  assert.equal(server.cipher, client.cipher);
+  assert.equal(server.keyMethod, client.keyMethod);
+}
+
+test("openvpn session: client and server agree on keys, peer-id and the server's preferred common cipher", {
+  skip,
+}, async () => {
+  const { clock, server, client } = pair({
+    serverCiphers: ['CHACHA20-POLY1305', 'AES-256-GCM'],
+    clientCiphers: ['AES-256-GCM', 'CHACHA20-POLY1305'],
+  });
+  server.start();
+  client.start();
+  const [s, c] = await drive(clock, Promise.all([established(server), established(client)]));
+  assertMirrored(s, c);
+  assert.equal(s.cipher, 'CHACHA20-POLY1305');
+  assert.equal(s.keyMethod, 'exporter');
+  assert.equal(s.commonName, 'client1');
+  assert.equal(c.commonName, 'server');
+  assert.ok(s.peerId >= 0 && s.peerId < 1 << 24);
+  assert.equal(server.reliableStats.retransmits + client.reliableStats.retransmits, 0);
+  server.close();
+  client.close();
+});
+
+test('openvpn session: lost packets both ways are retransmitted and the handshake still completes', {
+  skip,
+}, async () => {
+  const { clock, server, client } = pair({
+    lose: (toward, n) => (toward === 'client' ? n === 0 || n === 2 : n === 1 || n === 3),
+  });
+  server.start();
+  client.start();
+  const [s, c] = await drive(clock, Promise.all([established(server), established(client)]));
+  assertMirrored(s, c);
+  assert.ok(server.reliableStats.retransmits > 0, JSON.stringify(server.reliableStats));
+  assert.ok(client.reliableStats.retransmits > 0, JSON.stringify(client.reliableStats));
+  server.close();
+  client.close();
+});
+
+test('openvpn session: a peer that does not announce the exporter gets PRF keys, the same on both ends', {
+  skip,
+}, async () => {
+  const { clock, server, client } = pair({ clientExporter: false });
+  server.start();
+  client.start();
+  const [s, c] = await drive(clock, Promise.all([established(server), established(client)]));
+  assertMirrored(s, c);
+  assert.equal(s.keyMethod, 'prf');
+  assert.equal(s.peerId, 0x76706e, "without the exporter the P2P peer-id is 'vpn'");
+  server.close();
+  client.close();
+});
+
+test('openvpn session: tls-crypt on both ends carries the handshake', { skip }, async () => {
+  const { clock, server, client } = pair({ wrapKey: Buffer.alloc(256, 7) });
+  server.start();
+  client.start();
+  const [s, c] = await drive(clock, Promise.all([established(server), established(client)]));
+  assertMirrored(s, c);
+  assert.equal(server.stats.unauthenticated + client.stats.unauthenticated, 0);
+  server.close();
+  client.close();
+});
+
+test('openvpn session: no common cipher is a clear error on both ends', {
+  skip,
+}, async () => {
+  const { clock, server, client } = pair({ serverCiphers: ['AES-128-GCM'], clientCiphers: ['CHACHA20-POLY1305'] });
+  server.start();
+  client.start();
+  const serverError = once(server, 'error').then(([e]) => e as Error);
+  const clientError = once(client, 'error').then(([e]) => e as Error);
+  assert.match(
+    (await drive(clock, serverError)).message,
+    /no common data cipher: ours AES-128-GCM, the peer's CHACHA20-POLY1305/,
+  );
+  // The server still sends its key method 2 message, so the client learns the server's list too.
+  assert.match(
+    (await drive(clock, clientError)).message,
+    /no common data cipher: ours CHACHA20-POLY1305, the peer's AES-128-GCM/,
+  );
+});
+
+test('openvpn session: a client certificate from another CA is refused', { skip }, async () => {
+  const { clock, server, client } = pair({
+    clientCreds: { ca: pki.ca, cert: otherPki.clientCert, key: otherPki.clientKey },
+  });
+  server.start();
+  client.start();
+  const serverError = once(server, 'error').then(([e]) => e as Error);
+  assert.match((await drive(clock, serverError)).message, /peer certificate refused: .*does not lead to our CA/);
+  client.close();
+});
+
+test('openvpn session: P2P TLS tunnel on two in-memory interfaces installs the keys and carries packets both ways', {
+  skip,
+}, async () => {
+  const net = new MemoryNetwork();
+  const hosts = { a: net.host('10.0.0.1'), b: net.host('10.0.0.2') };
+  const ifaces = {
+    a: OvpnInterface.create({ name: 'tun0', mode: 'P2P', edges: hosts.a.edges }),
+    b: OvpnInterface.create({ name: 'tun0', mode: 'P2P', edges: hosts.b.edges }),
+  };
+  const common = { localPort: 1194, remotePort: 1194, clock: net.clock, ciphers: ['AES-256-GCM'] };
+  const server = new P2pTlsTunnel({
+    ...common,
+    role: 'server',
+    iface: ifaces.a,
+    remoteIpv4: '10.0.0.2',
+    tls: { ca: pki.ca, cert: pki.serverCert, key: pki.serverKey },
+  });
+  const client = new P2pTlsTunnel({
+    ...common,
+    role: 'client',
+    iface: ifaces.b,
+    remoteIpv4: '10.0.0.1',
+    tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey },
+  });
+  try {
+    const up = Promise.all([once(server, 'established'), once(client, 'established')]);
+    server.start();
+    client.start();
+    const [[s]] = (await drive(net.clock, up)) as [[Established], [Established]];
+    for (const iface of Object.values(ifaces)) {
+      assert.deepEqual(iface.getKey(s.peerId, 'primary'), {
+        peerId: s.peerId,
+        slot: 'primary',
+        keyId: 0,
+        cipherAlg: 'AES-256-GCM',
+      });
+    }
+    const tuns = { a: hosts.a.tun('tun0'), b: hosts.b.tun('tun0') };
+    const there = ipv4Packet('5.5.5.1', '5.5.5.2', 'through the negotiated key');
+    tuns.a.inject(there);
+    assert.deepEqual(await drive(net.clock, tuns.b.written.next()), there);
+    const back = ipv4Packet('5.5.5.2', '5.5.5.1', 'and back');
+    tuns.b.inject(back);
+    assert.deepEqual(await drive(net.clock, tuns.a.written.next()), back);
+    assert.equal(ifaces.b.getPeer(s.peerId).vpnRxPackets, 1);
+    assert.equal(ifaces.a.getPeer(s.peerId).vpnRxPackets, 1);
+  } finally {
+    server.close();
+    client.close();
+    ifaces.a.destroy();
+    ifaces.b.destroy();
+  }
+});
