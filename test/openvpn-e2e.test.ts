@@ -87,6 +87,55 @@ for (const { cipher, exporter, wrap } of CASES) {
   });
 }
 
+for (const wrap of [undefined, 'tls-crypt', 'tls-auth'] as const) {
+  test(`openvpn e2e: our P2P tls-client to a real openvpn tls-server, ${wrap ?? 'no wrapping'}: ping and iperf3 cross`, {
+    skip,
+    timeout: 90_000,
+  }, async () => {
+    const h = new OpenvpnHarness();
+    harnesses.push(h);
+    try {
+      // openvpn is the tls-server now: its preference (CHACHA20-POLY1305 first) decides.
+      const est = JSON.parse(
+        await h.start({
+          ourRole: 'client',
+          ciphers: ['AES-256-GCM', 'CHACHA20-POLY1305'],
+          theirCiphers: ['CHACHA20-POLY1305', 'AES-256-GCM'],
+          exporter: true,
+          ...(wrap ? { wrap } : {}),
+        }),
+      );
+      assert.equal(est.cipher, 'CHACHA20-POLY1305');
+      assert.equal(est.keyMethod, 'exporter');
+      assert.equal(est.commonName, 'server');
+      assert.match(
+        h.theirs!.output,
+        new RegExp(
+          `P2P mode NCP negotiation result: TLS_export=1, DATA_v2=1, peer-id ${est.peerId}, cipher=CHACHA20-POLY1305`,
+        ),
+      );
+      assert.match(
+        h.inTheirs(['ping', '-c', '5', '-i', '0.2', '-W', '2', OUR_VPN]),
+        /5 packets transmitted, 5 received/,
+      );
+      const iperfServer = h.spawnInOurs('iperf3 -s', ['iperf3', '-s', '-1', '--forceflush', '-B', OUR_VPN]);
+      await iperfServer.waitLine(/Server listening/, 5_000);
+      const iperf = JSON.parse(h.inTheirs(['iperf3', '-c', OUR_VPN, '-t', '2', '-J'], 30_000));
+      const received = iperf.end.sum_received.bytes as number;
+      const r = await h.results();
+      assert.ok(
+        r.peer.vpnRxBytes >= received && received > 1_000_000,
+        `vpn rx ${r.peer.vpnRxBytes}, iperf3 ${received}`,
+      );
+      assert.ok(r.peer.vpnTxPackets >= 5);
+      assert.equal(r.peer.drops.auth, 0);
+      assert.equal(r.session.unauthenticated, 0);
+    } finally {
+      await h.stop();
+    }
+  });
+}
+
 test('openvpn e2e: a client with the wrong tls-crypt key gets no answer at all', {
   skip,
   timeout: 60_000,

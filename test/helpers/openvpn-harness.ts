@@ -93,6 +93,8 @@ export interface HarnessOptions {
   verb?: number;
   /** Control-channel wrapping with a fresh static key (`openvpn --genkey secret`); tls-auth: openvpn key-direction 1, ours 0. */
   wrap?: 'tls-crypt' | 'tls-auth';
+  /** Our role, default 'server'; openvpn takes the other one (tls-client or tls-server). */
+  ourRole?: 'server' | 'client';
   /** openvpn gets a different static key than ours (a refusal case). */
   theirKeyDiffers?: boolean;
 }
@@ -136,16 +138,17 @@ export class OpenvpnHarness {
     execFileSync('ip', ['-n', b, 'link', 'set', 'ovl1', 'up']);
     const pki = makePki();
     this.pki = pki;
+    const server = (options.ourRole ?? 'server') === 'server';
     const config: NsConfig = {
-      role: 'server',
+      role: server ? 'server' : 'client',
       ifname: 'tun0',
       vpnAddress: `${OUR_VPN}/24`,
       localPort: PORT,
       remoteIpv4: THEIR_LINK,
       remotePort: PORT,
       ca: pki.ca,
-      cert: pki.serverCert,
-      key: pki.serverKey,
+      cert: server ? pki.serverCert : pki.clientCert,
+      key: server ? pki.serverKey : pki.clientKey,
       ciphers: options.ciphers,
       exporter: options.exporter,
     };
@@ -155,17 +158,39 @@ export class OpenvpnHarness {
       execFileSync('openvpn', ['--genkey', 'secret', keyFile], { stdio: 'ignore' });
       this.staticKey = readFileSync(keyFile, 'utf8');
       const key = parseStaticKey(this.staticKey).toString('hex');
+      // tls-auth: the tls-server side has key-direction 0, the client 1, as usual.
       config.wrap =
-        options.wrap === 'tls-crypt' ? { mode: 'tls-crypt', key } : { mode: 'tls-auth', key, keyDirection: 0 };
+        options.wrap === 'tls-crypt'
+          ? { mode: 'tls-crypt', key }
+          : { mode: 'tls-auth', key, keyDirection: server ? 0 : 1 };
       const theirFile = join(pki.dir, 'their-static.key');
       if (options.theirKeyDiffers) execFileSync('openvpn', ['--genkey', 'secret', theirFile], { stdio: 'ignore' });
       const file = options.theirKeyDiffers ? theirFile : keyFile;
-      wrapArgs.push(...(options.wrap === 'tls-crypt' ? ['--tls-crypt', file] : ['--tls-auth', file, '1']));
+      wrapArgs.push(
+        ...(options.wrap === 'tls-crypt' ? ['--tls-crypt', file] : ['--tls-auth', file, server ? '1' : '0']),
+      );
     }
     const configFile = join(pki.dir, 'ours.json');
     writeFileSync(configFile, JSON.stringify(config));
-    this.ours = this.spawn('ours', a, [process.execPath, NS_HELPER, configFile]);
-    await this.ours.waitLine(/^READY$/, 10_000);
+    const startOurs = async () => {
+      this.ours = this.spawn('ours', a, [process.execPath, NS_HELPER, configFile]);
+      await this.ours.waitLine(/^READY$/, 10_000);
+    };
+    // The tls-server goes first, so the client's first reset finds it listening.
+    if (server) await startOurs();
+    const role = server
+      ? ['--tls-client', '--cert', pki.files.clientCert, '--key', pki.files.clientKey, '--remote-cert-tls', 'server']
+      : [
+          '--tls-server',
+          '--dh',
+          'none',
+          '--cert',
+          pki.files.serverCert,
+          '--key',
+          pki.files.serverKey,
+          '--remote-cert-tls',
+          'client',
+        ];
     this.theirs = this.spawn('openvpn', b, [
       'openvpn',
       '--dev',
@@ -186,21 +211,19 @@ export class OpenvpnHarness {
       '--ifconfig',
       THEIR_VPN,
       OUR_VPN,
-      '--tls-client',
       '--ca',
       pki.files.ca,
-      '--cert',
-      pki.files.clientCert,
-      '--key',
-      pki.files.clientKey,
-      '--remote-cert-tls',
-      'server',
+      ...role,
       '--data-ciphers',
       options.theirCiphers.join(':'),
       ...wrapArgs,
       '--verb',
       String(options.verb ?? 3),
     ]);
+    if (!server) {
+      await this.theirs.waitLine(/UDPv4 link remote/, 10_000);
+      await startOurs();
+    }
   }
 
   /** Runs a command in the openvpn side's namespace. */
