@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, test } from 'node:test';
-import { OpenvpnHarness, OUR_VPN } from './helpers/openvpn-harness.js';
+import { OpenvpnHarness, OUR_VPN, PUSHED_PEER_ID, THEIR_VPN } from './helpers/openvpn-harness.js';
 
 function missing(): string | false {
   if (process.getuid?.() !== 0) return 'needs root (network namespaces, TUN)';
@@ -135,6 +135,49 @@ for (const wrap of [undefined, 'tls-crypt', 'tls-auth'] as const) {
     }
   });
 }
+
+test('openvpn e2e: a real openvpn --client (pull) gets address, peer-id and cipher from our PUSH_REPLY; ping and iperf3 cross', {
+  skip,
+  timeout: 90_000,
+}, async () => {
+  const h = new OpenvpnHarness();
+  harnesses.push(h);
+  try {
+    const est = JSON.parse(
+      await h.start({
+        theirMode: 'pull',
+        ciphers: ['CHACHA20-POLY1305', 'AES-256-GCM'],
+        theirCiphers: ['AES-256-GCM', 'CHACHA20-POLY1305'],
+        exporter: true,
+      }),
+    );
+    assert.equal(est.peerId, PUSHED_PEER_ID);
+    assert.equal(est.cipher, 'CHACHA20-POLY1305', 'the server picks from its own list');
+    assert.equal(est.keyMethod, 'exporter');
+    // REQUEST_PUSH among the pull client's IV_PROTO bits.
+    assert.ok(Number(est.ivProto) & 4, est.ivProto);
+    const pushed = await h.ours!.waitLine(/^PUSHED /, 5_000);
+    assert.equal(
+      pushed,
+      `PUSHED PUSH_REPLY,topology subnet,route-gateway ${OUR_VPN},ping 10,ping-restart 60,ifconfig ${THEIR_VPN} 255.255.255.0,peer-id ${PUSHED_PEER_ID},cipher CHACHA20-POLY1305,key-derivation tls-ekm`,
+    );
+    // openvpn prints these just after "Initialization Sequence Completed".
+    await h.theirs!.waitLine(/Data Channel: cipher 'CHACHA20-POLY1305', peer-id: 7$/, 5_000);
+    await h.theirs!.waitLine(/Protocol options: protocol-flags tls-ekm$/, 5_000);
+    assert.match(h.inTheirs(['ip', '-4', 'addr', 'show', 'tun0']), new RegExp(`inet ${THEIR_VPN}/24`));
+    assert.match(h.inTheirs(['ping', '-c', '5', '-i', '0.2', '-W', '2', OUR_VPN]), /5 packets transmitted, 5 received/);
+    const iperfServer = h.spawnInOurs('iperf3 -s', ['iperf3', '-s', '-1', '--forceflush', '-B', OUR_VPN]);
+    await iperfServer.waitLine(/Server listening/, 5_000);
+    const iperf = JSON.parse(h.inTheirs(['iperf3', '-c', OUR_VPN, '-t', '2', '-J'], 30_000));
+    const received = iperf.end.sum_received.bytes as number;
+    const r = await h.results();
+    assert.equal(r.peer.id, PUSHED_PEER_ID);
+    assert.ok(r.peer.vpnRxBytes >= received && received > 1_000_000, `vpn rx ${r.peer.vpnRxBytes}, iperf3 ${received}`);
+    assert.equal(r.peer.keepaliveInterval, 10);
+  } finally {
+    await h.stop();
+  }
+});
 
 test('openvpn e2e: a client with the wrong tls-crypt key gets no answer at all', {
   skip,

@@ -54,7 +54,8 @@ export class P2pTlsTunnel extends EventEmitter<P2pTlsEvents> {
   }
 
   start(): void {
-    this.addPeer(HANDSHAKE_PEER_ID);
+    // With push the server chooses the peer-id up front; P2P negotiation only learns it later.
+    this.addPeer(this.options.push?.peerId ?? HANDSHAKE_PEER_ID);
     this.options.iface.on('packet-ntf', this.onPacket);
     this.session.start();
   }

@@ -75,12 +75,25 @@ export interface SessionOptions {
   handWindowMs?: number;
   /** Retransmission timeout of the reliability layer (tls-timeout), default 2 s. */
   initialTimeoutMs?: number;
+  /**
+   * Server only: OpenVPN's `mode server` for pull clients (`client` / `pull`) instead of P2P
+   * negotiation. We pick the cipher (our first that the client lists in IV_CIPHERS) and the
+   * peer-id, and answer each PUSH_REQUEST with a PUSH_REPLY of these options followed by
+   * peer-id, cipher and, with exporter keys, key-derivation tls-ekm.
+   */
+  push?: PushOptions;
   /** tls-auth or tls-crypt: packets that do not authenticate are dropped without an answer. */
   wrap?: ControlWrap;
   /** Sees every control packet in and out as on the wire (debugging, and capturing test vectors). */
   trace?(direction: 'in' | 'out', packet: Buffer): void;
   /** Receives the TLS key log lines (NSS format), as SSLKEYLOGFILE would. */
   keylog?(line: Buffer): void;
+}
+
+export interface PushOptions {
+  peerId: number;
+  /** Pushed as given, e.g. `ifconfig 10.8.0.2 255.255.255.0`, `topology subnet`, `ping 10`. */
+  options: readonly string[];
 }
 
 export interface Established {
@@ -99,6 +112,8 @@ export interface SessionEvents {
   established: [Established];
   /** A plaintext control message after key exchange (PUSH_REQUEST, ...), without its NUL. */
   message: [string];
+  /** Server with push: a PUSH_REPLY went out (the text sent). */
+  pushed: [string];
   error: [Error];
 }
 
@@ -127,6 +142,8 @@ export class ControlSession extends EventEmitter<SessionEvents> {
   private ours: KeyMethod2 | undefined;
   private theirs: KeyMethod2 | undefined;
   private done = false;
+  /** Server with push: what each PUSH_REQUEST gets, once negotiated. */
+  private pushReply: string | undefined;
   private closed = false;
 
   constructor(private readonly options: SessionOptions) {
@@ -304,12 +321,16 @@ export class ControlSession extends EventEmitter<SessionEvents> {
         this.options.optionsString ?? defaultOptionsString(this.options.role, this.options.ciphers[0] ?? 'AES-256-GCM'),
       username: '',
       password: '',
-      peerInfo: buildPeerInfo({
-        version: this.options.version ?? DEFAULT_IV_VER,
-        ciphers: this.options.ciphers,
-        ivProto,
-        extra: { IV_PLAT: 'linux', IV_TCPNL: '1' },
-      }),
+      // An OpenVPN server in `mode server` sends no peer-info: its choices go in the PUSH_REPLY.
+      peerInfo:
+        this.options.push !== undefined
+          ? ''
+          : buildPeerInfo({
+              version: this.options.version ?? DEFAULT_IV_VER,
+              ciphers: this.options.ciphers,
+              ivProto,
+              extra: { IV_PLAT: 'linux', IV_TCPNL: '1' },
+            }),
     };
     this.tls!.write(encodeKeyMethod2(this.ours, client));
   }
@@ -320,7 +341,10 @@ export class ControlSession extends EventEmitter<SessionEvents> {
       for (let nul = this.plaintext.indexOf(0); nul >= 0; nul = this.plaintext.indexOf(0)) {
         const text = this.plaintext.subarray(0, nul).toString('utf8');
         this.plaintext = this.plaintext.subarray(nul + 1);
-        if (text.length > 0) this.emit('message', text);
+        if (text === 'PUSH_REQUEST' && this.pushReply !== undefined) {
+          this.sendMessage(this.pushReply);
+          this.emit('pushed', this.pushReply);
+        } else if (text.length > 0) this.emit('message', text);
       }
       return;
     }
@@ -344,8 +368,11 @@ export class ControlSession extends EventEmitter<SessionEvents> {
     const peerInfo = parsePeerInfo(theirs.peerInfo);
     const ivProto = ivProtoOf(peerInfo);
     const remoteCiphers = peerInfo.get('IV_CIPHERS')?.split(':');
+    const { push } = this.options;
     let cipher: string | undefined;
-    if (remoteCiphers !== undefined && ivProto & IvProto.NCP_P2P)
+    if (push !== undefined && server && remoteCiphers !== undefined)
+      cipher = commonCipher(this.options.ciphers, remoteCiphers);
+    else if (remoteCiphers !== undefined && ivProto & IvProto.NCP_P2P)
       cipher = server
         ? commonCipher(this.options.ciphers, remoteCiphers)
         : commonCipher(remoteCiphers, this.options.ciphers);
@@ -373,7 +400,11 @@ export class ControlSession extends EventEmitter<SessionEvents> {
           clientSessionId: server ? this.remoteSessionId! : this.sessionId,
           serverSessionId: server ? this.sessionId : this.remoteSessionId!,
         });
-    const peerId = useExporter ? p2pPeerId(tls) : P2P_FIXED_PEER_ID;
+    const peerId = push !== undefined && server ? push.peerId : useExporter ? p2pPeerId(tls) : P2P_FIXED_PEER_ID;
+    if (push !== undefined && server) {
+      const negotiated = [`peer-id ${peerId}`, `cipher ${name}`, ...(useExporter ? ['key-derivation tls-ekm'] : [])];
+      this.pushReply = ['PUSH_REPLY', ...push.options, ...negotiated].join(',');
+    }
     const established: Established = {
       keyId: 0,
       cipher: name,

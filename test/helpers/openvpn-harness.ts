@@ -22,6 +22,8 @@ export const THEIR_LINK = '10.98.0.2';
 export const OUR_VPN = '10.99.0.1';
 export const THEIR_VPN = '10.99.0.2';
 export const PORT = 1194;
+/** The peer-id our server pushes to a pull client. */
+export const PUSHED_PEER_ID = 7;
 
 /** A process whose output is kept, with a way to await a line. */
 export class Proc {
@@ -93,6 +95,11 @@ export interface HarnessOptions {
   verb?: number;
   /** Control-channel wrapping with a fresh static key (`openvpn --genkey secret`); tls-auth: openvpn key-direction 1, ours 0. */
   wrap?: 'tls-crypt' | 'tls-auth';
+  /**
+   * With ourRole 'server': openvpn as a point-to-point tls-client ('p2p', default) or as a pull
+   * client (`--client`, 'pull') that gets its address, peer-id and cipher from our PUSH_REPLY.
+   */
+  theirMode?: 'p2p' | 'pull';
   /** Our role, default 'server'; openvpn takes the other one (tls-client or tls-server). */
   ourRole?: 'server' | 'client';
   /** openvpn gets a different static key than ours (a refusal case). */
@@ -152,6 +159,20 @@ export class OpenvpnHarness {
       ciphers: options.ciphers,
       exporter: options.exporter,
     };
+    const pull = server && options.theirMode === 'pull';
+    if (pull) {
+      config.push = {
+        peerId: PUSHED_PEER_ID,
+        options: [
+          'topology subnet',
+          `route-gateway ${OUR_VPN}`,
+          'ping 10',
+          'ping-restart 60',
+          `ifconfig ${THEIR_VPN} 255.255.255.0`,
+        ],
+      };
+      config.keepalive = [10, 60];
+    }
     const wrapArgs: string[] = [];
     if (options.wrap !== undefined) {
       const keyFile = join(pki.dir, 'static.key');
@@ -178,19 +199,21 @@ export class OpenvpnHarness {
     };
     // The tls-server goes first, so the client's first reset finds it listening.
     if (server) await startOurs();
-    const role = server
-      ? ['--tls-client', '--cert', pki.files.clientCert, '--key', pki.files.clientKey, '--remote-cert-tls', 'server']
-      : [
-          '--tls-server',
-          '--dh',
-          'none',
-          '--cert',
-          pki.files.serverCert,
-          '--key',
-          pki.files.serverKey,
-          '--remote-cert-tls',
-          'client',
-        ];
+    const role = pull
+      ? ['--client', '--cert', pki.files.clientCert, '--key', pki.files.clientKey, '--remote-cert-tls', 'server']
+      : server
+        ? ['--tls-client', '--cert', pki.files.clientCert, '--key', pki.files.clientKey, '--remote-cert-tls', 'server']
+        : [
+            '--tls-server',
+            '--dh',
+            'none',
+            '--cert',
+            pki.files.serverCert,
+            '--key',
+            pki.files.serverKey,
+            '--remote-cert-tls',
+            'client',
+          ];
     this.theirs = this.spawn('openvpn', b, [
       'openvpn',
       '--dev',
@@ -208,9 +231,7 @@ export class OpenvpnHarness {
       OUR_LINK,
       '--rport',
       String(PORT),
-      '--ifconfig',
-      THEIR_VPN,
-      OUR_VPN,
+      ...(pull ? [] : ['--ifconfig', THEIR_VPN, OUR_VPN]),
       '--ca',
       pki.files.ca,
       ...role,

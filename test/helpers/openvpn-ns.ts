@@ -28,6 +28,10 @@ export interface NsConfig {
   key: string;
   ciphers: string[];
   exporter: boolean;
+  /** Server for pull clients: the peer-id and options it pushes. */
+  push?: { peerId: number; options: string[] };
+  /** The data channel's keepalive (interval, timeout in seconds), as the pushed ping settings say. */
+  keepalive?: [number, number];
   /** Control-channel wrapping: the static key as hex; tls-auth with our key-direction. */
   wrap?: { mode: 'tls-crypt' | 'tls-auth'; key: string; keyDirection?: 0 | 1 };
 }
@@ -51,6 +55,10 @@ const wrap =
       : new TlsAuth(wrapKey, config.wrap.keyDirection);
 const tunnel = new P2pTlsTunnel({
   ...(wrap === undefined ? {} : { wrap }),
+  ...(config.push === undefined ? {} : { push: config.push }),
+  ...(config.keepalive === undefined
+    ? {}
+    : { keepaliveInterval: config.keepalive[0], keepaliveTimeout: config.keepalive[1] }),
   role: config.role,
   iface,
   localPort: config.localPort,
@@ -88,6 +96,7 @@ tunnel.on('established', (e) => {
   );
 });
 tunnel.on('error', (error) => say(`ERROR ${error.message}`));
+tunnel.session.on('pushed', (reply) => say(`PUSHED ${reply}`));
 tunnel.start();
 say('READY');
 
