@@ -179,6 +179,50 @@ test('openvpn e2e: a real openvpn --client (pull) gets address, peer-id and ciph
   }
 });
 
+test('openvpn e2e: our pull client gets address, peer-id and cipher from a real openvpn --server; ping and iperf3 cross', {
+  skip,
+  timeout: 90_000,
+}, async () => {
+  const h = new OpenvpnHarness();
+  harnesses.push(h);
+  try {
+    const est = JSON.parse(
+      await h.start({
+        ourRole: 'client',
+        theirMode: 'server',
+        ciphers: ['AES-256-GCM', 'CHACHA20-POLY1305'],
+        theirCiphers: ['CHACHA20-POLY1305', 'AES-256-GCM'],
+        exporter: true,
+      }),
+    );
+    // openvpn's server: the first of its list that we announce, exporter keys, its own peer-id.
+    assert.equal(est.cipher, 'CHACHA20-POLY1305');
+    assert.equal(est.keyMethod, 'exporter');
+    assert.equal(est.commonName, 'server');
+    assert.equal(est.address, '10.99.0.2');
+    assert.ok(est.pushed.includes('ifconfig 10.99.0.2 255.255.255.0'), est.pushed.join(','));
+    assert.ok(est.pushed.includes(`peer-id ${est.peerId}`));
+    assert.ok(est.pushed.includes('ping 10') && est.pushed.includes('ping-restart 60'));
+    // The server sees our peer-info: a pull client's IV_PROTO (DATA_V2, REQUEST_PUSH, TLS_KEY_EXPORT).
+    assert.match(h.theirs!.output, /peer info: IV_PROTO=14\b/);
+    assert.match(
+      h.inTheirs(['ping', '-c', '5', '-i', '0.2', '-W', '2', '10.99.0.2']),
+      /5 packets transmitted, 5 received/,
+    );
+    const iperfServer = h.spawnInOurs('iperf3 -s', ['iperf3', '-s', '-1', '--forceflush', '-B', '10.99.0.2']);
+    await iperfServer.waitLine(/Server listening/, 5_000);
+    const iperf = JSON.parse(h.inTheirs(['iperf3', '-c', '10.99.0.2', '-t', '2', '-J'], 30_000));
+    const received = iperf.end.sum_received.bytes as number;
+    const r = await h.results();
+    assert.equal(r.peer.id, est.peerId);
+    assert.ok(r.peer.vpnRxBytes >= received && received > 1_000_000, `vpn rx ${r.peer.vpnRxBytes}, iperf3 ${received}`);
+    assert.equal(r.peer.keepaliveInterval, 10);
+    assert.equal(r.peer.keepaliveTimeout, 60);
+  } finally {
+    await h.stop();
+  }
+});
+
 test('openvpn e2e: a client with the wrong tls-crypt key gets no answer at all', {
   skip,
   timeout: 60_000,

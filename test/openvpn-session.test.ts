@@ -11,6 +11,7 @@ import { after, before, test } from 'node:test';
 import { OvpnInterface } from '../src/device/ovpn-interface.js';
 import { ManualClock, MemoryNetwork } from '../src/edge/memory.js';
 import { P2pTlsTunnel } from '../src/openvpn/p2p-tunnel.js';
+import { netmaskToPrefix, parsePushed } from '../src/openvpn/pushed.js';
 import { ControlSession, type Established, type SessionOptions } from '../src/openvpn/session.js';
 import { TlsCrypt } from '../src/openvpn/tls-wrap.js';
 import { ipv4Packet } from './helpers/packets.js';
@@ -47,6 +48,7 @@ interface PairOptions {
   lose?: (toward: 'client' | 'server', n: number) => boolean;
   clientCreds?: { ca: string; cert: string; key: string };
   wrapKey?: Buffer;
+  push?: { peerId: number; options: string[] };
 }
 
 function pair(options: PairOptions = {}) {
@@ -67,6 +69,7 @@ function pair(options: PairOptions = {}) {
     tls: { ca: pki.ca, cert: pki.serverCert, key: pki.serverKey },
     ciphers: options.serverCiphers ?? ['AES-256-GCM'],
     ...(options.wrapKey === undefined ? {} : { wrap: new TlsCrypt(options.wrapKey, true) }),
+    ...(options.push === undefined ? {} : { push: options.push }),
   });
   const client = new ControlSession({
     ...common,
@@ -76,6 +79,7 @@ function pair(options: PairOptions = {}) {
     ciphers: options.clientCiphers ?? ['AES-256-GCM'],
     exporter: options.clientExporter ?? true,
     ...(options.wrapKey === undefined ? {} : { wrap: new TlsCrypt(options.wrapKey, false) }),
+    ...(options.push === undefined ? {} : { pull: true }),
   });
   sessions.server = server;
   sessions.client = client;
@@ -168,6 +172,57 @@ test('openvpn session: tls-crypt on both ends carries the handshake', { skip }, 
   assert.equal(server.stats.unauthenticated + client.stats.unauthenticated, 0);
   server.close();
   client.close();
+});
+
+test("openvpn session: a pull client takes peer-id, cipher and key derivation from the server's PUSH_REPLY", {
+  skip,
+}, async () => {
+  const { clock, server, client } = pair({
+    serverCiphers: ['AES-128-GCM', 'CHACHA20-POLY1305'],
+    clientCiphers: ['CHACHA20-POLY1305', 'AES-128-GCM'],
+    push: {
+      peerId: 4242,
+      options: ['topology subnet', 'ifconfig 10.8.0.6 255.255.255.0', 'ping 10', 'ping-restart 60'],
+    },
+  });
+  const pushed = once(server, 'pushed').then(([text]) => text as string);
+  server.start();
+  client.start();
+  const [s, c] = await drive(clock, Promise.all([established(server), established(client)]));
+  assertMirrored(s, c);
+  assert.equal(s.peerId, 4242);
+  assert.equal(s.cipher, 'AES-128-GCM', "the server's preference");
+  assert.equal(
+    await pushed,
+    'PUSH_REPLY,topology subnet,ifconfig 10.8.0.6 255.255.255.0,ping 10,ping-restart 60,peer-id 4242,cipher AES-128-GCM,key-derivation tls-ekm',
+  );
+  assert.deepEqual(parsePushed(c.pushed!), {
+    topology: 'subnet',
+    ifconfig: { local: '10.8.0.6', prefixLength: 24 },
+    routes: [],
+    ping: 10,
+    pingRestart: 60,
+    other: ['peer-id 4242', 'cipher AES-128-GCM', 'key-derivation tls-ekm'],
+  });
+  // The pull client announced REQUEST_PUSH and IV_NCP, not P2P negotiation.
+  assert.equal(s.peerInfo.get('IV_NCP'), '2');
+  assert.equal(Number(s.peerInfo.get('IV_PROTO')) & 0x24, 0x04);
+  server.close();
+  client.close();
+});
+
+test('openvpn pushed: net30 ifconfig, routes, and masks that are not prefixes', () => {
+  assert.deepEqual(parsePushed(['ifconfig 10.8.0.6 10.8.0.5', 'route 192.168.1.0 255.255.255.0', 'route 10.9.0.1']), {
+    ifconfig: { local: '10.8.0.6', remote: '10.8.0.5' },
+    routes: [
+      { network: '192.168.1.0', netmask: '255.255.255.0' },
+      { network: '10.9.0.1', netmask: '255.255.255.255' },
+    ],
+    other: [],
+  });
+  assert.equal(netmaskToPrefix('255.255.255.252'), 30);
+  assert.equal(netmaskToPrefix('0.0.0.0'), 0);
+  assert.equal(netmaskToPrefix('255.0.255.0'), undefined);
 });
 
 test('openvpn session: no common cipher is a clear error on both ends', {

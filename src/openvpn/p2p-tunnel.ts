@@ -1,6 +1,7 @@
 /**
- * OpenVPN's point-to-point TLS mode (`tls-server` + `ifconfig`) on our data channel: the peer's
- * address is configured, a UDP peer is added for it so its control packets reach us (packet-ntf)
+ * One OpenVPN TLS session on one peer of our data channel: OpenVPN's point-to-point TLS mode
+ * (`tls-server`/`tls-client` + `ifconfig`), a server pushing to one pull client, or a pull
+ * client of an OpenVPN server. The peer's address is configured, a UDP peer is added for it so its control packets reach us (packet-ntf)
  * and ours reach it (sendPacket), and once the TLS session has negotiated the data channel the
  * peer is re-added under the negotiated peer-id and given the key.
  */
@@ -9,6 +10,7 @@ import type { PacketEvent } from '../device/api.js';
 import type { OvpnInterface } from '../device/ovpn-interface.js';
 import type { Clock } from '../edge/edges.js';
 import { realClock } from '../edge/kernel.js';
+import { parsePushed } from './pushed.js';
 import { ControlSession, type Established, type Role, type SessionOptions } from './session.js';
 
 /** The peer's id until the session has negotiated one; any id works, it is replaced. */
@@ -86,6 +88,12 @@ export class P2pTlsTunnel extends EventEmitter<P2pTlsEvents> {
         encryptDir: e.keys.encryptDir,
         decryptDir: e.keys.decryptDir,
       });
+      // A pull client keeps the server's ping rhythm, so neither end's ping-restart fires.
+      if (e.pushed !== undefined) {
+        const { ping, pingRestart } = parsePushed(e.pushed);
+        if (ping !== undefined && pingRestart !== undefined)
+          this.options.iface.setPeer({ id: e.peerId, keepaliveInterval: ping, keepaliveTimeout: pingRestart });
+      }
     } catch (error) {
       this.emit('error', error as Error);
       return;

@@ -82,6 +82,12 @@ export interface SessionOptions {
    * peer-id, cipher and, with exporter keys, key-derivation tls-ekm.
    */
   push?: PushOptions;
+  /**
+   * Client only: OpenVPN's `client` / `pull`. We announce REQUEST_PUSH and IV_NCP instead of
+   * P2P negotiation, ask with PUSH_REQUEST, and take cipher, peer-id and key derivation from
+   * the PUSH_REPLY (whose options `established` carries, for addresses and routes).
+   */
+  pull?: boolean;
   /** tls-auth or tls-crypt: packets that do not authenticate are dropped without an answer. */
   wrap?: ControlWrap;
   /** Sees every control packet in and out as on the wire (debugging, and capturing test vectors). */
@@ -106,6 +112,8 @@ export interface Established {
   peerInfo: Map<string, string>;
   /** The peer certificate's subject CN, when it has one. */
   commonName?: string;
+  /** Pull client: the options of the server's PUSH_REPLY (ifconfig, route, ping, ...). */
+  pushed?: string[];
 }
 
 export interface SessionEvents {
@@ -144,6 +152,8 @@ export class ControlSession extends EventEmitter<SessionEvents> {
   private done = false;
   /** Server with push: what each PUSH_REQUEST gets, once negotiated. */
   private pushReply: string | undefined;
+  /** Pull client: the server's peer-info, kept until its PUSH_REPLY completes the negotiation. */
+  private awaitingPush: Map<string, string> | undefined;
   private closed = false;
 
   constructor(private readonly options: SessionOptions) {
@@ -307,7 +317,11 @@ export class ControlSession extends EventEmitter<SessionEvents> {
 
   private writeKeyMethod2(): void {
     const client = this.options.role === 'client';
-    const ivProto = IvProto.DATA_V2 | IvProto.NCP_P2P | (this.options.exporter === false ? 0 : IvProto.TLS_KEY_EXPORT);
+    const pull = client && this.options.pull === true;
+    const ivProto =
+      IvProto.DATA_V2 |
+      (pull ? IvProto.REQUEST_PUSH : IvProto.NCP_P2P) |
+      (this.options.exporter === false ? 0 : IvProto.TLS_KEY_EXPORT);
     const source = client
       ? {
           preMaster: randomBytes(PRE_MASTER_SIZE),
@@ -329,7 +343,8 @@ export class ControlSession extends EventEmitter<SessionEvents> {
               version: this.options.version ?? DEFAULT_IV_VER,
               ciphers: this.options.ciphers,
               ivProto,
-              extra: { IV_PLAT: 'linux', IV_TCPNL: '1' },
+              // A pull client also says it takes the server's cipher choice (NCP, version 2).
+              extra: { IV_PLAT: 'linux', IV_TCPNL: '1', ...(pull ? { IV_NCP: '2' } : {}) },
             }),
     };
     this.tls!.write(encodeKeyMethod2(this.ours, client));
@@ -341,7 +356,11 @@ export class ControlSession extends EventEmitter<SessionEvents> {
       for (let nul = this.plaintext.indexOf(0); nul >= 0; nul = this.plaintext.indexOf(0)) {
         const text = this.plaintext.subarray(0, nul).toString('utf8');
         this.plaintext = this.plaintext.subarray(nul + 1);
-        if (text === 'PUSH_REQUEST' && this.pushReply !== undefined) {
+        if (text.startsWith('PUSH_REPLY,') && this.awaitingPush !== undefined) {
+          const peerInfo = this.awaitingPush;
+          this.awaitingPush = undefined;
+          this.pushReplyIn(text, peerInfo);
+        } else if (text === 'PUSH_REQUEST' && this.pushReply !== undefined) {
           this.sendMessage(this.pushReply);
           this.emit('pushed', this.pushReply);
         } else if (text.length > 0) this.emit('message', text);
@@ -361,11 +380,16 @@ export class ControlSession extends EventEmitter<SessionEvents> {
     this.finish();
   }
 
+  /** Key method 2 went both ways: negotiate (P2P or as a pushing server), or ask for the push. */
   private finish(): void {
-    const theirs = this.theirs!;
-    const ours = this.ours!;
     const server = this.options.role === 'server';
-    const peerInfo = parsePeerInfo(theirs.peerInfo);
+    const peerInfo = parsePeerInfo(this.theirs!.peerInfo);
+    if (!server && this.options.pull === true) {
+      // The server may push by itself (we announce REQUEST_PUSH); asking covers older ones.
+      this.tls!.write(Buffer.from('PUSH_REQUEST\0'));
+      this.awaitingPush = peerInfo;
+      return;
+    }
     const ivProto = ivProtoOf(peerInfo);
     const remoteCiphers = peerInfo.get('IV_CIPHERS')?.split(':');
     const { push } = this.options;
@@ -377,21 +401,60 @@ export class ControlSession extends EventEmitter<SessionEvents> {
         ? commonCipher(this.options.ciphers, remoteCiphers)
         : commonCipher(remoteCiphers, this.options.ciphers);
     else cipher = this.options.fallbackCipher;
-    const name = cipher?.toUpperCase();
-    if (name === undefined || !isCipherAlg(name) || name === 'NONE') {
-      this.fail(
-        new Error(
-          `no common data cipher: ours ${this.options.ciphers.join(':')}, the peer's ${remoteCiphers?.join(':') ?? '(none announced)'}`,
-        ),
-      );
-      return;
-    }
+    const name = this.checkCipher(cipher, remoteCiphers?.join(':') ?? '(none announced)');
+    if (name === undefined) return;
     if (!(ivProto & IvProto.DATA_V2)) {
       this.fail(new Error('the peer does not speak P_DATA_V2, which our data channel needs'));
       return;
     }
-    const tls = this.tls!;
     const useExporter = this.options.exporter !== false && (ivProto & IvProto.TLS_KEY_EXPORT) !== 0;
+    const peerId = push !== undefined && server ? push.peerId : useExporter ? p2pPeerId(this.tls!) : P2P_FIXED_PEER_ID;
+    if (push !== undefined && server) {
+      const negotiated = [`peer-id ${peerId}`, `cipher ${name}`, ...(useExporter ? ['key-derivation tls-ekm'] : [])];
+      this.pushReply = ['PUSH_REPLY', ...push.options, ...negotiated].join(',');
+    }
+    this.complete(name, useExporter, peerId, peerInfo);
+  }
+
+  /** Pull client: the server's PUSH_REPLY names the cipher, the peer-id and the key derivation. */
+  private pushReplyIn(text: string, peerInfo: Map<string, string>): void {
+    const pushed = text
+      .slice('PUSH_REPLY,'.length)
+      .split(',')
+      .filter((o) => o.length > 0);
+    const value = (name: string) => pushed.find((o) => o.startsWith(`${name} `))?.slice(name.length + 1);
+    const peerId = Number.parseInt(value('peer-id') ?? '', 10);
+    if (!Number.isInteger(peerId) || peerId < 0 || peerId > 0xffffff) {
+      this.fail(new Error(`the server pushed no usable peer-id, which P_DATA_V2 needs: ${text}`));
+      return;
+    }
+    const cipher = value('cipher') ?? this.options.fallbackCipher;
+    const listed = cipher !== undefined && commonCipher([cipher], this.options.ciphers) !== undefined;
+    const name = this.checkCipher(listed ? cipher : undefined, `pushed ${cipher ?? '(none)'}`);
+    if (name === undefined) return;
+    const ekm =
+      value('key-derivation') === 'tls-ekm' || (value('protocol-flags')?.split(' ').includes('tls-ekm') ?? false);
+    this.complete(name, ekm && this.options.exporter !== false, peerId, peerInfo, pushed);
+  }
+
+  private checkCipher(cipher: string | undefined, theirs: string): CipherAlg | undefined {
+    const name = cipher?.toUpperCase();
+    if (name === undefined || !isCipherAlg(name) || name === 'NONE') {
+      this.fail(new Error(`no common data cipher: ours ${this.options.ciphers.join(':')}, the peer's ${theirs}`));
+      return undefined;
+    }
+    return name;
+  }
+
+  private complete(
+    cipher: CipherAlg,
+    useExporter: boolean,
+    peerId: number,
+    peerInfo: Map<string, string>,
+    pushed?: string[],
+  ): void {
+    const server = this.options.role === 'server';
+    const [theirs, ours, tls] = [this.theirs!, this.ours!, this.tls!];
     const key2 = useExporter
       ? key2FromExporter(tls)
       : key2FromPrf({
@@ -400,19 +463,15 @@ export class ControlSession extends EventEmitter<SessionEvents> {
           clientSessionId: server ? this.remoteSessionId! : this.sessionId,
           serverSessionId: server ? this.sessionId : this.remoteSessionId!,
         });
-    const peerId = push !== undefined && server ? push.peerId : useExporter ? p2pPeerId(tls) : P2P_FIXED_PEER_ID;
-    if (push !== undefined && server) {
-      const negotiated = [`peer-id ${peerId}`, `cipher ${name}`, ...(useExporter ? ['key-derivation tls-ekm'] : [])];
-      this.pushReply = ['PUSH_REPLY', ...push.options, ...negotiated].join(',');
-    }
     const established: Established = {
       keyId: 0,
-      cipher: name,
+      cipher,
       peerId,
       keyMethod: useExporter ? 'exporter' : 'prf',
-      keys: directionKeys(key2, name, server),
+      keys: directionKeys(key2, cipher, server),
       peerInfo,
     };
+    if (pushed !== undefined) established.pushed = pushed;
     const cn = tls.getPeerCertificate()?.subject?.CN;
     if (typeof cn === 'string') established.commonName = cn;
     this.done = true;

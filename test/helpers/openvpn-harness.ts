@@ -98,8 +98,11 @@ export interface HarnessOptions {
   /**
    * With ourRole 'server': openvpn as a point-to-point tls-client ('p2p', default) or as a pull
    * client (`--client`, 'pull') that gets its address, peer-id and cipher from our PUSH_REPLY.
+   * With ourRole 'client': openvpn as a point-to-point tls-server ('p2p') or as a multi-client
+   * server (`--server 10.99.0.0 255.255.255.0`, topology subnet, keepalive 10 60: 'server')
+   * whose PUSH_REPLY we pull.
    */
-  theirMode?: 'p2p' | 'pull';
+  theirMode?: 'p2p' | 'pull' | 'server';
   /** Our role, default 'server'; openvpn takes the other one (tls-client or tls-server). */
   ourRole?: 'server' | 'client';
   /** openvpn gets a different static key than ours (a refusal case). */
@@ -126,7 +129,11 @@ export class OpenvpnHarness {
     await this.setup(options);
     const established = await this.ours!.waitLine(/^(ESTABLISHED|ERROR) /, 20_000);
     if (established.startsWith('ERROR')) throw new Error(`our end failed: ${established}\n${this.theirs!.tail()}`);
-    await this.theirs!.waitLine(/Initialization Sequence Completed/, 20_000);
+    // A multi-client server is up from the start; it has a client once it pushed to it.
+    await this.theirs!.waitLine(
+      options.theirMode === 'server' ? /SENT CONTROL \[client1\]: 'PUSH_REPLY/ : /Initialization Sequence Completed/,
+      20_000,
+    );
     return established.slice('ESTABLISHED '.length);
   }
 
@@ -160,6 +167,11 @@ export class OpenvpnHarness {
       exporter: options.exporter,
     };
     const pull = server && options.theirMode === 'pull';
+    const mpServer = !server && options.theirMode === 'server';
+    if (mpServer) {
+      config.pull = true;
+      delete config.vpnAddress;
+    }
     if (pull) {
       config.push = {
         peerId: PUSHED_PEER_ID,
@@ -199,21 +211,44 @@ export class OpenvpnHarness {
     };
     // The tls-server goes first, so the client's first reset finds it listening.
     if (server) await startOurs();
-    const role = pull
-      ? ['--client', '--cert', pki.files.clientCert, '--key', pki.files.clientKey, '--remote-cert-tls', 'server']
-      : server
-        ? ['--tls-client', '--cert', pki.files.clientCert, '--key', pki.files.clientKey, '--remote-cert-tls', 'server']
-        : [
-            '--tls-server',
-            '--dh',
-            'none',
-            '--cert',
-            pki.files.serverCert,
-            '--key',
-            pki.files.serverKey,
-            '--remote-cert-tls',
-            'client',
-          ];
+    const serverCreds = ['--cert', pki.files.serverCert, '--key', pki.files.serverKey, '--remote-cert-tls', 'client'];
+    const role = mpServer
+      ? [
+          '--server',
+          '10.99.0.0',
+          '255.255.255.0',
+          '--topology',
+          'subnet',
+          '--keepalive',
+          '10',
+          '60',
+          '--dh',
+          'none',
+          ...serverCreds,
+        ]
+      : pull
+        ? ['--client', '--cert', pki.files.clientCert, '--key', pki.files.clientKey, '--remote-cert-tls', 'server']
+        : server
+          ? [
+              '--tls-client',
+              '--cert',
+              pki.files.clientCert,
+              '--key',
+              pki.files.clientKey,
+              '--remote-cert-tls',
+              'server',
+            ]
+          : [
+              '--tls-server',
+              '--dh',
+              'none',
+              '--cert',
+              pki.files.serverCert,
+              '--key',
+              pki.files.serverKey,
+              '--remote-cert-tls',
+              'client',
+            ];
     this.theirs = this.spawn('openvpn', b, [
       'openvpn',
       '--dev',
@@ -227,11 +262,8 @@ export class OpenvpnHarness {
       THEIR_LINK,
       '--lport',
       String(PORT),
-      '--remote',
-      OUR_LINK,
-      '--rport',
-      String(PORT),
-      ...(pull ? [] : ['--ifconfig', THEIR_VPN, OUR_VPN]),
+      ...(mpServer ? [] : ['--remote', OUR_LINK, '--rport', String(PORT)]),
+      ...(pull || mpServer ? [] : ['--ifconfig', THEIR_VPN, OUR_VPN]),
       '--ca',
       pki.files.ca,
       ...role,
@@ -242,7 +274,7 @@ export class OpenvpnHarness {
       String(options.verb ?? 3),
     ]);
     if (!server) {
-      await this.theirs.waitLine(/UDPv4 link remote/, 10_000);
+      await this.theirs.waitLine(mpServer ? /Initialization Sequence Completed/ : /UDPv4 link remote/, 10_000);
       await startOurs();
     }
   }

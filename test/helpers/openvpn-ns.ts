@@ -13,13 +13,17 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { OvpnInterface } from '../../src/device/ovpn-interface.js';
 import { P2pTlsTunnel } from '../../src/openvpn/p2p-tunnel.js';
+import { parsePushed } from '../../src/openvpn/pushed.js';
 import type { Role } from '../../src/openvpn/session.js';
 import { TlsAuth, TlsCrypt } from '../../src/openvpn/tls-wrap.js';
 
 export interface NsConfig {
   role: Role;
   ifname: string;
-  vpnAddress: string;
+  /** Our tunnel address; absent for a pull client, which takes the pushed one. */
+  vpnAddress?: string;
+  /** Client only: pull our address, peer-id and cipher from an OpenVPN server. */
+  pull?: boolean;
   localPort: number;
   remoteIpv4: string;
   remotePort: number;
@@ -41,7 +45,7 @@ const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', '
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
 const iface = OvpnInterface.create({ name: config.ifname, mode: 'P2P' });
-ip('addr', 'add', config.vpnAddress, 'dev', config.ifname);
+if (config.vpnAddress !== undefined) ip('addr', 'add', config.vpnAddress, 'dev', config.ifname);
 ip('link', 'set', config.ifname, 'up');
 const packets: { direction: 'in' | 'out'; hex: string }[] = [];
 const keylog: string[] = [];
@@ -56,6 +60,7 @@ const wrap =
 const tunnel = new P2pTlsTunnel({
   ...(wrap === undefined ? {} : { wrap }),
   ...(config.push === undefined ? {} : { push: config.push }),
+  ...(config.pull === true ? { pull: true } : {}),
   ...(config.keepalive === undefined
     ? {}
     : { keepaliveInterval: config.keepalive[0], keepaliveTimeout: config.keepalive[1] }),
@@ -84,6 +89,14 @@ function reportDrops(): void {
 }
 tunnel.on('established', (e) => {
   peerId = e.peerId;
+  let address: string | undefined;
+  const ifconfig = e.pushed === undefined ? undefined : parsePushed(e.pushed).ifconfig;
+  if (ifconfig !== undefined) {
+    address = ifconfig.local;
+    if (ifconfig.prefixLength !== undefined)
+      ip('addr', 'add', `${ifconfig.local}/${ifconfig.prefixLength}`, 'dev', config.ifname);
+    else ip('addr', 'add', ifconfig.local, 'peer', ifconfig.remote!, 'dev', config.ifname);
+  }
   const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
   keys = {
     encryptKey: hex(e.keys.encryptDir.cipherKey),
@@ -92,7 +105,7 @@ tunnel.on('established', (e) => {
     decryptNonceTail: hex(e.keys.decryptDir.nonceTail),
   };
   say(
-    `ESTABLISHED ${JSON.stringify({ peerId: e.peerId, cipher: e.cipher, keyMethod: e.keyMethod, commonName: e.commonName, ivProto: e.peerInfo.get('IV_PROTO'), ivVer: e.peerInfo.get('IV_VER') })}`,
+    `ESTABLISHED ${JSON.stringify({ peerId: e.peerId, cipher: e.cipher, keyMethod: e.keyMethod, commonName: e.commonName, ivProto: e.peerInfo.get('IV_PROTO'), ivVer: e.peerInfo.get('IV_VER'), pushed: e.pushed, address })}`,
   );
 });
 tunnel.on('error', (error) => say(`ERROR ${error.message}`));
