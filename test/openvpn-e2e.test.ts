@@ -223,6 +223,38 @@ test('openvpn e2e: our pull client gets address, peer-id and cipher from a real 
   }
 });
 
+test('openvpn e2e: a real openvpn renegotiating every few seconds (reneg-sec) during a ping flood loses no packet', {
+  skip,
+  timeout: 90_000,
+}, async () => {
+  const h = new OpenvpnHarness();
+  harnesses.push(h);
+  try {
+    await h.start({
+      ciphers: ['AES-256-GCM'],
+      theirCiphers: ['AES-256-GCM'],
+      exporter: true,
+      wrap: 'tls-crypt',
+      theirExtra: ['--reneg-sec', '3'],
+    });
+    const flood = h.spawnInTheirs('ping flood', ['ping', '-q', '-i', '0.005', '-c', '2000', '-W', '2', OUR_VPN]);
+    // openvpn softens reneg-sec on the client side, so allow for its spread.
+    await h.ours!.waitLine(/^ACTIVE 1$/, 20_000);
+    await h.ours!.waitLine(/^ACTIVE 2$/, 20_000);
+    await flood.exited;
+    assert.match(flood.output, /2000 packets transmitted, 2000 received, 0% packet loss/);
+    const r = await h.results();
+    assert.deepEqual(r.keyIds.slice(0, 3), [0, 1, 2]);
+    assert.ok(r.peer.vpnRxPackets >= 2000);
+    assert.equal(r.peer.drops.noKey, 0);
+    assert.equal(r.peer.drops.auth, 0);
+    assert.equal(r.session.foreign, 0);
+    assert.match(h.theirs!.output, /TLS: soft reset/);
+  } finally {
+    await h.stop();
+  }
+});
+
 test('openvpn e2e: a client with the wrong tls-crypt key gets no answer at all', {
   skip,
   timeout: 60_000,

@@ -12,7 +12,7 @@ import { OvpnInterface } from '../src/device/ovpn-interface.js';
 import { ManualClock, MemoryNetwork } from '../src/edge/memory.js';
 import { P2pTlsTunnel } from '../src/openvpn/p2p-tunnel.js';
 import { netmaskToPrefix, parsePushed } from '../src/openvpn/pushed.js';
-import { ControlSession, type Established, type SessionOptions } from '../src/openvpn/session.js';
+import { ControlSession, type Established, nextKeyId, type SessionOptions } from '../src/openvpn/session.js';
 import { TlsCrypt } from '../src/openvpn/tls-wrap.js';
 import { ipv4Packet } from './helpers/packets.js';
 import { makePki, type Pki } from './helpers/pki.js';
@@ -225,6 +225,43 @@ test('openvpn pushed: net30 ifconfig, routes, and masks that are not prefixes', 
   assert.equal(netmaskToPrefix('255.0.255.0'), undefined);
 });
 
+test('openvpn session: renegotiation from either end yields fresh mirrored keys under key-ids 1, 2, ... with the same cipher and peer-id', {
+  skip,
+}, async () => {
+  const { clock, server, client } = pair({
+    serverCiphers: ['CHACHA20-POLY1305'],
+    clientCiphers: ['CHACHA20-POLY1305'],
+  });
+  server.start();
+  client.start();
+  const [s0] = await drive(clock, Promise.all([established(server), established(client)]));
+  const seen = [s0.keys.encryptDir.cipherKey];
+  for (const [keyId, initiator] of [
+    [1, client],
+    [2, server],
+    [3, client],
+  ] as const) {
+    const up = Promise.all([established(server), established(client)]);
+    const active = Promise.all([once(server, 'active'), once(client, 'active')]);
+    initiator.rekey();
+    const [s, c] = await drive(clock, up);
+    assertMirrored(s, c);
+    assert.equal(s.keyId, keyId);
+    assert.equal(s.cipher, 'CHACHA20-POLY1305');
+    assert.equal(s.peerId, s0.peerId);
+    assert.ok(!seen.some((k) => Buffer.from(k).equals(s.keys.encryptDir.cipherKey)), 'a fresh key');
+    seen.push(s.keys.encryptDir.cipherKey);
+    assert.deepEqual(await drive(clock, active), [[keyId], [keyId]]);
+  }
+  assert.equal(server.stats.foreign + client.stats.foreign, 0);
+  server.close();
+  client.close();
+});
+
+test('openvpn session: key-ids go 1 to 7 and around, never back to 0', () => {
+  assert.deepEqual([0, 1, 6, 7].map(nextKeyId), [1, 2, 7, 1]);
+});
+
 test('openvpn session: no common cipher is a clear error on both ends', {
   skip,
 }, async () => {
@@ -255,7 +292,7 @@ test('openvpn session: a client certificate from another CA is refused', { skip 
   client.close();
 });
 
-test('openvpn session: P2P TLS tunnel on two in-memory interfaces installs the keys and carries packets both ways', {
+test('openvpn session: P2P TLS tunnel on two in-memory interfaces installs the keys, carries packets both ways, and renegotiates on its timer', {
   skip,
 }, async () => {
   const net = new MemoryNetwork();
@@ -264,7 +301,13 @@ test('openvpn session: P2P TLS tunnel on two in-memory interfaces installs the k
     a: OvpnInterface.create({ name: 'tun0', mode: 'P2P', edges: hosts.a.edges }),
     b: OvpnInterface.create({ name: 'tun0', mode: 'P2P', edges: hosts.b.edges }),
   };
-  const common = { localPort: 1194, remotePort: 1194, clock: net.clock, ciphers: ['AES-256-GCM'] };
+  const common = {
+    localPort: 1194,
+    remotePort: 1194,
+    clock: net.clock,
+    ciphers: ['AES-256-GCM'],
+    renegotiateSeconds: 60,
+  };
   const server = new P2pTlsTunnel({
     ...common,
     role: 'server',
@@ -301,6 +344,18 @@ test('openvpn session: P2P TLS tunnel on two in-memory interfaces installs the k
     assert.deepEqual(await drive(net.clock, tuns.a.written.next()), back);
     assert.equal(ifaces.b.getPeer(s.peerId).vpnRxPackets, 1);
     assert.equal(ifaces.a.getPeer(s.peerId).vpnRxPackets, 1);
+
+    // reneg-sec: a minute on, key-id 1 is primary on both ends and key 0 lingers as secondary.
+    const active = Promise.all([once(server.session, 'active'), once(client.session, 'active')]);
+    net.clock.advance(60_000);
+    await drive(net.clock, active);
+    for (const iface of Object.values(ifaces)) {
+      assert.equal(iface.getKey(s.peerId, 'primary').keyId, 1);
+      assert.equal(iface.getKey(s.peerId, 'secondary').keyId, 0);
+    }
+    const later = ipv4Packet('5.5.5.1', '5.5.5.2', 'on the renegotiated key');
+    tuns.a.inject(later);
+    assert.deepEqual(await drive(net.clock, tuns.b.written.next()), later);
   } finally {
     server.close();
     client.close();

@@ -1,14 +1,16 @@
 /**
  * One OpenVPN TLS session on one peer of our data channel: OpenVPN's point-to-point TLS mode
  * (`tls-server`/`tls-client` + `ifconfig`), a server pushing to one pull client, or a pull
- * client of an OpenVPN server. The peer's address is configured, a UDP peer is added for it so its control packets reach us (packet-ntf)
- * and ours reach it (sendPacket), and once the TLS session has negotiated the data channel the
- * peer is re-added under the negotiated peer-id and given the key.
+ * client of an OpenVPN server. The peer's address is configured, a UDP peer is added for it so
+ * its control packets reach us (packet-ntf) and ours reach it (sendPacket), and once the TLS
+ * session has negotiated the data channel the peer is re-added under the negotiated peer-id and
+ * given the key. Renegotiated keys go to the secondary slot and are swapped in once active; we
+ * renegotiate on a timer (reneg-sec) and when the data channel reports packet-ids running out.
  */
 import { EventEmitter } from 'node:events';
-import type { PacketEvent } from '../device/api.js';
+import type { KeySwapEvent, PacketEvent } from '../device/api.js';
 import type { OvpnInterface } from '../device/ovpn-interface.js';
-import type { Clock } from '../edge/edges.js';
+import type { Clock, Timer } from '../edge/edges.js';
 import { realClock } from '../edge/kernel.js';
 import { parsePushed } from './pushed.js';
 import { ControlSession, type Established, type Role, type SessionOptions } from './session.js';
@@ -27,6 +29,8 @@ export interface P2pTlsOptions extends Omit<SessionOptions, 'send' | 'clock' | '
   /** The data channel's keepalive, in seconds (OpenVPN's ping / ping-restart). */
   keepaliveInterval?: number;
   keepaliveTimeout?: number;
+  /** reneg-sec: start a renegotiation this often, in seconds (default never; the peer may). */
+  renegotiateSeconds?: number;
 }
 
 export interface P2pTlsEvents {
@@ -37,21 +41,40 @@ export interface P2pTlsEvents {
 export class P2pTlsTunnel extends EventEmitter<P2pTlsEvents> {
   readonly session: ControlSession;
   private peerId = HANDSHAKE_PEER_ID;
+  private readonly clock: Clock;
+  private renegotiation: Timer | undefined;
+  private established = false;
+  /** The data channel says a key's packet-ids are running out: renegotiate, as OpenVPN does. */
+  private readonly onKeySwapNeeded = (event: KeySwapEvent) => {
+    if (event.peerId === this.peerId && this.established) this.rekey();
+  };
   private readonly onPacket = (event: PacketEvent) => {
     if (event.localPort === this.options.localPort && event.peerId === this.peerId) this.session.receive(event.data);
   };
 
   constructor(private readonly options: P2pTlsOptions) {
     super();
-    const { iface, clock, role, localPort, remoteIpv4, remotePort, keepaliveInterval, keepaliveTimeout, ...rest } =
-      options;
+    const {
+      iface,
+      clock,
+      role,
+      localPort,
+      remoteIpv4,
+      remotePort,
+      keepaliveInterval,
+      keepaliveTimeout,
+      renegotiateSeconds,
+      ...rest
+    } = options;
+    this.clock = clock ?? realClock;
     this.session = new ControlSession({
       ...rest,
       role,
-      clock: clock ?? realClock,
+      clock: this.clock,
       send: (packet) => iface.sendPacket(this.peerId, packet),
     });
     this.session.on('established', (e) => this.install(e));
+    this.session.on('active', () => this.swap());
     this.session.on('error', (error) => this.emit('error', error));
   }
 
@@ -59,12 +82,28 @@ export class P2pTlsTunnel extends EventEmitter<P2pTlsEvents> {
     // With push the server chooses the peer-id up front; P2P negotiation only learns it later.
     this.addPeer(this.options.push?.peerId ?? HANDSHAKE_PEER_ID);
     this.options.iface.on('packet-ntf', this.onPacket);
+    this.options.iface.on('key-swap-ntf', this.onKeySwapNeeded);
+    const { renegotiateSeconds } = this.options;
+    if (renegotiateSeconds !== undefined && renegotiateSeconds > 0)
+      this.renegotiation = this.clock.every(renegotiateSeconds * 1000, () => {
+        if (this.established) this.rekey();
+      });
     this.session.start();
   }
 
   close(): void {
     this.options.iface.off('packet-ntf', this.onPacket);
+    this.options.iface.off('key-swap-ntf', this.onKeySwapNeeded);
+    this.renegotiation?.cancel();
     this.session.close();
+  }
+
+  private rekey(): void {
+    try {
+      this.session.rekey();
+    } catch (error) {
+      this.emit('error', error as Error);
+    }
   }
 
   private addPeer(id: number): void {
@@ -76,13 +115,23 @@ export class P2pTlsTunnel extends EventEmitter<P2pTlsEvents> {
     this.peerId = id;
   }
 
+  private swap(): void {
+    try {
+      this.options.iface.swapKeys(this.peerId);
+    } catch (error) {
+      this.emit('error', error as Error);
+    }
+  }
+
   private install(e: Established): void {
     try {
       // P2P mode: the new peer replaces the handshake one and keeps its UDP port open throughout.
-      if (e.peerId !== this.peerId) this.addPeer(e.peerId);
+      if (e.keyId === 0 && e.peerId !== this.peerId) this.addPeer(e.peerId);
+      // A renegotiated key decrypts at once from the secondary slot and is swapped in to
+      // encrypt once the peer has it ('active'); the old key then still decrypts what is in flight.
       this.options.iface.newKey({
         peerId: e.peerId,
-        slot: 'primary',
+        slot: e.keyId === 0 ? 'primary' : 'secondary',
         keyId: e.keyId,
         cipherAlg: e.cipher,
         encryptDir: e.keys.encryptDir,
@@ -98,6 +147,7 @@ export class P2pTlsTunnel extends EventEmitter<P2pTlsEvents> {
       this.emit('error', error as Error);
       return;
     }
+    this.established = true;
     this.emit('established', e);
   }
 }

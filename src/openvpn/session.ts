@@ -1,8 +1,10 @@
 /**
- * One OpenVPN TLS session (key-id 0) in either role: the reset exchange that pairs session ids,
- * TLS (node:tls) over the reliability layer, key method 2 both ways, and then the data-channel
+ * One OpenVPN TLS session in either role: the reset exchange that pairs session ids, TLS
+ * (node:tls) over the reliability layer, key method 2 both ways, and then the data-channel
  * parameters: cipher (P2P negotiation: the tls-server's first cipher the client also has),
- * peer-id, and keys by the exporter when the peer announces it, else by OpenVPN's PRF.
+ * peer-id, and keys by the exporter when the peer announces it, else by OpenVPN's PRF. When the
+ * peer renegotiates (soft reset under a new key-id), a new key state runs its own TLS session
+ * and key exchange beside the current key and yields new keys with the same cipher and peer-id.
  *
  * Bytes in and out are whole control packets without tls-auth or tls-crypt wrapping; the owner
  * moves them (OvpnInterface packet-ntf and sendPacket, or anything else).
@@ -41,7 +43,7 @@ import {
   Opcode,
   SESSION_ID_SIZE,
 } from './packet.js';
-import { ReliableLink } from './reliable.js';
+import { ReliableLink, type ReliableStats } from './reliable.js';
 import { ControlStream } from './tls-duplex.js';
 import type { ControlWrap } from './tls-wrap.js';
 import { parseCaBundle, verifyPeerChain } from './verify.js';
@@ -117,7 +119,10 @@ export interface Established {
 }
 
 export interface SessionEvents {
+  /** Keys for a key-id: the first (key-id 0), then each renegotiated one. */
   established: [Established];
+  /** A renegotiated key-id may now carry our traffic: the peer has acked our half of its exchange. */
+  active: [number];
   /** A plaintext control message after key exchange (PUSH_REQUEST, ...), without its NUL. */
   message: [string];
   /** Server with push: a PUSH_REPLY went out (the text sent). */
@@ -137,19 +142,77 @@ const TICK_MS = 100;
 const DEFAULT_HAND_WINDOW_MS = 60_000;
 const DEFAULT_IV_VER = '2.6.14';
 
+/** Key-ids after the first go 1 to 7 and around again; 0 is only ever the first. */
+export function nextKeyId(keyId: number): number {
+  return (keyId % 7) + 1;
+}
+
+/** What the first key fixed for the session's lifetime: renegotiations keep it. */
+interface Negotiated {
+  cipher: CipherAlg;
+  useExporter: boolean;
+  peerId: number;
+  peerInfo: Map<string, string>;
+  pushed?: string[];
+}
+
+/**
+ * One key state: a key-id with its own message ids and reliability, its own TLS session and key
+ * method 2 exchange. Key-id 0 starts with the hard resets; each renegotiation starts another
+ * with P_CONTROL_SOFT_RESET_V1 under the next key-id.
+ */
+class KeyState {
+  readonly reliable: ReliableLink;
+  readonly stream: ControlStream;
+  tls: TLSSocket | undefined;
+  plaintext = Buffer.alloc(0);
+  ours: KeyMethod2 | undefined;
+  theirs: KeyMethod2 | undefined;
+  /** Keys derived and handed out. */
+  done = false;
+  /** Renegotiated keys: announced as active once our key method message was acked. */
+  activated = false;
+  /** We sent the soft reset that started this key. */
+  initiated = false;
+  /** Our key method message has been handed to the reliability layer (TLS writes later than asked). */
+  keySent = false;
+  readonly startedAt: number;
+
+  constructor(
+    readonly keyId: number,
+    clock: Clock,
+    initialTimeoutMs: number | undefined,
+    deliver: (ks: KeyState, opcode: ControlOpcode, payload: Buffer) => void,
+    onTlsBytes: () => void,
+  ) {
+    this.startedAt = clock.now();
+    const options: ConstructorParameters<typeof ReliableLink>[0] = {
+      clock,
+      deliver: (opcode, payload) => deliver(this, opcode, payload),
+    };
+    if (initialTimeoutMs !== undefined) options.initialTimeoutMs = initialTimeoutMs;
+    this.reliable = new ReliableLink(options);
+    this.stream = new ControlStream((chunk) => {
+      this.reliable.send(Opcode.CONTROL_V1, Buffer.from(chunk));
+      onTlsBytes();
+    });
+  }
+
+  close(): void {
+    this.stream.close();
+    this.tls?.destroy();
+  }
+}
+
 export class ControlSession extends EventEmitter<SessionEvents> {
   readonly sessionId = randomBytes(SESSION_ID_SIZE);
   remoteSessionId: Buffer | undefined;
   readonly stats: SessionStats = { malformed: 0, unauthenticated: 0, foreign: 0 };
-  private readonly reliable: ReliableLink;
-  private readonly stream: ControlStream;
-  private tls: TLSSocket | undefined;
+  /** By key-id: the current state, and the one before it while it may still carry acks. */
+  private readonly states = new Map<number, KeyState>();
+  private current: KeyState;
+  private negotiated: Negotiated | undefined;
   private timer: Timer | undefined;
-  private readonly startedAt: number;
-  private plaintext = Buffer.alloc(0);
-  private ours: KeyMethod2 | undefined;
-  private theirs: KeyMethod2 | undefined;
-  private done = false;
   /** Server with push: what each PUSH_REQUEST gets, once negotiated. */
   private pushReply: string | undefined;
   /** Pull client: the server's peer-info, kept until its PUSH_REPLY completes the negotiation. */
@@ -158,24 +221,14 @@ export class ControlSession extends EventEmitter<SessionEvents> {
 
   constructor(private readonly options: SessionOptions) {
     super();
-    this.startedAt = options.clock.now();
-    const reliable: ConstructorParameters<typeof ReliableLink>[0] = {
-      clock: options.clock,
-      deliver: (opcode, payload) => this.deliver(opcode, payload),
-    };
-    if (options.initialTimeoutMs !== undefined) reliable.initialTimeoutMs = options.initialTimeoutMs;
-    this.reliable = new ReliableLink(reliable);
-    this.stream = new ControlStream((chunk) => {
-      this.reliable.send(Opcode.CONTROL_V1, Buffer.from(chunk));
-      this.pump();
-    });
+    this.current = this.newState(0);
   }
 
   /** Starts the timer; a client also sends its hard reset. */
   start(): void {
     this.timer = this.options.clock.every(TICK_MS, () => this.tick());
     if (this.options.role === 'client') {
-      this.reliable.send(Opcode.HARD_RESET_CLIENT_V2, Buffer.alloc(0));
+      this.current.reliable.send(Opcode.HARD_RESET_CLIENT_V2, Buffer.alloc(0));
       this.pump();
     }
   }
@@ -205,14 +258,24 @@ export class ControlSession extends EventEmitter<SessionEvents> {
       this.stats.foreign++;
       return;
     }
-    if (packet.remoteSessionId !== undefined) {
-      if (!packet.remoteSessionId.equals(this.sessionId)) {
-        this.stats.foreign++;
-        return;
-      }
-      this.reliable.acked(packet.acks);
+    if (packet.remoteSessionId !== undefined && !packet.remoteSessionId.equals(this.sessionId)) {
+      this.stats.foreign++;
+      return;
     }
-    if (packet.messageId !== undefined) this.reliable.receive(packet.opcode, packet.messageId, packet.payload);
+    let ks = this.states.get(packet.keyId);
+    if (
+      ks === undefined &&
+      packet.opcode === Opcode.SOFT_RESET_V1 &&
+      this.current.done &&
+      packet.keyId === nextKeyId(this.current.keyId)
+    )
+      ks = this.renegotiate(packet.keyId);
+    if (ks === undefined) {
+      this.stats.foreign++;
+      return;
+    }
+    if (packet.remoteSessionId !== undefined) ks.reliable.acked(packet.acks);
+    if (packet.messageId !== undefined) ks.reliable.receive(packet.opcode, packet.messageId, packet.payload);
     this.pump();
   }
 
@@ -221,27 +284,73 @@ export class ControlSession extends EventEmitter<SessionEvents> {
     if (this.closed) return;
     this.closed = true;
     this.timer?.cancel();
-    this.stream.close();
-    this.tls?.destroy();
+    for (const ks of this.states.values()) ks.close();
   }
 
   /** Sends a plaintext control message (e.g. PUSH_REPLY) through TLS, NUL-terminated as OpenVPN does. */
   sendMessage(text: string): void {
-    if (!this.done || this.tls === undefined) throw new Error('the session has not finished its key exchange');
-    this.tls.write(Buffer.from(`${text}\0`));
+    const { tls, done } = this.current;
+    if (!done || tls === undefined) throw new Error('the session has not finished its key exchange');
+    tls.write(Buffer.from(`${text}\0`));
   }
 
-  get reliableStats() {
-    return this.reliable.stats;
+  /**
+   * Starts a renegotiation ourselves (reneg-sec, or packet-ids running out): a soft reset under
+   * the next key-id. The new keys arrive as `established`, then `active`.
+   */
+  rekey(): void {
+    if (this.closed || !this.current.done) throw new Error('only an established session can renegotiate');
+    const ks = this.renegotiate(nextKeyId(this.current.keyId));
+    ks.initiated = true;
+    ks.reliable.send(Opcode.SOFT_RESET_V1, Buffer.alloc(0));
+    this.pump();
+  }
+
+  /** The reliability counters of all key states together. */
+  get reliableStats(): ReliableStats {
+    const sum: ReliableStats = { sent: 0, retransmits: 0, received: 0, duplicates: 0, outOfWindow: 0 };
+    for (const ks of this.retired.concat([...this.states.values()]))
+      for (const k of Object.keys(sum) as (keyof ReliableStats)[]) sum[k] += ks.reliable.stats[k];
+    return sum;
+  }
+
+  /** States dropped from the map, kept only so their counters still add up. */
+  private readonly retired: KeyState[] = [];
+
+  private newState(keyId: number): KeyState {
+    const ks = new KeyState(
+      keyId,
+      this.options.clock,
+      this.options.initialTimeoutMs,
+      (state, opcode, payload) => this.deliver(state, opcode, payload),
+      () => this.pump(),
+    );
+    this.states.set(keyId, ks);
+    return ks;
+  }
+
+  /**
+   * The peer starts a new key (P_CONTROL_SOFT_RESET_V1 under a new key-id): a fresh key state
+   * whose TLS session and key exchange run beside the current key, which keeps carrying data.
+   * Only the state before it stays, for the acks still in flight.
+   */
+  private renegotiate(keyId: number): KeyState {
+    for (const [id, ks] of this.states) {
+      if (ks === this.current) continue;
+      ks.close();
+      this.states.delete(id);
+      this.retired.push(ks);
+    }
+    const ks = this.newState(keyId);
+    this.current = ks;
+    return ks;
   }
 
   private tick(): void {
     if (this.closed) return;
-    if (
-      !this.done &&
-      this.options.clock.now() - this.startedAt > (this.options.handWindowMs ?? DEFAULT_HAND_WINDOW_MS)
-    ) {
-      this.fail(new Error('TLS key negotiation did not finish within the hand-window'));
+    const ks = this.current;
+    if (!ks.done && this.options.clock.now() - ks.startedAt > (this.options.handWindowMs ?? DEFAULT_HAND_WINDOW_MS)) {
+      this.fail(new Error(`TLS key negotiation (key-id ${ks.keyId}) did not finish within the hand-window`));
       return;
     }
     this.pump();
@@ -249,48 +358,60 @@ export class ControlSession extends EventEmitter<SessionEvents> {
 
   private pump(): void {
     if (this.closed) return;
-    for (const frame of this.reliable.flush()) {
-      const packet: Parameters<typeof encodeControlPacket>[0] = {
-        opcode: frame.opcode,
-        keyId: 0,
-        sessionId: this.sessionId,
-        acks: frame.acks,
-        payload: frame.payload,
-      };
-      if (frame.acks.length > 0) packet.remoteSessionId = this.remoteSessionId!;
-      if (frame.messageId !== undefined) packet.messageId = frame.messageId;
-      const plain = encodeControlPacket(packet);
-      const bytes = this.options.wrap === undefined ? plain : this.options.wrap.wrap(plain);
-      this.options.trace?.('out', bytes);
-      this.options.send(bytes);
+    for (const ks of this.states.values()) {
+      for (const frame of ks.reliable.flush()) {
+        const packet: Parameters<typeof encodeControlPacket>[0] = {
+          opcode: frame.opcode,
+          keyId: ks.keyId,
+          sessionId: this.sessionId,
+          acks: frame.acks,
+          payload: frame.payload,
+        };
+        if (frame.acks.length > 0) packet.remoteSessionId = this.remoteSessionId!;
+        if (frame.messageId !== undefined) packet.messageId = frame.messageId;
+        const plain = encodeControlPacket(packet);
+        const bytes = this.options.wrap === undefined ? plain : this.options.wrap.wrap(plain);
+        this.options.trace?.('out', bytes);
+        this.options.send(bytes);
+      }
+      // A new key carries our traffic once the peer has our key method message, as OpenVPN waits too.
+      if (ks.done && ks.keySent && !ks.activated && ks.reliable.idle()) {
+        ks.activated = true;
+        if (ks.keyId !== 0) this.emit('active', ks.keyId);
+      }
     }
   }
 
-  private deliver(opcode: ControlOpcode, payload: Buffer): void {
-    if (opcode === Opcode.HARD_RESET_CLIENT_V2 && this.options.role === 'server' && this.tls === undefined) {
-      this.reliable.send(Opcode.HARD_RESET_SERVER_V2, Buffer.alloc(0));
-      this.startTls();
-    } else if (opcode === Opcode.HARD_RESET_SERVER_V2 && this.options.role === 'client' && this.tls === undefined) {
-      this.startTls();
-    } else if (opcode === Opcode.CONTROL_V1 && this.tls !== undefined) {
-      this.stream.fromPeer(payload);
+  private deliver(ks: KeyState, opcode: ControlOpcode, payload: Buffer): void {
+    const { role } = this.options;
+    if (opcode === Opcode.HARD_RESET_CLIENT_V2 && role === 'server' && ks.keyId === 0 && ks.tls === undefined) {
+      ks.reliable.send(Opcode.HARD_RESET_SERVER_V2, Buffer.alloc(0));
+      this.startTls(ks);
+    } else if (opcode === Opcode.HARD_RESET_SERVER_V2 && role === 'client' && ks.keyId === 0 && ks.tls === undefined) {
+      this.startTls(ks);
+    } else if (opcode === Opcode.SOFT_RESET_V1 && ks.keyId !== 0 && ks.tls === undefined) {
+      // Whoever started this key, each side sends one soft reset; then TLS runs as the first time.
+      if (!ks.initiated) ks.reliable.send(Opcode.SOFT_RESET_V1, Buffer.alloc(0));
+      this.startTls(ks);
+    } else if (opcode === Opcode.CONTROL_V1 && ks.tls !== undefined) {
+      ks.stream.fromPeer(payload);
     }
-    // Renegotiation (P_CONTROL_SOFT_RESET_V1) is not spoken yet: such messages are acked and dropped.
   }
 
-  private startTls(): void {
+  private startTls(ks: KeyState): void {
     const { tls: creds, role } = this.options;
+    let tls: TLSSocket;
     if (role === 'server') {
-      this.tls = new TLSSocket(this.stream, {
+      tls = new TLSSocket(ks.stream, {
         isServer: true,
         secureContext: createSecureContext({ ca: creds.ca, cert: creds.cert, key: creds.key }),
         requestCert: true,
         rejectUnauthorized: true,
       });
-      this.tls.once('secure', () => this.secured());
+      tls.once('secure', () => this.secured(ks));
     } else {
-      this.tls = connect({
-        socket: this.stream,
+      tls = connect({
+        socket: ks.stream,
         ca: creds.ca,
         cert: creds.cert,
         key: creds.key,
@@ -298,24 +419,25 @@ export class ControlSession extends EventEmitter<SessionEvents> {
         // OpenVPN checks names only when told to (verify-x509-name); the CA decides.
         checkServerIdentity: () => undefined,
       });
-      this.tls.once('secureConnect', () => this.secured());
+      tls.once('secureConnect', () => this.secured(ks));
     }
+    ks.tls = tls;
     const { keylog } = this.options;
-    if (keylog !== undefined) this.tls.on('keylog', (line: Buffer) => keylog(line));
-    this.tls.on('error', (error: Error) => this.fail(error));
-    this.tls.on('data', (chunk: Buffer) => this.plaintextIn(chunk));
+    if (keylog !== undefined) tls.on('keylog', (line: Buffer) => keylog(line));
+    tls.on('error', (error: Error) => this.fail(error));
+    tls.on('data', (chunk: Buffer) => this.plaintextIn(ks, chunk));
   }
 
-  private secured(): void {
-    const why = verifyPeerChain(this.tls!.getPeerCertificate(true), parseCaBundle(this.options.tls.ca));
+  private secured(ks: KeyState): void {
+    const why = verifyPeerChain(ks.tls!.getPeerCertificate(true), parseCaBundle(this.options.tls.ca));
     if (why !== undefined) {
       this.fail(new Error(`peer certificate refused: ${why}`));
       return;
     }
-    if (this.options.role === 'client') this.writeKeyMethod2();
+    if (this.options.role === 'client') this.writeKeyMethod2(ks);
   }
 
-  private writeKeyMethod2(): void {
+  private writeKeyMethod2(ks: KeyState): void {
     const client = this.options.role === 'client';
     const pull = client && this.options.pull === true;
     const ivProto =
@@ -329,7 +451,7 @@ export class ControlSession extends EventEmitter<SessionEvents> {
           random2: randomBytes(RANDOM_SIZE),
         }
       : { random1: randomBytes(RANDOM_SIZE), random2: randomBytes(RANDOM_SIZE) };
-    this.ours = {
+    ks.ours = {
       source,
       options:
         this.options.optionsString ?? defaultOptionsString(this.options.role, this.options.ciphers[0] ?? 'AES-256-GCM'),
@@ -347,46 +469,53 @@ export class ControlSession extends EventEmitter<SessionEvents> {
               extra: { IV_PLAT: 'linux', IV_TCPNL: '1', ...(pull ? { IV_NCP: '2' } : {}) },
             }),
     };
-    this.tls!.write(encodeKeyMethod2(this.ours, client));
+    ks.tls!.write(encodeKeyMethod2(ks.ours, client), () => {
+      ks.keySent = true;
+      this.pump();
+    });
   }
 
-  private plaintextIn(chunk: Buffer): void {
-    if (this.theirs !== undefined) {
-      this.plaintext = Buffer.concat([this.plaintext, chunk]);
-      for (let nul = this.plaintext.indexOf(0); nul >= 0; nul = this.plaintext.indexOf(0)) {
-        const text = this.plaintext.subarray(0, nul).toString('utf8');
-        this.plaintext = this.plaintext.subarray(nul + 1);
-        if (text.startsWith('PUSH_REPLY,') && this.awaitingPush !== undefined) {
-          const peerInfo = this.awaitingPush;
-          this.awaitingPush = undefined;
-          this.pushReplyIn(text, peerInfo);
-        } else if (text === 'PUSH_REQUEST' && this.pushReply !== undefined) {
-          this.sendMessage(this.pushReply);
-          this.emit('pushed', this.pushReply);
-        } else if (text.length > 0) this.emit('message', text);
+  private plaintextIn(ks: KeyState, chunk: Buffer): void {
+    ks.plaintext = Buffer.concat([ks.plaintext, chunk]);
+    if (ks.theirs !== undefined) {
+      for (let nul = ks.plaintext.indexOf(0); nul >= 0; nul = ks.plaintext.indexOf(0)) {
+        const text = ks.plaintext.subarray(0, nul).toString('utf8');
+        ks.plaintext = ks.plaintext.subarray(nul + 1);
+        this.messageIn(text);
       }
       return;
     }
-    this.plaintext = Buffer.concat([this.plaintext, chunk]);
     try {
-      this.theirs = decodeKeyMethod2(this.plaintext, this.options.role === 'server');
+      ks.theirs = decodeKeyMethod2(ks.plaintext, this.options.role === 'server');
     } catch (error) {
       // One TLS record carries the whole message in practice; a short read waits for more.
-      if (this.plaintext.length > 8192) this.fail(error as Error);
+      if (ks.plaintext.length > 8192) this.fail(error as Error);
       return;
     }
-    this.plaintext = Buffer.alloc(0);
-    if (this.options.role === 'server') this.writeKeyMethod2();
-    this.finish();
+    ks.plaintext = Buffer.alloc(0);
+    if (this.options.role === 'server') this.writeKeyMethod2(ks);
+    if (this.negotiated === undefined) this.finish(ks);
+    else this.complete(ks, this.negotiated);
   }
 
-  /** Key method 2 went both ways: negotiate (P2P or as a pushing server), or ask for the push. */
-  private finish(): void {
+  private messageIn(text: string): void {
+    if (text.startsWith('PUSH_REPLY,') && this.awaitingPush !== undefined) {
+      const peerInfo = this.awaitingPush;
+      this.awaitingPush = undefined;
+      this.pushReplyIn(text, peerInfo);
+    } else if (text === 'PUSH_REQUEST' && this.pushReply !== undefined) {
+      this.sendMessage(this.pushReply);
+      this.emit('pushed', this.pushReply);
+    } else if (text.length > 0) this.emit('message', text);
+  }
+
+  /** Key method 2 went both ways on the first key: negotiate (P2P or as a pushing server), or ask for the push. */
+  private finish(ks: KeyState): void {
     const server = this.options.role === 'server';
-    const peerInfo = parsePeerInfo(this.theirs!.peerInfo);
+    const peerInfo = parsePeerInfo(ks.theirs!.peerInfo);
     if (!server && this.options.pull === true) {
       // The server may push by itself (we announce REQUEST_PUSH); asking covers older ones.
-      this.tls!.write(Buffer.from('PUSH_REQUEST\0'));
+      ks.tls!.write(Buffer.from('PUSH_REQUEST\0'));
       this.awaitingPush = peerInfo;
       return;
     }
@@ -408,12 +537,13 @@ export class ControlSession extends EventEmitter<SessionEvents> {
       return;
     }
     const useExporter = this.options.exporter !== false && (ivProto & IvProto.TLS_KEY_EXPORT) !== 0;
-    const peerId = push !== undefined && server ? push.peerId : useExporter ? p2pPeerId(this.tls!) : P2P_FIXED_PEER_ID;
+    const peerId = push !== undefined && server ? push.peerId : useExporter ? p2pPeerId(ks.tls!) : P2P_FIXED_PEER_ID;
     if (push !== undefined && server) {
       const negotiated = [`peer-id ${peerId}`, `cipher ${name}`, ...(useExporter ? ['key-derivation tls-ekm'] : [])];
       this.pushReply = ['PUSH_REPLY', ...push.options, ...negotiated].join(',');
     }
-    this.complete(name, useExporter, peerId, peerInfo);
+    this.negotiated = { cipher: name, useExporter, peerId, peerInfo };
+    this.complete(ks, this.negotiated);
   }
 
   /** Pull client: the server's PUSH_REPLY names the cipher, the peer-id and the key derivation. */
@@ -434,7 +564,9 @@ export class ControlSession extends EventEmitter<SessionEvents> {
     if (name === undefined) return;
     const ekm =
       value('key-derivation') === 'tls-ekm' || (value('protocol-flags')?.split(' ').includes('tls-ekm') ?? false);
-    this.complete(name, ekm && this.options.exporter !== false, peerId, peerInfo, pushed);
+    const useExporter = ekm && this.options.exporter !== false;
+    this.negotiated = { cipher: name, useExporter, peerId, peerInfo, pushed };
+    this.complete(this.current, this.negotiated);
   }
 
   private checkCipher(cipher: string | undefined, theirs: string): CipherAlg | undefined {
@@ -446,16 +578,11 @@ export class ControlSession extends EventEmitter<SessionEvents> {
     return name;
   }
 
-  private complete(
-    cipher: CipherAlg,
-    useExporter: boolean,
-    peerId: number,
-    peerInfo: Map<string, string>,
-    pushed?: string[],
-  ): void {
+  /** Derives this key state's data-channel keys with what the session negotiated, and hands them out. */
+  private complete(ks: KeyState, n: Negotiated): void {
     const server = this.options.role === 'server';
-    const [theirs, ours, tls] = [this.theirs!, this.ours!, this.tls!];
-    const key2 = useExporter
+    const [theirs, ours, tls] = [ks.theirs!, ks.ours!, ks.tls!];
+    const key2 = n.useExporter
       ? key2FromExporter(tls)
       : key2FromPrf({
           client: server ? theirs.source : ours.source,
@@ -464,18 +591,19 @@ export class ControlSession extends EventEmitter<SessionEvents> {
           serverSessionId: server ? this.sessionId : this.remoteSessionId!,
         });
     const established: Established = {
-      keyId: 0,
-      cipher,
-      peerId,
-      keyMethod: useExporter ? 'exporter' : 'prf',
-      keys: directionKeys(key2, cipher, server),
-      peerInfo,
+      keyId: ks.keyId,
+      cipher: n.cipher,
+      peerId: n.peerId,
+      keyMethod: n.useExporter ? 'exporter' : 'prf',
+      keys: directionKeys(key2, n.cipher, server),
+      peerInfo: n.peerInfo,
     };
-    if (pushed !== undefined) established.pushed = pushed;
+    if (n.pushed !== undefined) established.pushed = n.pushed;
     const cn = tls.getPeerCertificate()?.subject?.CN;
     if (typeof cn === 'string') established.commonName = cn;
-    this.done = true;
+    ks.done = true;
     this.emit('established', established);
+    this.pump();
   }
 
   private fail(error: Error): void {

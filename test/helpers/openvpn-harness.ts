@@ -105,6 +105,8 @@ export interface HarnessOptions {
   theirMode?: 'p2p' | 'pull' | 'server';
   /** Our role, default 'server'; openvpn takes the other one (tls-client or tls-server). */
   ourRole?: 'server' | 'client';
+  /** More openvpn arguments, e.g. `--reneg-sec 3`. */
+  theirExtra?: string[];
   /** openvpn gets a different static key than ours (a refusal case). */
   theirKeyDiffers?: boolean;
 }
@@ -270,6 +272,7 @@ export class OpenvpnHarness {
       '--data-ciphers',
       options.theirCiphers.join(':'),
       ...wrapArgs,
+      ...(options.theirExtra ?? []),
       '--verb',
       String(options.verb ?? 3),
     ]);
@@ -287,6 +290,11 @@ export class OpenvpnHarness {
   /** A background command in our side's namespace (e.g. iperf3 -s), stopped by stop(). */
   spawnInOurs(name: string, args: string[]): Proc {
     return this.spawn(name, this.ns[0], args);
+  }
+
+  /** A background command in openvpn's namespace (e.g. a ping flood), stopped by stop(). */
+  spawnInTheirs(name: string, args: string[]): Proc {
+    return this.spawn(name, this.ns[1], args);
   }
 
   /** Asks our end for its counters and what it recorded; it then shuts down by itself. */

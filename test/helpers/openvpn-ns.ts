@@ -2,7 +2,8 @@
  * Our end of a tunnel with a real openvpn, run inside a network namespace by
  * test/openvpn-e2e.test.ts: an OvpnInterface (P2P, real TUN) and a P2pTlsTunnel in the role the
  * config file given as argument says. It prints `READY`, then `ESTABLISHED <json>` once the data
- * channel has its key (or `ERROR <message>`), `DROPPED <n>` when a packet fails tls-auth or
+ * channel has its first key (or `ERROR <message>`), `ACTIVE <key-id>` when a renegotiated key
+ * takes over, `DROPPED <n>` when a packet fails tls-auth or
  * tls-crypt; a line `stats` on stdin makes it print
  * `RESULT <json>` (the peer's counters, the control packets seen both ways, the TLS key log and
  * the derived keys), tear everything down and exit: the test reads the counters the traffic
@@ -79,6 +80,7 @@ const tunnel = new P2pTlsTunnel({
   keylog: (line) => keylog.push(line.toString('utf8').trim()),
 });
 let peerId: number | undefined;
+const keyIds: number[] = [];
 let dropsSeen = 0;
 /** Runs after each received packet was handled: a refused one is announced, for tests to await. */
 function reportDrops(): void {
@@ -88,6 +90,8 @@ function reportDrops(): void {
   say(`DROPPED ${dropsSeen}`);
 }
 tunnel.on('established', (e) => {
+  keyIds.push(e.keyId);
+  if (e.keyId !== 0) return;
   peerId = e.peerId;
   let address: string | undefined;
   const ifconfig = e.pushed === undefined ? undefined : parsePushed(e.pushed).ifconfig;
@@ -110,6 +114,7 @@ tunnel.on('established', (e) => {
 });
 tunnel.on('error', (error) => say(`ERROR ${error.message}`));
 tunnel.session.on('pushed', (reply) => say(`PUSHED ${reply}`));
+tunnel.session.on('active', (keyId) => say(`ACTIVE ${keyId}`));
 tunnel.start();
 say('READY');
 
@@ -124,6 +129,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     sessionId: session.sessionId.toString('hex'),
     remoteSessionId: session.remoteSessionId?.toString('hex'),
     keys,
+    keyIds,
     packets,
     keylog,
   };
