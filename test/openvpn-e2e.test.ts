@@ -255,6 +255,53 @@ test('openvpn e2e: a real openvpn renegotiating every few seconds (reneg-sec) du
   }
 });
 
+for (const ourRole of ['server', 'client'] as const) {
+  const title =
+    ourRole === 'server'
+      ? 'a real openvpn tcp-client to our tcp tls-server'
+      : 'our tcp tls-client to a real openvpn tcp-server';
+  test(`openvpn e2e: over TCP, ${title}, tls-crypt: ping and iperf3 cross`, { skip, timeout: 90_000 }, async () => {
+    const h = new OpenvpnHarness();
+    harnesses.push(h);
+    try {
+      const est = JSON.parse(
+        await h.start({
+          ourRole,
+          proto: 'tcp',
+          ciphers: ['AES-256-GCM'],
+          theirCiphers: ['AES-256-GCM'],
+          exporter: true,
+          wrap: 'tls-crypt',
+        }),
+      );
+      assert.equal(est.cipher, 'AES-256-GCM');
+      assert.match(
+        h.theirs!.output,
+        ourRole === 'server'
+          ? /TCP connection established with \[AF_INET\]10\.98\.0\.1:1194/
+          : /TCP connection established with \[AF_INET\]10\.98\.0\.1:\d+/,
+      );
+      assert.match(
+        h.inTheirs(['ping', '-c', '5', '-i', '0.2', '-W', '2', OUR_VPN]),
+        /5 packets transmitted, 5 received/,
+      );
+      const iperfServer = h.spawnInOurs('iperf3 -s', ['iperf3', '-s', '-1', '--forceflush', '-B', OUR_VPN]);
+      await iperfServer.waitLine(/Server listening/, 5_000);
+      const iperf = JSON.parse(h.inTheirs(['iperf3', '-c', OUR_VPN, '-t', '2', '-J'], 30_000));
+      const received = iperf.end.sum_received.bytes as number;
+      const r = await h.results();
+      assert.equal(r.peer.transport, 'tcp');
+      assert.ok(
+        r.peer.vpnRxBytes >= received && received > 1_000_000,
+        `vpn rx ${r.peer.vpnRxBytes}, iperf3 ${received}`,
+      );
+      assert.equal(r.session.unauthenticated, 0);
+    } finally {
+      await h.stop();
+    }
+  });
+}
+
 test('openvpn e2e: a client with the wrong tls-crypt key gets no answer at all', {
   skip,
   timeout: 60_000,

@@ -29,6 +29,12 @@ export interface P2pTlsOptions extends Omit<SessionOptions, 'send' | 'clock' | '
   /** The data channel's keepalive, in seconds (OpenVPN's ping / ping-restart). */
   keepaliveInterval?: number;
   keepaliveTimeout?: number;
+  /**
+   * 'udp' (default) or 'tcp': the tls-server listens on localPort for the peer's connection, the
+   * tls-client connects to remoteIpv4:remotePort. A TCP peer keeps its first id (re-adding it
+   * would drop the connection); OpenVPN in P2P mode does not look at the peer-id it receives.
+   */
+  transport?: 'udp' | 'tcp';
   /** reneg-sec: start a renegotiation this often, in seconds (default never; the peer may). */
   renegotiateSeconds?: number;
 }
@@ -49,7 +55,8 @@ export class P2pTlsTunnel extends EventEmitter<P2pTlsEvents> {
     if (event.peerId === this.peerId && this.established) this.rekey();
   };
   private readonly onPacket = (event: PacketEvent) => {
-    if (event.localPort === this.options.localPort && event.peerId === this.peerId) this.session.receive(event.data);
+    const ours = this.tcp ? event.peerId === this.peerId : event.localPort === this.options.localPort;
+    if (ours && event.peerId === this.peerId) this.session.receive(event.data);
   };
 
   constructor(private readonly options: P2pTlsOptions) {
@@ -64,6 +71,7 @@ export class P2pTlsTunnel extends EventEmitter<P2pTlsEvents> {
       keepaliveInterval,
       keepaliveTimeout,
       renegotiateSeconds,
+      transport,
       ...rest
     } = options;
     this.clock = clock ?? realClock;
@@ -78,10 +86,13 @@ export class P2pTlsTunnel extends EventEmitter<P2pTlsEvents> {
     this.session.on('error', (error) => this.emit('error', error));
   }
 
-  start(): void {
+  /** Adds the peer (TCP: listening, or connected) and starts the session. */
+  async start(): Promise<void> {
     // With push the server chooses the peer-id up front; P2P negotiation only learns it later.
-    this.addPeer(this.options.push?.peerId ?? HANDSHAKE_PEER_ID);
+    const id = this.options.push?.peerId ?? HANDSHAKE_PEER_ID;
     this.options.iface.on('packet-ntf', this.onPacket);
+    if (this.tcp) await this.addTcpPeer(id);
+    else this.addPeer(id);
     this.options.iface.on('key-swap-ntf', this.onKeySwapNeeded);
     const { renegotiateSeconds } = this.options;
     if (renegotiateSeconds !== undefined && renegotiateSeconds > 0)
@@ -106,6 +117,25 @@ export class P2pTlsTunnel extends EventEmitter<P2pTlsEvents> {
     }
   }
 
+  /** The id of the peer on the interface: the negotiated one over UDP, the first one over TCP. */
+  get dataPeerId(): number {
+    return this.peerId;
+  }
+
+  private get tcp(): boolean {
+    return this.options.transport === 'tcp';
+  }
+
+  private async addTcpPeer(id: number): Promise<void> {
+    const { localPort, remoteIpv4, remotePort, keepaliveInterval, keepaliveTimeout, role } = this.options;
+    const config: Parameters<OvpnInterface['newTcpPeer']>[0] =
+      role === 'server' ? { id, localPort } : { id, remoteIpv4, remotePort };
+    if (keepaliveInterval !== undefined) config.keepaliveInterval = keepaliveInterval;
+    if (keepaliveTimeout !== undefined) config.keepaliveTimeout = keepaliveTimeout;
+    this.peerId = id;
+    await this.options.iface.newTcpPeer(config);
+  }
+
   private addPeer(id: number): void {
     const { localPort, remoteIpv4, remotePort, keepaliveInterval, keepaliveTimeout } = this.options;
     const config: Parameters<OvpnInterface['newPeer']>[0] = { id, localPort, remoteIpv4, remotePort };
@@ -126,11 +156,11 @@ export class P2pTlsTunnel extends EventEmitter<P2pTlsEvents> {
   private install(e: Established): void {
     try {
       // P2P mode: the new peer replaces the handshake one and keeps its UDP port open throughout.
-      if (e.keyId === 0 && e.peerId !== this.peerId) this.addPeer(e.peerId);
+      if (e.keyId === 0 && e.peerId !== this.peerId && !this.tcp) this.addPeer(e.peerId);
       // A renegotiated key decrypts at once from the secondary slot and is swapped in to
       // encrypt once the peer has it ('active'); the old key then still decrypts what is in flight.
       this.options.iface.newKey({
-        peerId: e.peerId,
+        peerId: this.peerId,
         slot: e.keyId === 0 ? 'primary' : 'secondary',
         keyId: e.keyId,
         cipherAlg: e.cipher,
@@ -141,7 +171,7 @@ export class P2pTlsTunnel extends EventEmitter<P2pTlsEvents> {
       if (e.pushed !== undefined) {
         const { ping, pingRestart } = parsePushed(e.pushed);
         if (ping !== undefined && pingRestart !== undefined)
-          this.options.iface.setPeer({ id: e.peerId, keepaliveInterval: ping, keepaliveTimeout: pingRestart });
+          this.options.iface.setPeer({ id: this.peerId, keepaliveInterval: ping, keepaliveTimeout: pingRestart });
       }
     } catch (error) {
       this.emit('error', error as Error);

@@ -105,6 +105,8 @@ export interface HarnessOptions {
   theirMode?: 'p2p' | 'pull' | 'server';
   /** Our role, default 'server'; openvpn takes the other one (tls-client or tls-server). */
   ourRole?: 'server' | 'client';
+  /** The transport, default UDP; over TCP openvpn is tcp-client or tcp-server (the other of ours). */
+  proto?: 'udp' | 'tcp';
   /** More openvpn arguments, e.g. `--reneg-sec 3`. */
   theirExtra?: string[];
   /** openvpn gets a different static key than ours (a refusal case). */
@@ -130,6 +132,7 @@ export class OpenvpnHarness {
   async start(options: HarnessOptions): Promise<string> {
     await this.setup(options);
     const established = await this.ours!.waitLine(/^(ESTABLISHED|ERROR) /, 20_000);
+    // (ERROR may also come from start(), e.g. a refused TCP connection.)
     if (established.startsWith('ERROR')) throw new Error(`our end failed: ${established}\n${this.theirs!.tail()}`);
     // A multi-client server is up from the start; it has a client once it pushed to it.
     await this.theirs!.waitLine(
@@ -168,6 +171,7 @@ export class OpenvpnHarness {
       ciphers: options.ciphers,
       exporter: options.exporter,
     };
+    if (options.proto === 'tcp') config.transport = 'tcp';
     const pull = server && options.theirMode === 'pull';
     const mpServer = !server && options.theirMode === 'server';
     if (mpServer) {
@@ -209,7 +213,8 @@ export class OpenvpnHarness {
     writeFileSync(configFile, JSON.stringify(config));
     const startOurs = async () => {
       this.ours = this.spawn('ours', a, [process.execPath, NS_HELPER, configFile]);
-      await this.ours.waitLine(/^READY$/, 10_000);
+      const ready = await this.ours.waitLine(/^(READY|ERROR .*)$/, 10_000);
+      if (ready !== 'READY') throw new Error(`our end did not start: ${ready}`);
     };
     // The tls-server goes first, so the client's first reset finds it listening.
     if (server) await startOurs();
@@ -259,7 +264,7 @@ export class OpenvpnHarness {
       'tun',
       '--disable-dco',
       '--proto',
-      'udp',
+      options.proto !== 'tcp' ? 'udp' : server ? 'tcp-client' : 'tcp-server',
       '--local',
       THEIR_LINK,
       '--lport',
@@ -277,7 +282,13 @@ export class OpenvpnHarness {
       String(options.verb ?? 3),
     ]);
     if (!server) {
-      await this.theirs.waitLine(mpServer ? /Initialization Sequence Completed/ : /UDPv4 link remote/, 10_000);
+      const listening =
+        options.proto === 'tcp'
+          ? /Listening for incoming TCP connection/
+          : mpServer
+            ? /Initialization Sequence Completed/
+            : /UDPv4 link remote/;
+      await this.theirs.waitLine(listening, 10_000);
       await startOurs();
     }
   }

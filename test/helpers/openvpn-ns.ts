@@ -23,6 +23,7 @@ export interface NsConfig {
   ifname: string;
   /** Our tunnel address; absent for a pull client, which takes the pushed one. */
   vpnAddress?: string;
+  transport?: 'udp' | 'tcp';
   /** Client only: pull our address, peer-id and cipher from an OpenVPN server. */
   pull?: boolean;
   localPort: number;
@@ -62,6 +63,7 @@ const tunnel = new P2pTlsTunnel({
   ...(wrap === undefined ? {} : { wrap }),
   ...(config.push === undefined ? {} : { push: config.push }),
   ...(config.pull === true ? { pull: true } : {}),
+  ...(config.transport === undefined ? {} : { transport: config.transport }),
   ...(config.keepalive === undefined
     ? {}
     : { keepaliveInterval: config.keepalive[0], keepaliveTimeout: config.keepalive[1] }),
@@ -92,7 +94,7 @@ function reportDrops(): void {
 tunnel.on('established', (e) => {
   keyIds.push(e.keyId);
   if (e.keyId !== 0) return;
-  peerId = e.peerId;
+  peerId = tunnel.dataPeerId;
   let address: string | undefined;
   const ifconfig = e.pushed === undefined ? undefined : parsePushed(e.pushed).ifconfig;
   if (ifconfig !== undefined) {
@@ -115,8 +117,10 @@ tunnel.on('established', (e) => {
 tunnel.on('error', (error) => say(`ERROR ${error.message}`));
 tunnel.session.on('pushed', (reply) => say(`PUSHED ${reply}`));
 tunnel.session.on('active', (keyId) => say(`ACTIVE ${keyId}`));
-tunnel.start();
-say('READY');
+tunnel.start().then(
+  () => say('READY'),
+  (error: Error) => say(`ERROR ${error.message}`),
+);
 
 createInterface({ input: process.stdin }).on('line', (line) => {
   if (line.trim() !== 'stats') return;
