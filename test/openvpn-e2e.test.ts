@@ -302,6 +302,27 @@ for (const ourRole of ['server', 'client'] as const) {
   });
 }
 
+test('openvpn e2e: a real openvpn client with an expired certificate is refused with a clear error', {
+  skip,
+  timeout: 60_000,
+}, async () => {
+  const h = new OpenvpnHarness();
+  harnesses.push(h);
+  try {
+    await h.setup({ ciphers: ['AES-256-GCM'], theirCiphers: ['AES-256-GCM'], exporter: true, theirCertExpired: true });
+    const error = await h.ours!.waitLine(/^(ERROR|ESTABLISHED) /, 20_000);
+    assert.match(
+      error,
+      /^ERROR peer certificate refused: certificate CN=expired-client is outside its validity dates$/,
+    );
+    const r = await h.results();
+    assert.equal(r.peer, null);
+    assert.doesNotMatch(h.theirs!.output, /Initialization Sequence Completed/);
+  } finally {
+    await h.stop();
+  }
+});
+
 test('openvpn e2e: a client with the wrong tls-crypt key gets no answer at all', {
   skip,
   timeout: 60_000,

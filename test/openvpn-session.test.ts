@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { OvpnInterface } from '../src/device/ovpn-interface.js';
 import { ManualClock, MemoryNetwork } from '../src/edge/memory.js';
@@ -49,6 +50,7 @@ interface PairOptions {
   clientCreds?: { ca: string; cert: string; key: string };
   wrapKey?: Buffer;
   push?: { peerId: number; options: string[] };
+  serverRemoteCertTls?: 'client';
 }
 
 function pair(options: PairOptions = {}) {
@@ -70,6 +72,7 @@ function pair(options: PairOptions = {}) {
     ciphers: options.serverCiphers ?? ['AES-256-GCM'],
     ...(options.wrapKey === undefined ? {} : { wrap: new TlsCrypt(options.wrapKey, true) }),
     ...(options.push === undefined ? {} : { push: options.push }),
+    ...(options.serverRemoteCertTls === undefined ? {} : { remoteCertTls: options.serverRemoteCertTls }),
   });
   const client = new ControlSession({
     ...common,
@@ -289,6 +292,46 @@ test('openvpn session: a client certificate from another CA is refused', { skip 
   client.start();
   const serverError = once(server, 'error').then(([e]) => e as Error);
   assert.match((await drive(clock, serverError)).message, /peer certificate refused: .*does not lead to our CA/);
+  client.close();
+});
+
+test('openvpn session: an expired client certificate is refused', { skip }, async () => {
+  const { clock, server, client } = pair({
+    clientCreds: {
+      ca: pki.ca,
+      cert: readFileSync(pki.files.expiredCert, 'utf8'),
+      key: readFileSync(pki.files.expiredKey, 'utf8'),
+    },
+  });
+  server.start();
+  client.start();
+  const serverError = once(server, 'error').then(([e]) => e as Error);
+  assert.match((await drive(clock, serverError)).message, /CN=expired-client is outside its validity dates/);
+  client.close();
+});
+
+test("openvpn session: remote-cert-tls client refuses a peer whose certificate is a server's", { skip }, async () => {
+  const { clock, server, client } = pair({
+    serverRemoteCertTls: 'client',
+    clientCreds: { ca: pki.ca, cert: pki.serverCert, key: pki.serverKey },
+  });
+  server.start();
+  client.start();
+  const serverError = once(server, 'error').then(([e]) => e as Error);
+  assert.match(
+    (await drive(clock, serverError)).message,
+    /lacks the extended key usage TLS Web Client Authentication \(remote-cert-tls client\)/,
+  );
+  client.close();
+});
+
+test('openvpn session: remote-cert-tls client accepts a client certificate', { skip }, async () => {
+  const { clock, server, client } = pair({ serverRemoteCertTls: 'client' });
+  server.start();
+  client.start();
+  const [s, c] = await drive(clock, Promise.all([established(server), established(client)]));
+  assertMirrored(s, c);
+  server.close();
   client.close();
 });
 

@@ -63,6 +63,8 @@ export interface SessionOptions {
   /** Sends one control packet to the peer. */
   send(packet: Buffer): void;
   tls: TlsCredentials;
+  /** OpenVPN's remote-cert-tls: the peer's certificate must have the extended key usage of this role. */
+  remoteCertTls?: 'server' | 'client';
   /** data-ciphers, in order of preference. */
   ciphers: readonly string[];
   /** data-ciphers-fallback: used when the peer announces no cipher list. */
@@ -429,7 +431,11 @@ export class ControlSession extends EventEmitter<SessionEvents> {
   }
 
   private secured(ks: KeyState): void {
-    const why = verifyPeerChain(ks.tls!.getPeerCertificate(true), parseCaBundle(this.options.tls.ca));
+    const why = verifyPeerChain(
+      ks.tls!.getPeerCertificate(true),
+      parseCaBundle(this.options.tls.ca),
+      this.options.remoteCertTls,
+    );
     if (why !== undefined) {
       this.fail(new Error(`peer certificate refused: ${why}`));
       return;

@@ -109,6 +109,8 @@ export interface HarnessOptions {
   proto?: 'udp' | 'tcp';
   /** More openvpn arguments, e.g. `--reneg-sec 3`. */
   theirExtra?: string[];
+  /** openvpn (as client) presents the expired client certificate (a refusal case). */
+  theirCertExpired?: boolean;
   /** openvpn gets a different static key than ours (a refusal case). */
   theirKeyDiffers?: boolean;
 }
@@ -170,6 +172,8 @@ export class OpenvpnHarness {
       key: server ? pki.serverKey : pki.clientKey,
       ciphers: options.ciphers,
       exporter: options.exporter,
+      // As openvpn's own configs do: each end insists the other's certificate fits its role.
+      remoteCertTls: server ? 'client' : 'server',
     };
     if (options.proto === 'tcp') config.transport = 'tcp';
     const pull = server && options.theirMode === 'pull';
@@ -239,9 +243,9 @@ export class OpenvpnHarness {
           ? [
               '--tls-client',
               '--cert',
-              pki.files.clientCert,
+              options.theirCertExpired ? pki.files.expiredCert : pki.files.clientCert,
               '--key',
-              pki.files.clientKey,
+              options.theirCertExpired ? pki.files.expiredKey : pki.files.clientKey,
               '--remote-cert-tls',
               'server',
             ]

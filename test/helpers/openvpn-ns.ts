@@ -24,6 +24,7 @@ export interface NsConfig {
   /** Our tunnel address; absent for a pull client, which takes the pushed one. */
   vpnAddress?: string;
   transport?: 'udp' | 'tcp';
+  remoteCertTls?: 'server' | 'client';
   /** Client only: pull our address, peer-id and cipher from an OpenVPN server. */
   pull?: boolean;
   localPort: number;
@@ -64,6 +65,7 @@ const tunnel = new P2pTlsTunnel({
   ...(config.push === undefined ? {} : { push: config.push }),
   ...(config.pull === true ? { pull: true } : {}),
   ...(config.transport === undefined ? {} : { transport: config.transport }),
+  ...(config.remoteCertTls === undefined ? {} : { remoteCertTls: config.remoteCertTls }),
   ...(config.keepalive === undefined
     ? {}
     : { keepaliveInterval: config.keepalive[0], keepaliveTimeout: config.keepalive[1] }),

@@ -1,7 +1,7 @@
 /**
  * Throw-away certificates made with the openssl CLI for the control-plane tests: a CA, a server
  * certificate (serverAuth, what `remote-cert-tls server` checks) and a client certificate
- * (clientAuth), and optionally a second CA's client for the refusal cases. EC P-256 keys: fast.
+ * (clientAuth), and an expired client certificate for the refusal cases. EC P-256 keys: fast.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,7 +16,16 @@ export interface Pki {
   clientCert: string;
   clientKey: string;
   /** Files, for openvpn's command line. */
-  files: { ca: string; serverCert: string; serverKey: string; clientCert: string; clientKey: string };
+  files: {
+    ca: string;
+    serverCert: string;
+    serverKey: string;
+    clientCert: string;
+    clientKey: string;
+    /** A client certificate of this CA that expired in 2020. */
+    expiredCert: string;
+    expiredKey: string;
+  };
   remove(): void;
 }
 
@@ -55,6 +64,57 @@ function issue(dir: string, name: string, cn: string, usage: 'serverAuth' | 'cli
   );
 }
 
+/**
+ * A client certificate of this CA that expired long ago: `openssl ca` is the CLI's way to set
+ * explicit dates (OpenSSL 3.0's x509 has only -days).
+ */
+function issueExpired(dir: string, name: string, cn: string): void {
+  newKey(dir, name);
+  openssl(dir, 'req', '-new', '-key', `${name}.key`, '-subj', `/CN=${cn}`, '-out', `${name}.csr`);
+  writeFileSync(join(dir, 'index.txt'), '');
+  writeFileSync(join(dir, 'serial'), '1000\n');
+  writeFileSync(
+    join(dir, 'ca.cnf'),
+    [
+      '[ca]',
+      'default_ca = test_ca',
+      '[test_ca]',
+      'database = index.txt',
+      'new_certs_dir = .',
+      'serial = serial',
+      'default_md = sha256',
+      'policy = any',
+      'x509_extensions = client',
+      '[any]',
+      'commonName = supplied',
+      '[client]',
+      'basicConstraints = CA:FALSE',
+      'keyUsage = critical,digitalSignature,keyAgreement',
+      'extendedKeyUsage = clientAuth',
+      '',
+    ].join('\n'),
+  );
+  openssl(
+    dir,
+    'ca',
+    '-batch',
+    '-config',
+    'ca.cnf',
+    '-cert',
+    'ca.crt',
+    '-keyfile',
+    'ca.key',
+    '-startdate',
+    '20200101000000Z',
+    '-enddate',
+    '20200201000000Z',
+    '-in',
+    `${name}.csr`,
+    '-out',
+    `${name}.crt`,
+  );
+}
+
 export function makePki(): Pki {
   const dir = mkdtempSync(join(tmpdir(), 'ovpn-pki-'));
   newKey(dir, 'ca');
@@ -78,12 +138,15 @@ export function makePki(): Pki {
   );
   issue(dir, 'server', 'server', 'serverAuth');
   issue(dir, 'client', 'client1', 'clientAuth');
+  issueExpired(dir, 'expired', 'expired-client');
   const files = {
     ca: join(dir, 'ca.crt'),
     serverCert: join(dir, 'server.crt'),
     serverKey: join(dir, 'server.key'),
     clientCert: join(dir, 'client.crt'),
     clientKey: join(dir, 'client.key'),
+    expiredCert: join(dir, 'expired.crt'),
+    expiredKey: join(dir, 'expired.key'),
   };
   const read = (path: string) => readFileSync(path, 'utf8');
   return {
