@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, test } from 'node:test';
 import { OpenvpnHarness, OUR_VPN, PUSHED_PEER_ID, THEIR_VPN } from './helpers/openvpn-harness.js';
+import { MultiClientHarness } from './helpers/openvpn-multi.js';
 
 function missing(): string | false {
   if (process.getuid?.() !== 0) return 'needs root (network namespaces, TUN)';
@@ -22,7 +23,7 @@ function missing(): string | false {
 }
 
 const skip = missing();
-const harnesses: OpenvpnHarness[] = [];
+const harnesses: { stop(): Promise<void> }[] = [];
 after(async () => {
   for (const h of harnesses) await h.stop();
 });
@@ -301,6 +302,55 @@ for (const ourRole of ['server', 'client'] as const) {
     }
   });
 }
+
+test('openvpn e2e: three real openvpn clients on our multi-client server get their own addresses and reach each other through it', {
+  skip,
+  timeout: 120_000,
+}, async () => {
+  const h = new MultiClientHarness(3);
+  harnesses.push(h);
+  try {
+    await h.start(['AES-256-GCM', 'CHACHA20-POLY1305']);
+    const connected = h
+      .server!.output.split('\n')
+      .filter((l) => l.startsWith('CONNECTED '))
+      .map((l) => JSON.parse(l.slice('CONNECTED '.length)));
+    assert.equal(connected.length, 3);
+    assert.deepEqual(connected.map((c) => c.peerId).sort(), [1, 2, 3]);
+    // Each client runs with the address we pushed to it.
+    const addresses: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const shown = h.inClient(i, ['ip', '-4', '-o', 'addr', 'show', 'tun0']);
+      const address = /inet (10\.99\.0\.\d+)\/24/.exec(shown)?.[1];
+      assert.ok(address, shown);
+      assert.ok(connected.some((c) => c.address === address && c.cipher === 'AES-256-GCM'));
+      addresses.push(address);
+    }
+    assert.equal(new Set(addresses).size, 3);
+    // Every client reaches the server and both other clients (client-to-client through our tun0).
+    for (let i = 0; i < 3; i++) {
+      for (const target of ['10.99.0.1', ...addresses.filter((_, j) => j !== i)]) {
+        const ping = h.inClient(i, ['ping', '-c', '3', '-i', '0.2', '-W', '2', target]);
+        assert.match(ping, /3 packets transmitted, 3 received/, `client ${i} -> ${target}`);
+      }
+    }
+    const iperfServer = h.spawnInServer('iperf3 -s', ['iperf3', '-s', '-1', '--forceflush', '-B', '10.99.0.1']);
+    await iperfServer.waitLine(/Server listening/, 5_000);
+    const iperf = JSON.parse(h.inClient(0, ['iperf3', '-c', '10.99.0.1', '-t', '2', '-J']));
+    const received = iperf.end.sum_received.bytes as number;
+    const r = await h.results();
+    const byAddress = new Map<string, any>(r.peers.map((p: any) => [p.vpnIpv4, p]));
+    // Three pings in, three to each other client out (and their replies), plus iperf3 from client 0.
+    for (const [i, address] of addresses.entries()) {
+      const peer = byAddress.get(address);
+      assert.ok(peer.vpnRxPackets >= 9 && peer.vpnTxPackets >= 9, JSON.stringify(peer));
+      if (i === 0) assert.ok(peer.vpnRxBytes >= received && received > 1_000_000, `${peer.vpnRxBytes} vs ${received}`);
+      assert.equal(peer.drops.auth, 0);
+    }
+  } finally {
+    await h.stop();
+  }
+});
 
 test('openvpn e2e: a real openvpn client with an expired certificate is refused with a clear error', {
   skip,
