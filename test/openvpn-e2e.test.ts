@@ -160,11 +160,11 @@ test('openvpn e2e: a real openvpn --client (pull) gets address, peer-id and ciph
     const pushed = await h.ours!.waitLine(/^PUSHED /, 5_000);
     assert.equal(
       pushed,
-      `PUSHED PUSH_REPLY,topology subnet,route-gateway ${OUR_VPN},ping 10,ping-restart 60,ifconfig ${THEIR_VPN} 255.255.255.0,peer-id ${PUSHED_PEER_ID},cipher CHACHA20-POLY1305,key-derivation tls-ekm`,
+      `PUSHED PUSH_REPLY,topology subnet,route-gateway ${OUR_VPN},ping 10,ping-restart 60,ifconfig ${THEIR_VPN} 255.255.255.0,peer-id ${PUSHED_PEER_ID},cipher CHACHA20-POLY1305,protocol-flags cc-exit tls-ekm`,
     );
     // openvpn prints these just after "Initialization Sequence Completed".
     await h.theirs!.waitLine(/Data Channel: cipher 'CHACHA20-POLY1305', peer-id: 7$/, 5_000);
-    await h.theirs!.waitLine(/Protocol options: protocol-flags tls-ekm$/, 5_000);
+    await h.theirs!.waitLine(/Protocol options: protocol-flags cc-exit tls-ekm$/, 5_000);
     assert.match(h.inTheirs(['ip', '-4', 'addr', 'show', 'tun0']), new RegExp(`inet ${THEIR_VPN}/24`));
     assert.match(h.inTheirs(['ping', '-c', '5', '-i', '0.2', '-W', '2', OUR_VPN]), /5 packets transmitted, 5 received/);
     const iperfServer = h.spawnInOurs('iperf3 -s', ['iperf3', '-s', '-1', '--forceflush', '-B', OUR_VPN]);
@@ -303,7 +303,7 @@ for (const ourRole of ['server', 'client'] as const) {
   });
 }
 
-test('openvpn e2e: three real openvpn clients on our multi-client server get their own addresses and reach each other through it', {
+test('openvpn e2e: three real openvpn clients on our multi-client server get their own addresses, reach each other through it, and one leaving with explicit-exit-notify frees its place', {
   skip,
   timeout: 120_000,
 }, async () => {
@@ -338,10 +338,19 @@ test('openvpn e2e: three real openvpn clients on our multi-client server get the
     await iperfServer.waitLine(/Server listening/, 5_000);
     const iperf = JSON.parse(h.inClient(0, ['iperf3', '-c', '10.99.0.1', '-t', '2', '-J']));
     const received = iperf.end.sum_received.bytes as number;
+    // The third client leaves with explicit-exit-notify: it says EXIT on the control channel
+    // (cc-exit was pushed), and its peer, peer-id and address go at once.
+    const leaving = connected.find((c) => c.address === addresses[2]);
+    await h.clients[2]!.stop();
+    const left = JSON.parse((await h.server!.waitLine(/^DISCONNECTED /, 10_000)).slice('DISCONNECTED '.length));
+    assert.equal(left.peerId, leaving.peerId);
+    assert.equal(left.reason, 'exit notification');
     const r = await h.results();
+    assert.deepEqual(r.clients.map((c: { address: string }) => c.address).sort(), addresses.slice(0, 2).sort());
+    assert.equal(r.peers.length, 3, 'two clients and the placeholder that holds the port');
     const byAddress = new Map<string, any>(r.peers.map((p: any) => [p.vpnIpv4, p]));
     // Three pings in, three to each other client out (and their replies), plus iperf3 from client 0.
-    for (const [i, address] of addresses.entries()) {
+    for (const [i, address] of addresses.slice(0, 2).entries()) {
       const peer = byAddress.get(address);
       assert.ok(peer.vpnRxPackets >= 9 && peer.vpnTxPackets >= 9, JSON.stringify(peer));
       if (i === 0) assert.ok(peer.vpnRxBytes >= received && received > 1_000_000, `${peer.vpnRxBytes} vs ${received}`);

@@ -13,7 +13,13 @@ import { OvpnInterface } from '../src/device/ovpn-interface.js';
 import { ManualClock, MemoryNetwork } from '../src/edge/memory.js';
 import { P2pTlsTunnel } from '../src/openvpn/p2p-tunnel.js';
 import { netmaskToPrefix, parsePushed } from '../src/openvpn/pushed.js';
-import { ControlSession, type Established, nextKeyId, type SessionOptions } from '../src/openvpn/session.js';
+import {
+  ControlSession,
+  type Established,
+  nextKeyId,
+  protocolFlags,
+  type SessionOptions,
+} from '../src/openvpn/session.js';
 import { TlsCrypt } from '../src/openvpn/tls-wrap.js';
 import { ipv4Packet } from './helpers/packets.js';
 import { makePki, type Pki } from './helpers/pki.js';
@@ -259,6 +265,13 @@ test('openvpn session: renegotiation from either end yields fresh mirrored keys 
   assert.equal(server.stats.foreign + client.stats.foreign, 0);
   server.close();
   client.close();
+});
+
+test('openvpn session: pushed protocol options follow what the client announced, as OpenVPN 2.6 pushes them', () => {
+  assert.deepEqual(protocolFlags(true, true), ['protocol-flags cc-exit tls-ekm']);
+  assert.deepEqual(protocolFlags(true, false), ['protocol-flags cc-exit']);
+  assert.deepEqual(protocolFlags(false, true), ['key-derivation tls-ekm']);
+  assert.deepEqual(protocolFlags(false, false), []);
 });
 
 test('openvpn session: key-ids go 1 to 7 and around, never back to 0', () => {

@@ -2,7 +2,8 @@
  * OpenVPN's multi-client server (`server NET MASK`, topology subnet) on one UDP port of a
  * multi-peer interface: a TLS session per client address, each client a peer of its own with a
  * peer-id and an address from the pool, told to it in the PUSH_REPLY. A client whose session
- * fails, or whose peer the data channel deletes (expired, ...), gives both back.
+ * fails, that says EXIT (explicit-exit-notify over the control channel), or whose peer the data
+ * channel deletes (expired, ...), gives both back.
  *
  * The interface opens a UDP port only for a peer, and sends only to peers; so a placeholder
  * peer holds the port (its VPN address is in 100::/64, the discard prefix, where nothing is
@@ -156,6 +157,10 @@ export class OpenvpnServer extends EventEmitter<ServerEvents> {
     session.on('established', (est) => this.established(client, est));
     session.on('active', () => iface.swapKeys(peerId));
     session.on('error', (error) => this.drop(client, error.message, true));
+    // explicit-exit-notify of a client that negotiated cc-exit: it is leaving, free its place now.
+    session.on('message', (text) => {
+      if (text === 'EXIT') this.drop(client, 'exit notification', true);
+    });
     this.byRemote.set(remoteKey(e), client);
     this.byPeerId.set(peerId, client);
     session.start();

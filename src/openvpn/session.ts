@@ -545,8 +545,13 @@ export class ControlSession extends EventEmitter<SessionEvents> {
     const useExporter = this.options.exporter !== false && (ivProto & IvProto.TLS_KEY_EXPORT) !== 0;
     const peerId = push !== undefined && server ? push.peerId : useExporter ? p2pPeerId(ks.tls!) : P2P_FIXED_PEER_ID;
     if (push !== undefined && server) {
-      const negotiated = [`peer-id ${peerId}`, `cipher ${name}`, ...(useExporter ? ['key-derivation tls-ekm'] : [])];
-      this.pushReply = ['PUSH_REPLY', ...push.options, ...negotiated].join(',');
+      this.pushReply = [
+        'PUSH_REPLY',
+        ...push.options,
+        `peer-id ${peerId}`,
+        `cipher ${name}`,
+        ...protocolFlags((ivProto & IvProto.CC_EXIT_NOTIFY) !== 0, useExporter),
+      ].join(',');
     }
     this.negotiated = { cipher: name, useExporter, peerId, peerInfo };
     this.complete(ks, this.negotiated);
@@ -617,6 +622,17 @@ export class ControlSession extends EventEmitter<SessionEvents> {
     this.close();
     this.emit('error', error);
   }
+}
+
+/**
+ * How a server tells a pull client its protocol options, as OpenVPN 2.6 does: a client that can
+ * leave by a control-channel EXIT message gets `protocol-flags cc-exit [tls-ekm]` (then it says
+ * goodbye on the control channel, which our data channel cannot see); an older one only
+ * `key-derivation tls-ekm` when the keys come from the exporter.
+ */
+export function protocolFlags(ccExit: boolean, exporter: boolean): string[] {
+  if (ccExit) return [`protocol-flags cc-exit${exporter ? ' tls-ekm' : ''}`];
+  return exporter ? ['key-derivation tls-ekm'] : [];
 }
 
 /** OpenVPN's options string for a P2P TLS tunnel over UDP with an AEAD cipher. */

@@ -86,6 +86,8 @@ export class MultiClientHarness {
         'server',
         '--tls-crypt',
         keyFile,
+        '--explicit-exit-notify',
+        '1',
         '--data-ciphers',
         ciphers.join(':'),
         '--verb',
