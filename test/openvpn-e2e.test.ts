@@ -382,6 +382,28 @@ test('openvpn e2e: a real openvpn client with an expired certificate is refused 
   }
 });
 
+test('openvpn e2e: no common cipher with a real openvpn is a clear error on both sides', {
+  skip,
+  timeout: 60_000,
+}, async () => {
+  const h = new OpenvpnHarness();
+  harnesses.push(h);
+  try {
+    await h.setup({ ciphers: ['AES-256-GCM'], theirCiphers: ['CHACHA20-POLY1305'], exporter: true });
+    const ours = await h.ours!.waitLine(/^(ERROR|ESTABLISHED) /, 20_000);
+    assert.equal(ours, "ERROR no common data cipher: ours AES-256-GCM, the peer's CHACHA20-POLY1305");
+    // Our key method message still went out, so openvpn reaches the same conclusion.
+    await h.theirs!.waitLine(
+      /P2P mode NCP negotiation result: .*cipher=\(not negotiated, fallback-cipher: none\)/,
+      20_000,
+    );
+    const r = await h.results();
+    assert.equal(r.peer, null);
+  } finally {
+    await h.stop();
+  }
+});
+
 test('openvpn e2e: a client with the wrong tls-crypt key gets no answer at all', {
   skip,
   timeout: 60_000,
