@@ -1,0 +1,167 @@
+/**
+ * The multi-client server without root: one multi-peer interface on the in-memory network, two
+ * of our pull clients on their own hosts. Each gets its own peer-id and pool address through
+ * the PUSH_REPLY, traffic reaches each by its VPN address, and a client gone gives both back.
+ * Against real openvpn clients: test/openvpn-e2e.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import { after, before, test } from 'node:test';
+import { OvpnInterface } from '../src/device/ovpn-interface.js';
+import { type ManualClock, MemoryNetwork } from '../src/edge/memory.js';
+import { P2pTlsTunnel } from '../src/openvpn/p2p-tunnel.js';
+import { parsePushed } from '../src/openvpn/pushed.js';
+import { type ClientInfo, LISTENER_PEER_ID, OpenvpnServer, prefixToNetmask } from '../src/openvpn/server.js';
+import type { Established } from '../src/openvpn/session.js';
+import { TlsCrypt } from '../src/openvpn/tls-wrap.js';
+import { ipv4Packet } from './helpers/packets.js';
+import { makePki, type Pki } from './helpers/pki.js';
+
+const skip = (() => {
+  try {
+    execFileSync('openssl', ['version'], { stdio: 'ignore' });
+    return false;
+  } catch {
+    return 'needs the openssl CLI to make certificates';
+  }
+})();
+
+let pki: Pki;
+before(() => {
+  if (!skip) pki = makePki();
+});
+after(() => pki?.remove());
+
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+async function drive<T>(clock: ManualClock, promise: Promise<T>): Promise<T> {
+  let settled = false;
+  const watched = promise.finally(() => {
+    settled = true;
+  });
+  watched.catch(() => undefined);
+  for (let t = 0; !settled && t < 120_000; t += 100) {
+    for (let i = 0; i < 5 && !settled; i++) await turn();
+    clock.advance(100);
+  }
+  if (!settled) assert.fail('nothing within two minutes of clock');
+  return watched;
+}
+
+test('openvpn prefixToNetmask', () => {
+  assert.deepEqual([24, 16, 30, 32, 0].map(prefixToNetmask), [
+    '255.255.255.0',
+    '255.255.0.0',
+    '255.255.255.252',
+    '255.255.255.255',
+    '0.0.0.0',
+  ]);
+});
+
+test('openvpn server: two pull clients get their own peer-id and address, traffic finds each, a client gone frees both', {
+  skip,
+}, async () => {
+  const net = new MemoryNetwork();
+  const key = Buffer.alloc(256, 3);
+  const serverHost = net.host('10.0.0.1');
+  const serverIface = OvpnInterface.create({
+    name: 'tun0',
+    mode: 'MP',
+    edges: serverHost.edges,
+    followSystemRoutes: false,
+  });
+  const server = new OpenvpnServer({
+    iface: serverIface,
+    clock: net.clock,
+    localPort: 1194,
+    gateway: '10.8.0.1',
+    prefixLength: 24,
+    pool: ['10.8.0.2', '10.8.0.3', '10.8.0.4'],
+    ping: 10,
+    pingRestart: 60,
+    tls: { ca: pki.ca, cert: pki.serverCert, key: pki.serverKey },
+    ciphers: ['AES-256-GCM'],
+    remoteCertTls: 'client',
+    wrap: () => new TlsCrypt(key, true),
+  });
+  const clients = ['10.0.0.2', '10.0.0.3'].map((address) => {
+    const host = net.host(address);
+    const iface = OvpnInterface.create({ name: 'tun0', mode: 'P2P', edges: host.edges });
+    const tunnel = new P2pTlsTunnel({
+      role: 'client',
+      pull: true,
+      iface,
+      clock: net.clock,
+      localPort: 1194,
+      remoteIpv4: '10.0.0.1',
+      remotePort: 1194,
+      tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey },
+      ciphers: ['AES-256-GCM'],
+      remoteCertTls: 'server',
+      wrap: new TlsCrypt(key, false),
+    });
+    return { host, iface, tunnel };
+  });
+  try {
+    server.start();
+    const connected: ClientInfo[] = [];
+    server.on('connected', (c) => connected.push(c));
+    const up = Promise.all(clients.map((c) => once(c.tunnel, 'established').then(([e]) => e as Established)));
+    for (const c of clients) void c.tunnel.start();
+    const est = await drive(net.clock, up);
+    assert.deepEqual(
+      est.map((e) => [e.peerId, parsePushed(e.pushed!).ifconfig]),
+      [
+        [1, { local: '10.8.0.2', prefixLength: 24 }],
+        [2, { local: '10.8.0.3', prefixLength: 24 }],
+      ],
+    );
+    assert.deepEqual(
+      connected.map((c) => [c.peerId, c.address, c.remote, c.commonName]),
+      [
+        [1, '10.8.0.2', '10.0.0.2:1194', 'client1'],
+        [2, '10.8.0.3', '10.0.0.3:1194', 'client1'],
+      ],
+    );
+    assert.deepEqual(
+      serverIface
+        .getPeers()
+        .sort((a, b) => a.id - b.id)
+        .map((p) => [p.id, p.vpnIpv4 ?? p.vpnIpv6, p.keepaliveInterval]),
+      [
+        [1, '10.8.0.2', 10],
+        [2, '10.8.0.3', 10],
+        [LISTENER_PEER_ID, '100::1', 0],
+      ],
+    );
+    // Each client's packet reaches the server's TUN; the server's reply finds each client by address.
+    const serverTun = serverHost.tun('tun0');
+    for (const [i, c] of clients.entries()) {
+      const from = `10.8.0.${i + 2}`;
+      const up = ipv4Packet(from, '10.8.0.1', `from client ${i}`);
+      c.host.tun('tun0').inject(up);
+      assert.deepEqual(await drive(net.clock, serverTun.written.next()), up);
+      const down = ipv4Packet('10.8.0.1', from, `to client ${i}`);
+      serverTun.inject(down);
+      assert.deepEqual(await drive(net.clock, c.host.tun('tun0').written.next()), down);
+    }
+    // The first client's peer expires: its id and address are free for the next one.
+    const gone = once(server, 'disconnected').then(([d]) => d as ClientInfo & { reason: string });
+    serverIface.delPeer(1);
+    const d = await gone;
+    assert.equal(d.peerId, 1);
+    assert.match(d.reason, /peer deleted \(USERSPACE\)/);
+    assert.deepEqual(
+      server.clients().map((c) => c.peerId),
+      [2],
+    );
+  } finally {
+    server.close();
+    for (const c of clients) {
+      c.tunnel.close();
+      c.iface.destroy();
+    }
+    serverIface.destroy();
+  }
+});

@@ -1,0 +1,421 @@
+/**
+ * Our control session against itself, without root: TLS (node:tls) over the reliability layer on
+ * a manual clock, through a channel that can lose packets, then the whole P2P TLS tunnel on two
+ * OvpnInterfaces joined by the in-memory network, carrying a packet through the keys it
+ * negotiated. The same code against a real openvpn: test/openvpn-e2e.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { after, before, test } from 'node:test';
+import { OvpnInterface } from '../src/device/ovpn-interface.js';
+import { ManualClock, MemoryNetwork } from '../src/edge/memory.js';
+import { P2pTlsTunnel } from '../src/openvpn/p2p-tunnel.js';
+import { netmaskToPrefix, parsePushed } from '../src/openvpn/pushed.js';
+import {
+  ControlSession,
+  type Established,
+  nextKeyId,
+  protocolFlags,
+  type SessionOptions,
+} from '../src/openvpn/session.js';
+import { TlsCrypt } from '../src/openvpn/tls-wrap.js';
+import { ipv4Packet } from './helpers/packets.js';
+import { makePki, type Pki } from './helpers/pki.js';
+
+const skip = (() => {
+  try {
+    execFileSync('openssl', ['version'], { stdio: 'ignore' });
+    return false;
+  } catch {
+    return 'needs the openssl CLI to make certificates';
+  }
+})();
+
+let pki: Pki;
+let otherPki: Pki;
+before(() => {
+  if (skip) return;
+  pki = makePki();
+  otherPki = makePki();
+});
+after(() => {
+  pki?.remove();
+  otherPki?.remove();
+});
+
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+interface PairOptions {
+  serverCiphers?: string[];
+  clientCiphers?: string[];
+  clientExporter?: boolean;
+  /** Whether to lose the n-th packet (from 0) toward 'client' or 'server'. */
+  lose?: (toward: 'client' | 'server', n: number) => boolean;
+  clientCreds?: { ca: string; cert: string; key: string };
+  wrapKey?: Buffer;
+  push?: { peerId: number; options: string[] };
+  serverRemoteCertTls?: 'client';
+}
+
+function pair(options: PairOptions = {}) {
+  const clock = new ManualClock();
+  const sent = { client: 0, server: 0 };
+  const sessions: { server?: ControlSession; client?: ControlSession } = {};
+  const link =
+    (toward: 'client' | 'server'): SessionOptions['send'] =>
+    (packet) => {
+      if (options.lose?.(toward, sent[toward]++)) return;
+      setImmediate(() => sessions[toward]!.receive(packet));
+    };
+  const common = { clock };
+  const server = new ControlSession({
+    ...common,
+    role: 'server',
+    send: link('client'),
+    tls: { ca: pki.ca, cert: pki.serverCert, key: pki.serverKey },
+    ciphers: options.serverCiphers ?? ['AES-256-GCM'],
+    ...(options.wrapKey === undefined ? {} : { wrap: new TlsCrypt(options.wrapKey, true) }),
+    ...(options.push === undefined ? {} : { push: options.push }),
+    ...(options.serverRemoteCertTls === undefined ? {} : { remoteCertTls: options.serverRemoteCertTls }),
+  });
+  const client = new ControlSession({
+    ...common,
+    role: 'client',
+    send: link('server'),
+    tls: options.clientCreds ?? { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey },
+    ciphers: options.clientCiphers ?? ['AES-256-GCM'],
+    exporter: options.clientExporter ?? true,
+    ...(options.wrapKey === undefined ? {} : { wrap: new TlsCrypt(options.wrapKey, false) }),
+    ...(options.push === undefined ? {} : { pull: true }),
+  });
+  sessions.server = server;
+  sessions.client = client;
+  return { clock, server, client, sent };
+}
+
+/** Lets the event loop and the manual clock run (100 ms of clock per turn) until `promise` settles. */
+async function drive<T>(clock: ManualClock, promise: Promise<T>, maxClockMs = 120_000): Promise<T> {
+  let settled = false;
+  const watched = promise.finally(() => {
+    settled = true;
+  });
+  watched.catch(() => undefined);
+  for (let t = 0; !settled && t < maxClockMs; t += 100) {
+    for (let i = 0; i < 5 && !settled; i++) await turn();
+    clock.advance(100);
+  }
+  if (!settled) assert.fail(`nothing within ${maxClockMs} ms of clock`);
+  return watched;
+}
+
+const established = (s: ControlSession) => once(s, 'established').then(([e]) => e as Established);
+
+function assertMirrored(server: Established, client: Established): void {
+  assert.deepEqual(server.keys.encryptDir, client.keys.decryptDir);
+  assert.deepEqual(server.keys.decryptDir, client.keys.encryptDir);
+  assert.notDeepEqual(server.keys.encryptDir.cipherKey, server.keys.decryptDir.cipherKey);
+  assert.equal(server.peerId, client.peerId);
+  assert.equal(server.cipher, client.cipher);
+  assert.equal(server.keyMethod, client.keyMethod);
+}
+
+test("openvpn session: client and server agree on keys, peer-id and the server's preferred common cipher", {
+  skip,
+}, async () => {
+  const { clock, server, client } = pair({
+    serverCiphers: ['CHACHA20-POLY1305', 'AES-256-GCM'],
+    clientCiphers: ['AES-256-GCM', 'CHACHA20-POLY1305'],
+  });
+  server.start();
+  client.start();
+  const [s, c] = await drive(clock, Promise.all([established(server), established(client)]));
+  assertMirrored(s, c);
+  assert.equal(s.cipher, 'CHACHA20-POLY1305');
+  assert.equal(s.keyMethod, 'exporter');
+  assert.equal(s.commonName, 'client1');
+  assert.equal(c.commonName, 'server');
+  assert.ok(s.peerId >= 0 && s.peerId < 1 << 24);
+  assert.equal(server.reliableStats.retransmits + client.reliableStats.retransmits, 0);
+  server.close();
+  client.close();
+});
+
+test('openvpn session: lost packets both ways are retransmitted and the handshake still completes', {
+  skip,
+}, async () => {
+  const { clock, server, client } = pair({
+    lose: (toward, n) => (toward === 'client' ? n === 0 || n === 2 : n === 1 || n === 3),
+  });
+  server.start();
+  client.start();
+  const [s, c] = await drive(clock, Promise.all([established(server), established(client)]));
+  assertMirrored(s, c);
+  assert.ok(server.reliableStats.retransmits > 0, JSON.stringify(server.reliableStats));
+  assert.ok(client.reliableStats.retransmits > 0, JSON.stringify(client.reliableStats));
+  server.close();
+  client.close();
+});
+
+test('openvpn session: a peer that does not announce the exporter gets PRF keys, the same on both ends', {
+  skip,
+}, async () => {
+  const { clock, server, client } = pair({ clientExporter: false });
+  server.start();
+  client.start();
+  const [s, c] = await drive(clock, Promise.all([established(server), established(client)]));
+  assertMirrored(s, c);
+  assert.equal(s.keyMethod, 'prf');
+  assert.equal(s.peerId, 0x76706e, "without the exporter the P2P peer-id is 'vpn'");
+  server.close();
+  client.close();
+});
+
+test('openvpn session: tls-crypt on both ends carries the handshake', { skip }, async () => {
+  const { clock, server, client } = pair({ wrapKey: Buffer.alloc(256, 7) });
+  server.start();
+  client.start();
+  const [s, c] = await drive(clock, Promise.all([established(server), established(client)]));
+  assertMirrored(s, c);
+  assert.equal(server.stats.unauthenticated + client.stats.unauthenticated, 0);
+  server.close();
+  client.close();
+});
+
+test("openvpn session: a pull client takes peer-id, cipher and key derivation from the server's PUSH_REPLY", {
+  skip,
+}, async () => {
+  const { clock, server, client } = pair({
+    serverCiphers: ['AES-128-GCM', 'CHACHA20-POLY1305'],
+    clientCiphers: ['CHACHA20-POLY1305', 'AES-128-GCM'],
+    push: {
+      peerId: 4242,
+      options: ['topology subnet', 'ifconfig 10.8.0.6 255.255.255.0', 'ping 10', 'ping-restart 60'],
+    },
+  });
+  const pushed = once(server, 'pushed').then(([text]) => text as string);
+  server.start();
+  client.start();
+  const [s, c] = await drive(clock, Promise.all([established(server), established(client)]));
+  assertMirrored(s, c);
+  assert.equal(s.peerId, 4242);
+  assert.equal(s.cipher, 'AES-128-GCM', "the server's preference");
+  assert.equal(
+    await pushed,
+    'PUSH_REPLY,topology subnet,ifconfig 10.8.0.6 255.255.255.0,ping 10,ping-restart 60,peer-id 4242,cipher AES-128-GCM,key-derivation tls-ekm',
+  );
+  assert.deepEqual(parsePushed(c.pushed!), {
+    topology: 'subnet',
+    ifconfig: { local: '10.8.0.6', prefixLength: 24 },
+    routes: [],
+    ping: 10,
+    pingRestart: 60,
+    other: ['peer-id 4242', 'cipher AES-128-GCM', 'key-derivation tls-ekm'],
+  });
+  // The pull client announced REQUEST_PUSH and IV_NCP, not P2P negotiation.
+  assert.equal(s.peerInfo.get('IV_NCP'), '2');
+  assert.equal(Number(s.peerInfo.get('IV_PROTO')) & 0x24, 0x04);
+  server.close();
+  client.close();
+});
+
+test('openvpn pushed: net30 ifconfig, routes, and masks that are not prefixes', () => {
+  assert.deepEqual(parsePushed(['ifconfig 10.8.0.6 10.8.0.5', 'route 192.168.1.0 255.255.255.0', 'route 10.9.0.1']), {
+    ifconfig: { local: '10.8.0.6', remote: '10.8.0.5' },
+    routes: [
+      { network: '192.168.1.0', netmask: '255.255.255.0' },
+      { network: '10.9.0.1', netmask: '255.255.255.255' },
+    ],
+    other: [],
+  });
+  assert.equal(netmaskToPrefix('255.255.255.252'), 30);
+  assert.equal(netmaskToPrefix('0.0.0.0'), 0);
+  assert.equal(netmaskToPrefix('255.0.255.0'), undefined);
+});
+
+test('openvpn session: renegotiation from either end yields fresh mirrored keys under key-ids 1, 2, ... with the same cipher and peer-id', {
+  skip,
+}, async () => {
+  const { clock, server, client } = pair({
+    serverCiphers: ['CHACHA20-POLY1305'],
+    clientCiphers: ['CHACHA20-POLY1305'],
+  });
+  server.start();
+  client.start();
+  const [s0] = await drive(clock, Promise.all([established(server), established(client)]));
+  const seen = [s0.keys.encryptDir.cipherKey];
+  for (const [keyId, initiator] of [
+    [1, client],
+    [2, server],
+    [3, client],
+  ] as const) {
+    const up = Promise.all([established(server), established(client)]);
+    const active = Promise.all([once(server, 'active'), once(client, 'active')]);
+    initiator.rekey();
+    const [s, c] = await drive(clock, up);
+    assertMirrored(s, c);
+    assert.equal(s.keyId, keyId);
+    assert.equal(s.cipher, 'CHACHA20-POLY1305');
+    assert.equal(s.peerId, s0.peerId);
+    assert.ok(!seen.some((k) => Buffer.from(k).equals(s.keys.encryptDir.cipherKey)), 'a fresh key');
+    seen.push(s.keys.encryptDir.cipherKey);
+    assert.deepEqual(await drive(clock, active), [[keyId], [keyId]]);
+  }
+  assert.equal(server.stats.foreign + client.stats.foreign, 0);
+  server.close();
+  client.close();
+});
+
+test('openvpn session: pushed protocol options follow what the client announced, as OpenVPN 2.6 pushes them', () => {
+  assert.deepEqual(protocolFlags(true, true), ['protocol-flags cc-exit tls-ekm']);
+  assert.deepEqual(protocolFlags(true, false), ['protocol-flags cc-exit']);
+  assert.deepEqual(protocolFlags(false, true), ['key-derivation tls-ekm']);
+  assert.deepEqual(protocolFlags(false, false), []);
+});
+
+test('openvpn session: key-ids go 1 to 7 and around, never back to 0', () => {
+  assert.deepEqual([0, 1, 6, 7].map(nextKeyId), [1, 2, 7, 1]);
+});
+
+test('openvpn session: no common cipher is a clear error on both ends', {
+  skip,
+}, async () => {
+  const { clock, server, client } = pair({ serverCiphers: ['AES-128-GCM'], clientCiphers: ['CHACHA20-POLY1305'] });
+  server.start();
+  client.start();
+  const serverError = once(server, 'error').then(([e]) => e as Error);
+  const clientError = once(client, 'error').then(([e]) => e as Error);
+  assert.match(
+    (await drive(clock, serverError)).message,
+    /no common data cipher: ours AES-128-GCM, the peer's CHACHA20-POLY1305/,
+  );
+  // The server still sends its key method 2 message, so the client learns the server's list too.
+  assert.match(
+    (await drive(clock, clientError)).message,
+    /no common data cipher: ours CHACHA20-POLY1305, the peer's AES-128-GCM/,
+  );
+});
+
+test('openvpn session: a client certificate from another CA is refused', { skip }, async () => {
+  const { clock, server, client } = pair({
+    clientCreds: { ca: pki.ca, cert: otherPki.clientCert, key: otherPki.clientKey },
+  });
+  server.start();
+  client.start();
+  const serverError = once(server, 'error').then(([e]) => e as Error);
+  assert.match((await drive(clock, serverError)).message, /peer certificate refused: .*does not lead to our CA/);
+  client.close();
+});
+
+test('openvpn session: an expired client certificate is refused', { skip }, async () => {
+  const { clock, server, client } = pair({
+    clientCreds: {
+      ca: pki.ca,
+      cert: readFileSync(pki.files.expiredCert, 'utf8'),
+      key: readFileSync(pki.files.expiredKey, 'utf8'),
+    },
+  });
+  server.start();
+  client.start();
+  const serverError = once(server, 'error').then(([e]) => e as Error);
+  assert.match((await drive(clock, serverError)).message, /CN=expired-client is outside its validity dates/);
+  client.close();
+});
+
+test("openvpn session: remote-cert-tls client refuses a peer whose certificate is a server's", { skip }, async () => {
+  const { clock, server, client } = pair({
+    serverRemoteCertTls: 'client',
+    clientCreds: { ca: pki.ca, cert: pki.serverCert, key: pki.serverKey },
+  });
+  server.start();
+  client.start();
+  const serverError = once(server, 'error').then(([e]) => e as Error);
+  assert.match(
+    (await drive(clock, serverError)).message,
+    /lacks the extended key usage TLS Web Client Authentication \(remote-cert-tls client\)/,
+  );
+  client.close();
+});
+
+test('openvpn session: remote-cert-tls client accepts a client certificate', { skip }, async () => {
+  const { clock, server, client } = pair({ serverRemoteCertTls: 'client' });
+  server.start();
+  client.start();
+  const [s, c] = await drive(clock, Promise.all([established(server), established(client)]));
+  assertMirrored(s, c);
+  server.close();
+  client.close();
+});
+
+test('openvpn session: P2P TLS tunnel on two in-memory interfaces installs the keys, carries packets both ways, and renegotiates on its timer', {
+  skip,
+}, async () => {
+  const net = new MemoryNetwork();
+  const hosts = { a: net.host('10.0.0.1'), b: net.host('10.0.0.2') };
+  const ifaces = {
+    a: OvpnInterface.create({ name: 'tun0', mode: 'P2P', edges: hosts.a.edges }),
+    b: OvpnInterface.create({ name: 'tun0', mode: 'P2P', edges: hosts.b.edges }),
+  };
+  const common = {
+    localPort: 1194,
+    remotePort: 1194,
+    clock: net.clock,
+    ciphers: ['AES-256-GCM'],
+    renegotiateSeconds: 60,
+  };
+  const server = new P2pTlsTunnel({
+    ...common,
+    role: 'server',
+    iface: ifaces.a,
+    remoteIpv4: '10.0.0.2',
+    tls: { ca: pki.ca, cert: pki.serverCert, key: pki.serverKey },
+  });
+  const client = new P2pTlsTunnel({
+    ...common,
+    role: 'client',
+    iface: ifaces.b,
+    remoteIpv4: '10.0.0.1',
+    tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey },
+  });
+  try {
+    const up = Promise.all([once(server, 'established'), once(client, 'established')]);
+    server.start();
+    client.start();
+    const [[s]] = (await drive(net.clock, up)) as [[Established], [Established]];
+    for (const iface of Object.values(ifaces)) {
+      assert.deepEqual(iface.getKey(s.peerId, 'primary'), {
+        peerId: s.peerId,
+        slot: 'primary',
+        keyId: 0,
+        cipherAlg: 'AES-256-GCM',
+      });
+    }
+    const tuns = { a: hosts.a.tun('tun0'), b: hosts.b.tun('tun0') };
+    const there = ipv4Packet('5.5.5.1', '5.5.5.2', 'through the negotiated key');
+    tuns.a.inject(there);
+    assert.deepEqual(await drive(net.clock, tuns.b.written.next()), there);
+    const back = ipv4Packet('5.5.5.2', '5.5.5.1', 'and back');
+    tuns.b.inject(back);
+    assert.deepEqual(await drive(net.clock, tuns.a.written.next()), back);
+    assert.equal(ifaces.b.getPeer(s.peerId).vpnRxPackets, 1);
+    assert.equal(ifaces.a.getPeer(s.peerId).vpnRxPackets, 1);
+
+    // reneg-sec: a minute on, key-id 1 is primary on both ends and key 0 lingers as secondary.
+    const active = Promise.all([once(server.session, 'active'), once(client.session, 'active')]);
+    net.clock.advance(60_000);
+    await drive(net.clock, active);
+    for (const iface of Object.values(ifaces)) {
+      assert.equal(iface.getKey(s.peerId, 'primary').keyId, 1);
+      assert.equal(iface.getKey(s.peerId, 'secondary').keyId, 0);
+    }
+    const later = ipv4Packet('5.5.5.1', '5.5.5.2', 'on the renegotiated key');
+    tuns.a.inject(later);
+    assert.deepEqual(await drive(net.clock, tuns.b.written.next()), later);
+  } finally {
+    server.close();
+    client.close();
+    ifaces.a.destroy();
+    ifaces.b.destroy();
+  }
+});
