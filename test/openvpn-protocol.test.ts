@@ -35,7 +35,8 @@ import {
   Opcode,
 } from '../src/openvpn/packet.js';
 import { ReliableLink } from '../src/openvpn/reliable.js';
-import { parseStaticKey, TlsAuth, TlsCrypt } from '../src/openvpn/tls-wrap.js';
+import { parseStaticKey } from '../src/openvpn/static-key.js';
+import { TlsAuth, TlsCrypt } from '../src/openvpn/tls-wrap.js';
 import { exporterSecretOf, tls13Export } from './helpers/tls13-exporter.js';
 
 const FIXTURES = new URL('../../test/fixtures/openvpn-control/', import.meta.url);
@@ -363,7 +364,7 @@ function opensslKdfMissing(): string | false {
 for (const name of ['p2p-tls-crypt.json', 'p2p-tls-auth.json']) {
   test(`openvpn wrap: ${name.slice(4, -5)} packets of a real openvpn 2.6.14 session unwrap, and re-wrap to the same bytes`, () => {
     const c = capture(name) as Capture & { wrap: string; staticKey: string };
-    const key = parseStaticKey(c.staticKey);
+    const key = Buffer.from(parseStaticKey(c.staticKey, 'captured key'));
     const crypt = c.wrap === 'tls-crypt';
     // We were the tls-server (tls-auth key-direction 0); openvpn the client (1).
     const server = crypt ? new TlsCrypt(key, true) : new TlsAuth(key, 0);
@@ -408,7 +409,7 @@ test('openvpn wrap: a static key file parses to its 256 bytes, anything else is 
   const hex = Buffer.alloc(256, 0xab).toString('hex');
   const lines = hex.match(/.{32}/g)!.join('\n');
   const text = `#\n# 2048 bit OpenVPN static key\n#\n-----BEGIN OpenVPN Static key V1-----\n${lines}\n-----END OpenVPN Static key V1-----\n`;
-  assert.deepEqual(parseStaticKey(text), Buffer.alloc(256, 0xab));
-  assert.throws(() => parseStaticKey(text.replace(/^(ab)+\n/m, '')), /256 bytes/);
-  assert.throws(() => parseStaticKey('hello'), /static key/);
+  assert.deepEqual(parseStaticKey(text, 'ta.key'), new Uint8Array(256).fill(0xab));
+  assert.throws(() => parseStaticKey(text.replace(/^(ab)+\n/m, ''), 'ta.key'), /ta.key: 240 key bytes: expected 256/);
+  assert.throws(() => parseStaticKey('hello', 'ta.key'), /not an OpenVPN static key/);
 });

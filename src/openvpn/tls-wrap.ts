@@ -15,30 +15,13 @@
  */
 import { createCipheriv, createHmac, timingSafeEqual } from 'node:crypto';
 import { SESSION_ID_SIZE } from './packet.js';
+import { STATIC_KEY_SIZE } from './static-key.js';
 
-export const STATIC_KEY_SIZE = 256;
 const HEADER_SIZE = 1 + SESSION_ID_SIZE;
 const PID_SIZE = 8;
 const TLS_CRYPT_TAG_SIZE = 32;
 /** Packets within this many ids of the newest (same time) are still accepted, once each. */
 const REPLAY_WINDOW = 64;
-
-const STATIC_KEY_PEM = /-----BEGIN OpenVPN Static key V1-----([\s\S]*?)-----END OpenVPN Static key V1-----/;
-
-/** The key bytes of an OpenVPN static key file (`openvpn --genkey`), as text. */
-export function parseStaticKey(text: string): Buffer {
-  const match = STATIC_KEY_PEM.exec(text);
-  if (match === null) throw new Error('not an OpenVPN static key: no "BEGIN OpenVPN Static key V1" block');
-  const hex = match[1]!
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l.length > 0 && !l.startsWith('#'))
-    .join('');
-  const key = Buffer.from(hex, 'hex');
-  if (key.length !== STATIC_KEY_SIZE || hex.length !== 2 * STATIC_KEY_SIZE)
-    throw new Error(`an OpenVPN static key holds ${STATIC_KEY_SIZE} bytes of hex, this one ${hex.length / 2}`);
-  return key;
-}
 
 /** Which block of the static key each direction uses: 'normal' sends with 0, 'inverse' with 1. */
 export type KeyDirection = 'normal' | 'inverse' | 'bidirectional';

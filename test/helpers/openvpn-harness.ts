@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseStaticKey } from '../../src/openvpn/tls-wrap.js';
+import { parseStaticKey } from '../../src/openvpn/static-key.js';
 import type { NsConfig } from './openvpn-ns.js';
 import { makePki, type Pki } from './pki.js';
 
@@ -200,7 +200,7 @@ export class OpenvpnHarness {
       const keyFile = join(pki.dir, 'static.key');
       execFileSync('openvpn', ['--genkey', 'secret', keyFile], { stdio: 'ignore' });
       this.staticKey = readFileSync(keyFile, 'utf8');
-      const key = parseStaticKey(this.staticKey).toString('hex');
+      const key = Buffer.from(parseStaticKey(this.staticKey, 'static key')).toString('hex');
       // tls-auth: the tls-server side has key-direction 0, the client 1, as usual.
       config.wrap =
         options.wrap === 'tls-crypt'

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseStaticKey } from '../../src/openvpn/tls-wrap.js';
+import { parseStaticKey } from '../../src/openvpn/static-key.js';
 import { Proc } from './openvpn-harness.js';
 import type { ServerNsConfig } from './openvpn-server-ns.js';
 import { makePki, type Pki } from './pki.js';
@@ -55,7 +55,7 @@ export class MultiClientHarness {
       cert: pki.serverCert,
       key: pki.serverKey,
       ciphers,
-      tlsCrypt: parseStaticKey(readFileSync(keyFile, 'utf8')).toString('hex'),
+      tlsCrypt: Buffer.from(parseStaticKey(readFileSync(keyFile, 'utf8'), keyFile)).toString('hex'),
     };
     const configFile = join(pki.dir, 'server.json');
     writeFileSync(configFile, JSON.stringify(config));
