@@ -30,6 +30,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "aead.h"
+
 /* Mirrors MAX_BATCH in src/edge/batch.ts; bounds the on-stack mmsghdr arrays. */
 #define MAX_BATCH 128
 /* The endpoint slot layout of src/core/endpoint.ts. */
@@ -1241,5 +1243,6 @@ NAPI_MODULE_INIT() {
     {"close", NULL, close_fd, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns);
+  aead_register(env, exports);
   return exports;
 }
