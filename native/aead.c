@@ -303,7 +303,7 @@ static napi_value seal(napi_env env, napi_callback_info info) {
     const int32_t *d = r.desc + j * D_STRIDE;
     uint8_t *b = r.base[j];
     int outl = 0, finl = 0;
-    if (EVP_EncryptInit_ex2(ctx, NULL, NULL, r.ivs + j * IV_SIZE, NULL) != 1 ||
+    if (EVP_CipherInit_ex(ctx, NULL, NULL, NULL, r.ivs + j * IV_SIZE, -1) != 1 ||
         (d[D_AAD_LEN] > 0 && EVP_EncryptUpdate(ctx, NULL, &outl, b + d[D_AAD_OFF], d[D_AAD_LEN]) != 1) ||
         (d[D_DATA_LEN] > 0 &&
          (EVP_EncryptUpdate(ctx, b + d[D_DATA_OFF], &outl, b + d[D_DATA_OFF], d[D_DATA_LEN]) != 1 ||
@@ -332,7 +332,7 @@ static napi_value open_run(napi_env env, napi_callback_info info) {
     uint8_t *out = scratch_for((size_t)len + 1);
     if (out == NULL) return throw_msg(env, "ENOMEM", "out of memory");
     int outl = 0, finl = 0;
-    if (EVP_DecryptInit_ex2(ctx, NULL, NULL, r.ivs + j * IV_SIZE, NULL) != 1 ||
+    if (EVP_CipherInit_ex(ctx, NULL, NULL, NULL, r.ivs + j * IV_SIZE, -1) != 1 ||
         (d[D_AAD_LEN] > 0 && EVP_DecryptUpdate(ctx, NULL, &outl, b + d[D_AAD_OFF], d[D_AAD_LEN]) != 1) ||
         (len > 0 && (EVP_DecryptUpdate(ctx, out, &outl, b + d[D_DATA_OFF], len) != 1 || outl != len)) ||
         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_SIZE, b + d[D_TAG_OFF]) != 1)
