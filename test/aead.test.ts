@@ -36,14 +36,14 @@ interface Packet {
   data: Uint8Array;
   /** Flip bit `bit` of byte `at` (a fraction of the wire length) on receive; null: intact. */
   tamper: { at: number; bit: number } | null;
-  /** Deliver it twice in a row. */
-  duplicate: boolean;
+  /** Deliver it again right after: as it is, or with its last byte changed (a forged replay). */
+  duplicate: 'none' | 'same' | 'forged';
 }
 
 const packetArb: fc.Arbitrary<Packet> = fc.record({
   data: fc.uint8Array({ minLength: 0, maxLength: 1500 }),
   tamper: fc.option(fc.record({ at: fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), bit: fc.nat(7) })),
-  duplicate: fc.boolean(),
+  duplicate: fc.constantFrom('none', 'same', 'forged'),
 });
 
 const caseArb = fc.constantFrom(...AEADS).chain((cipher) =>
@@ -80,8 +80,20 @@ function run(backend: AeadBackend, c: CaseValue) {
     const wire = Buffer.from(wires[i]!);
     if (p.tamper !== null) wire[Math.floor(p.tamper.at * wire.length)]! ^= 1 << p.tamper.bit;
     delivered.push(wire);
-    if (p.duplicate) delivered.push(Buffer.from(wire));
+    if (p.duplicate === 'same') delivered.push(Buffer.from(wire));
+    if (p.duplicate === 'forged') {
+      const forged = Buffer.from(wires[i]!);
+      forged[forged.length - 1]! ^= 0x80;
+      delivered.push(forged);
+    }
   });
+  const batched = receive(backend, config, delivered, false);
+  const oneByOne = receive(backend, config, delivered, true);
+  return { wires, ...batched, oneByOne };
+}
+
+/** Opens the delivered packets as one batch (one backend call per run), or one packet per call. */
+function receive(backend: AeadBackend, config: KeyConfig, delivered: Buffer[], oneByOne: boolean) {
   const slots = new KeySlots();
   slots.install(KeySlot.Primary, config, backend);
   const inb = newBatch(delivered.length, CAPACITY);
@@ -90,14 +102,15 @@ function run(backend: AeadBackend, c: CaseValue) {
     inb.sizes[i] = wire.length;
   });
   inb.count = delivered.length;
-  const receiveDrops = newDropCounters();
-  openRange(inb, 0, inb.count, slots, receiveDrops);
+  const drops = newDropCounters();
+  if (oneByOne) for (let i = 0; i < inb.count; i++) openRange(inb, i, i + 1, slots, drops);
+  else openRange(inb, 0, inb.count, slots, drops);
   const opened = delivered.map((_, i) =>
     inb.sizes[i] === DROPPED
       ? null
       : Buffer.from(inb.bufs[i]!.subarray(inb.offsets[i]!, inb.offsets[i]! + inb.sizes[i]!)),
   );
-  return { wires, opened, drops: receiveDrops };
+  return { opened, drops };
 }
 
 type CaseValue = typeof caseArb extends fc.Arbitrary<infer T> ? T : never;
@@ -110,11 +123,16 @@ describe('native and node:crypto backends agree', () => {
         assert.deepEqual(native!.wires, node!.wires, 'wire bytes');
         assert.deepEqual(native!.opened, node!.opened, 'accepted packets and their plaintext');
         assert.deepEqual(native!.drops, node!.drops, 'drop counters');
+        // A run opened in one call decides as packets opened one by one would, counters included.
+        for (const r of [node!, native!]) {
+          assert.deepEqual(r.opened, r.oneByOne.opened);
+          assert.deepEqual(r.drops, r.oneByOne.drops);
+        }
         // And both are right: every intact first delivery opens to its data, nothing else does.
         const expected: (Buffer | null)[] = [];
         for (const p of c.packets) {
           expected.push(p.tamper === null ? Buffer.from(p.data) : null);
-          if (p.duplicate) expected.push(null);
+          if (p.duplicate !== 'none') expected.push(null);
         }
         assert.deepEqual(node!.opened, expected);
       }),
