@@ -4,10 +4,11 @@
  * with per-packet source addresses (IP_PKTINFO), link ioctls, and a uv_poll
  * watcher so the fds are driven by Node's own event loop.
  *
- * Deliberately protocol-blind: every byte of OpenVPN framing, crypto and
- * routing lives in TypeScript. This file only moves opaque buffers between
- * the kernel and JS-owned memory, so there is no copy and no allocation on the
- * hot path beyond the napi calls needed to look the buffers up.
+ * Deliberately protocol-blind: every byte of OpenVPN framing, nonce layout,
+ * replay protection and routing lives in TypeScript. This file only moves
+ * opaque buffers between the kernel and JS-owned memory, so there is no copy
+ * and no allocation on the hot path beyond the napi calls needed to look the
+ * buffers up. The AEAD primitive (aead.c) is registered on the same addon.
  *
  * All calls are synchronous on non-blocking fds. Errors become JS Errors whose
  * .code is the errno name, so callers can switch on 'EAGAIN', 'EBADFD', ...
