@@ -118,10 +118,9 @@ static aead_key *get_key(napi_env env, napi_value v) {
   return k;
 }
 
+/* A Uint8Array's (or Buffer's) bytes; 0 for anything else (napi_get_typedarray_info refuses
+ * non-typed-arrays itself, so no separate napi_is_typedarray per packet). */
 static int get_bytes(napi_env env, napi_value v, uint8_t **data, size_t *len) {
-  bool is_ta = false;
-  napi_is_typedarray(env, v, &is_ta);
-  if (!is_ta) return 0;
   napi_typedarray_type type;
   void *ptr;
   if (napi_get_typedarray_info(env, v, &type, len, &ptr, NULL, NULL) != napi_ok || type != napi_uint8_array) return 0;
