@@ -53,7 +53,10 @@
 /* Result of a packet whose tag did not verify (src/core/aead.ts AEAD_AUTH_FAILED). */
 #define AUTH_FAILED (-1)
 
-#define KEY_MAGIC 0x6f41454144u /* "oAEAD": this external is one of ours */
+#define KEY_MAGIC 0x6f41454144u /* "oAEAD": set while the struct is live */
+
+/* Marks our handles, so an external from anywhere else is refused before it is dereferenced. */
+static const napi_type_tag KEY_TAG = {0x6f76706e61656164ull, 0x6b657968616e646cull};
 
 typedef struct {
   uint64_t magic;
@@ -101,16 +104,24 @@ static void key_finalize(napi_env env, void *data, void *hint) {
   free(k);
 }
 
-/* The handle's key, or NULL with a pending exception: not ours, or deleted. */
-static aead_key *get_key(napi_env env, napi_value v) {
+/* The handle's struct (deleted or not), or NULL with a pending exception. */
+static aead_key *get_handle(napi_env env, napi_value v) {
   void *p = NULL;
   napi_valuetype type;
-  if (napi_typeof(env, v, &type) != napi_ok || type != napi_external || napi_get_value_external(env, v, &p) != napi_ok ||
-      p == NULL || ((aead_key *)p)->magic != KEY_MAGIC) {
+  bool ours = false;
+  if (napi_typeof(env, v, &type) != napi_ok || type != napi_external ||
+      napi_check_object_type_tag(env, v, &KEY_TAG, &ours) != napi_ok || !ours ||
+      napi_get_value_external(env, v, &p) != napi_ok || p == NULL || ((aead_key *)p)->magic != KEY_MAGIC) {
     napi_throw_type_error(env, NULL, "not an AEAD key handle");
     return NULL;
   }
-  aead_key *k = p;
+  return p;
+}
+
+/* The handle's live key, or NULL with a pending exception: not ours, or deleted. */
+static aead_key *get_key(napi_env env, napi_value v) {
+  aead_key *k = get_handle(env, v);
+  if (k == NULL) return NULL;
   if (k->enc == NULL) {
     throw_msg(env, "ERR_AEAD_KEY_DELETED", "AEAD key handle used after delete");
     return NULL;
@@ -183,6 +194,8 @@ static napi_value key_new(napi_env env, napi_callback_info info) {
     free(k);
     return throw_msg(env, NULL, "napi_create_external failed");
   }
+  /* From here the finalizer owns k. */
+  if (napi_type_tag_object(env, handle, &KEY_TAG) != napi_ok) return throw_msg(env, NULL, "napi_type_tag_object failed");
   int64_t ignored;
   k->accounted = KEY_EXTERNAL_BYTES;
   napi_adjust_external_memory(env, k->accounted, &ignored);
@@ -193,13 +206,12 @@ static napi_value key_new(napi_env env, napi_callback_info info) {
 static napi_value key_delete(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  void *p = NULL;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
-      napi_get_value_external(env, argv[0], &p) != napi_ok || p == NULL || ((aead_key *)p)->magic != KEY_MAGIC) {
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) {
     napi_throw_type_error(env, NULL, "not an AEAD key handle");
     return NULL;
   }
-  aead_key *k = p;
+  aead_key *k = get_handle(env, argv[0]);
+  if (k == NULL) return NULL;
   key_free_contexts(k);
   if (k->accounted != 0) {
     int64_t ignored;
