@@ -1,9 +1,9 @@
 /**
- * Sealing and opening batches: the form the data path calls. Each packet is processed in place,
- * a run of packets per backend call (aead.ts);
- * failures are counted and marked DROPPED. The range forms leave the DROPPED marks for the
- * caller to compact once per batch (a batch may hold runs for several peers); the whole-batch
- * forms compact right away, so what comes out is the good packets in their original order.
+ * Sealing and opening batches: the form the data path calls. Packets are processed in place, a
+ * run of them per AEAD backend call (aead.ts); failures are counted and marked DROPPED. The
+ * range forms leave the DROPPED marks for the caller to compact once per batch (a batch may hold
+ * runs for several peers); the whole-batch forms compact right away, so what comes out is the
+ * good packets in their original order.
  */
 import { AEAD_RUN_MAX, type AeadRun, Desc, newAeadRun } from './aead.js';
 import { compact, DROPPED, type PacketBatch } from './batch.js';
