@@ -4,10 +4,11 @@
  * with per-packet source addresses (IP_PKTINFO), link ioctls, and a uv_poll
  * watcher so the fds are driven by Node's own event loop.
  *
- * Deliberately protocol-blind: every byte of OpenVPN framing, crypto and
- * routing lives in TypeScript. This file only moves opaque buffers between
- * the kernel and JS-owned memory, so there is no copy and no allocation on the
- * hot path beyond the napi calls needed to look the buffers up.
+ * Deliberately protocol-blind: every byte of OpenVPN framing, nonce layout,
+ * replay protection and routing lives in TypeScript. This file only moves
+ * opaque buffers between the kernel and JS-owned memory, so there is no copy
+ * and no allocation on the hot path beyond the napi calls needed to look the
+ * buffers up. The AEAD primitive (aead.c) is registered on the same addon.
  *
  * All calls are synchronous on non-blocking fds. Errors become JS Errors whose
  * .code is the errno name, so callers can switch on 'EAGAIN', 'EBADFD', ...
@@ -29,6 +30,8 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "aead.h"
 
 /* Mirrors MAX_BATCH in src/edge/batch.ts; bounds the on-stack mmsghdr arrays. */
 #define MAX_BATCH 128
@@ -1241,5 +1244,6 @@ NAPI_MODULE_INIT() {
     {"close", NULL, close_fd, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns);
+  aead_register(env, exports);
   return exports;
 }

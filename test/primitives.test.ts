@@ -34,12 +34,15 @@ import {
   DirectionalKey,
   HEADROOM,
   KeyContext,
+  KeyError,
   NONCE_SIZE,
   OpenError,
   PACKET_ID_SIZE,
+  PacketIdSender,
   sealPacket,
   TAG_SIZE,
 } from '../src/core/index.js';
+import { aeadBackend } from '../src/edge/aead.js';
 
 /** Joins the 64-digit lines a long hex string is written in. */
 function hex(...lines: string[]): string {
@@ -527,17 +530,37 @@ describe('DirectionalKey against published nonces', () => {
       assert.equal(key.open(Buffer.from(wire), 0, overhead - 1, packetId), OpenError.Short);
     });
 
-    if (packetId !== 0) {
-      test(`${kat.name}: KeyContext opens the sealed packet and refuses its replay`, () => {
-        const wire = sealWithKey();
-        const material = { key: kat.key, nonceTail };
-        const context = new KeyContext({ keyId, cipher: kat.alg, encrypt: material, decrypt: material });
-        const first = Buffer.from(wire);
-        assert.equal(context.open(first, 0, first.length), kat.plaintext.length);
-        assert.equal(first.subarray(context.overhead).toString('hex'), kat.plaintext.toString('hex'));
-        assert.equal(context.highestPacketIdReceived, packetId);
-        assert.ok(context.open(Buffer.from(wire), 0, wire.length) < 0, 'replay must be refused');
+    for (const backend of [aeadBackend('node'), aeadBackend('native')]) {
+      const material = { key: kat.key, nonceTail };
+      const config = { keyId, cipher: kat.alg, encrypt: material, decrypt: material };
+
+      test(`${kat.name}: KeyContext on ${backend.name} seals to the published ciphertext`, () => {
+        const context = new KeyContext(config, new PacketIdSender(packetId), backend);
+        const buf = Buffer.alloc(HEADROOM + kat.plaintext.length + 16, 0xee);
+        kat.plaintext.copy(buf, HEADROOM);
+        const size = context.seal(buf, HEADROOM, kat.plaintext.length, peerId);
+        const start = HEADROOM - context.overhead;
+        assert.equal(buf.subarray(start, start + size).toString('hex'), sealWithKey().toString('hex'));
+        assert.ok(
+          buf.subarray(start + size).every((byte) => byte === 0xee),
+          'wrote past the packet',
+        );
       });
+
+      if (packetId !== 0) {
+        test(`${kat.name}: KeyContext on ${backend.name} opens the sealed packet and refuses its replay`, () => {
+          const wire = sealWithKey();
+          const context = new KeyContext(config, undefined, backend);
+          const tampered = flipBit(wire, wire.length - 1);
+          assert.equal(context.open(tampered, 0, tampered.length), KeyError.Auth);
+          assert.equal(tampered.toString('hex'), flipBit(wire, wire.length - 1).toString('hex'), 'untouched');
+          const first = Buffer.from(wire);
+          assert.equal(context.open(first, 0, first.length), kat.plaintext.length);
+          assert.equal(first.subarray(context.overhead).toString('hex'), kat.plaintext.toString('hex'));
+          assert.equal(context.highestPacketIdReceived, packetId);
+          assert.ok(context.open(Buffer.from(wire), 0, wire.length) < 0, 'replay must be refused');
+        });
+      }
     }
   }
 });

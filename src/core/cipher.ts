@@ -68,6 +68,18 @@ export function cipherInfo(alg: CipherAlg): CipherInfo {
   return info;
 }
 
+/** The cipher's info, once `key` and `nonceTail` are checked to have its sizes. */
+export function checkKeyMaterial(alg: CipherAlg, key: Uint8Array, nonceTail: Uint8Array): CipherInfo {
+  const info = cipherInfo(alg);
+  if (key.length !== info.keySize) {
+    throw new RangeError(`${alg} needs a ${info.keySize}-byte key, got ${key.length} bytes`);
+  }
+  if (nonceTail.length !== info.nonceTailSize) {
+    throw new RangeError(`${alg} needs a ${info.nonceTailSize}-byte nonce tail, got ${nonceTail.length} bytes`);
+  }
+  return info;
+}
+
 /** Allocated once: the options object is read per call, never kept by node:crypto. */
 const AEAD_OPTIONS = { authTagLength: TAG_SIZE };
 
@@ -80,8 +92,10 @@ export const enum OpenError {
 }
 
 /**
- * One direction's key: the cipher, the key bytes (held as a KeyObject, never printed) and the
- * nonce tail. Stateless apart from a scratch nonce; packet-ids and replay live in KeyContext.
+ * One direction's key on node:crypto, packet by packet: the cipher, the key bytes (held as a
+ * KeyObject, never printed) and the nonce tail. The data path seals and opens runs through
+ * KeyContext and an AeadBackend (aead.ts); this stays as the plainest statement of the packet
+ * format, for known-answer tests. Stateless apart from a scratch nonce.
  */
 export class DirectionalKey {
   readonly info: CipherInfo;
@@ -96,13 +110,7 @@ export class DirectionalKey {
   private readonly tag = Buffer.alloc(TAG_SIZE);
 
   constructor(alg: CipherAlg, key: Uint8Array, nonceTail: Uint8Array) {
-    this.info = cipherInfo(alg);
-    if (key.length !== this.info.keySize) {
-      throw new RangeError(`${alg} needs a ${this.info.keySize}-byte key, got ${key.length} bytes`);
-    }
-    if (nonceTail.length !== this.info.nonceTailSize) {
-      throw new RangeError(`${alg} needs a ${this.info.nonceTailSize}-byte nonce tail, got ${nonceTail.length} bytes`);
-    }
+    this.info = checkKeyMaterial(alg, key, nonceTail);
     this.key = this.info.nodeName === null ? null : createSecretKey(key);
     this.nonce = Buffer.alloc(NONCE_SIZE);
     this.nonce.set(nonceTail, PACKET_ID_SIZE);

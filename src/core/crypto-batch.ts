@@ -1,9 +1,11 @@
 /**
- * Sealing and opening batches: the form the data path calls. Each packet is processed in place;
- * failures are counted and marked DROPPED. The range forms leave the DROPPED marks for the
- * caller to compact once per batch (a batch may hold runs for several peers); the whole-batch
- * forms compact right away, so what comes out is the good packets in their original order.
+ * Sealing and opening batches: the form the data path calls. Packets are processed in place, a
+ * run of them per AEAD backend call (aead.ts); failures are counted and marked DROPPED. The
+ * range forms leave the DROPPED marks for the caller to compact once per batch (a batch may hold
+ * runs for several peers); the whole-batch forms compact right away, so what comes out is the
+ * good packets in their original order.
  */
+import { AEAD_RUN_MAX, type AeadRun, Desc, newAeadRun } from './aead.js';
 import { compact, DROPPED, type PacketBatch } from './batch.js';
 import type { DropCounters } from './drops.js';
 import { type KeyContext, KeyError } from './key-context.js';
@@ -30,20 +32,9 @@ export function sealRange(
     drops.noKey += end - start;
     return end - start;
   }
-  const overhead = key.overhead;
-  let dropped = 0;
-  for (let i = start; i < end; i++) {
-    const size = key.seal(bufs[i]!, offsets[i]!, sizes[i]!, peerId);
-    if (size < 0) {
-      drops.keyExhausted++;
-      sizes[i] = DROPPED;
-      dropped++;
-      continue;
-    }
-    offsets[i]! -= overhead;
-    sizes[i] = size;
-  }
-  return dropped;
+  const exhausted = key.sealRun(bufs, offsets, sizes, start, end, peerId);
+  drops.keyExhausted += exhausted;
+  return exhausted;
 }
 
 /** Seals the whole batch with one key and compacts away failures. Returns packets kept. */
@@ -79,9 +70,13 @@ export function keyForPacket(
   return key;
 }
 
+/** Where openRange describes each run of packets for one key: reused, nothing here re-enters. */
+const OPEN_RUN = newAeadRun();
+
 /**
  * Opens packets [start, end) in place with `slots`; each good one then holds its plaintext
- * (offset and size updated). Returns how many were marked DROPPED.
+ * (offset and size updated). Consecutive packets for the same key go to the backend in one call.
+ * Returns how many were marked DROPPED.
  */
 export function openRange(
   batch: PacketBatch,
@@ -91,21 +86,56 @@ export function openRange(
   drops: DropCounters,
 ): number {
   const { bufs, offsets, sizes } = batch;
+  const run = OPEN_RUN;
+  run.count = 0;
+  let runKey: KeyContext | null = null;
   let dropped = 0;
   for (let i = start; i < end; i++) {
     const buf = bufs[i]!;
     const offset = offsets[i]!;
-    const key = keyForPacket(buf, offset, sizes[i]!, slots, drops);
-    const length = key === null ? KeyError.Short : key.open(buf, offset, sizes[i]!);
-    if (length < 0) {
-      if (key !== null) countKeyError(length, drops);
+    const size = sizes[i]!;
+    const key = keyForPacket(buf, offset, size, slots, drops);
+    if (key === null) {
       sizes[i] = DROPPED;
       dropped++;
       continue;
     }
-    offsets[i] = offset + key!.overhead;
-    sizes[i] = length;
+    if (key !== runKey || run.count === AEAD_RUN_MAX) {
+      if (runKey !== null) dropped += finishOpen(batch, runKey, run, drops);
+      runKey = key;
+    }
+    const error = key.queueOpen(run, i, buf, offset, size);
+    if (error < 0) {
+      countKeyError(error, drops);
+      sizes[i] = DROPPED;
+      dropped++;
+    }
   }
+  if (runKey !== null) dropped += finishOpen(batch, runKey, run, drops);
+  return dropped;
+}
+
+/** Opens what `run` holds for `key` and applies the results to the batch. Returns drops. */
+function finishOpen(batch: PacketBatch, key: KeyContext, run: AeadRun, drops: DropCounters): number {
+  if (run.count === 0) return 0;
+  key.openQueued(batch.bufs, run);
+  const { offsets, sizes } = batch;
+  const { desc, results, count } = run;
+  const overhead = key.overhead;
+  let dropped = 0;
+  for (let j = 0; j < count; j++) {
+    const i = desc[j * Desc.Stride + Desc.Index]!;
+    const length = results[j]!;
+    if (length < 0) {
+      countKeyError(length, drops);
+      sizes[i] = DROPPED;
+      dropped++;
+    } else {
+      offsets[i]! += overhead;
+      sizes[i] = length;
+    }
+  }
+  run.count = 0;
   return dropped;
 }
 

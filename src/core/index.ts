@@ -1,5 +1,6 @@
 /** The OS-free data-channel core: framing, ciphers, packet-ids, replay window, key slots. */
 
+export * from './aead.js';
 export * from './batch.js';
 export * from './cipher.js';
 export * from './crypto-batch.js';

@@ -4,6 +4,7 @@
  * packets still in flight under it can be opened. Sealing always uses the primary; opening picks
  * the slot whose key-id matches the packet's.
  */
+import { type AeadBackend, nodeAead } from './aead.js';
 import { type KeyConfig, KeyContext } from './key-context.js';
 
 export const enum KeySlot {
@@ -32,10 +33,14 @@ export class KeySlots {
     return this.slots[slot];
   }
 
-  /** Installs a new key in `slot`, replacing what was there. */
-  install(slot: KeySlot, config: KeyConfig): KeyContext {
-    const context = new KeyContext(config);
+  /**
+   * Installs a new key in `slot` on `backend` (the interface's choice), replacing and destroying
+   * what was there.
+   */
+  install(slot: KeySlot, config: KeyConfig, backend: AeadBackend = nodeAead): KeyContext {
+    const context = new KeyContext(config, undefined, backend);
     context.onSwapNeeded = (keyId) => this.onSwapNeeded?.(keyId);
+    this.slots[slot]?.destroy();
     this.slots[slot] = context;
     return context;
   }
@@ -52,9 +57,11 @@ export class KeySlots {
     this.slots = [this.slots[KeySlot.Secondary], this.slots[KeySlot.Primary]];
   }
 
-  /** Deletes one slot, or both when no slot is given. */
+  /** Deletes one slot, or both when no slot is given; a deleted key is destroyed (aead.ts). */
   delete(slot?: KeySlot): void {
-    if (slot === undefined) this.slots = [null, null];
-    else this.slots[slot] = null;
+    for (const s of slot === undefined ? [KeySlot.Primary, KeySlot.Secondary] : [slot]) {
+      this.slots[s]?.destroy();
+      this.slots[s] = null;
+    }
   }
 }

@@ -3,6 +3,7 @@
  * it reports (peer and key info, events) and the error it throws. They mirror the attributes of
  * the kernel module's netlink family, in camelCase.
  */
+import type { CryptoBackendName } from '../core/aead.js';
 import type { CipherAlg } from '../core/cipher.js';
 import type { DropCounters } from '../core/drops.js';
 import type { Endpoint } from '../core/endpoint.js';
@@ -57,6 +58,12 @@ export interface InterfaceOptions {
    * DEFAULT_CONTROL_QUEUE.
    */
   controlQueue?: Partial<ControlQueueOptions>;
+  /**
+   * Where the data channel's AEAD runs: `native`, the shim's per-key OpenSSL contexts (the
+   * OpenSSL inside node), one call per run of packets; or `node`, node:crypto packet by packet,
+   * the reference. Default `OVPN_CRYPTO`, else native.
+   */
+  crypto?: CryptoBackendName;
   /** The TUN, sockets, routes and clock to use; default the kernel's (edge/kernel.ts). */
   edges?: Edges;
 }

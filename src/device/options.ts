@@ -2,8 +2,10 @@
  * InterfaceOptions resolved into settings: what the caller gave, else the environment switch,
  * else the default. Checked here, before anything is created.
  */
+import { type AeadBackend, CRYPTO_BACKENDS, type CryptoBackendName } from '../core/aead.js';
 import { MAX_BATCH } from '../core/batch.js';
 import { DEFAULT_FLOW_QUEUE, type FlowQueueOptions, flowQueueProblem } from '../core/flow-queue.js';
+import { aeadBackend } from '../edge/aead.js';
 import type { Edges } from '../edge/edges.js';
 import { envInteger, envSwitch } from '../edge/env.js';
 import { kernelEdges } from '../edge/kernel.js';
@@ -38,6 +40,8 @@ export interface InterfaceSettings {
   flowQueue: FlowQueueOptions;
   batchSize: number;
   controlQueue: ControlQueueOptions;
+  crypto: CryptoBackendName;
+  aead: AeadBackend;
   edges: Edges;
 }
 
@@ -56,6 +60,15 @@ export function resolveOptions(options: InterfaceOptions): InterfaceSettings {
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH) {
     throw new OvpnError('EINVAL', `batchSize must be 1 to ${MAX_BATCH} packets, got ${batchSize}`, 'batchSize');
   }
+  const crypto = options.crypto ?? (process.env.OVPN_CRYPTO || 'native');
+  if (!(CRYPTO_BACKENDS as readonly string[]).includes(crypto)) {
+    const got = JSON.stringify(crypto);
+    throw new OvpnError(
+      'EINVAL',
+      `crypto must be ${CRYPTO_BACKENDS.join(' or ')} (or set OVPN_CRYPTO), got ${got}`,
+      'crypto',
+    );
+  }
   return {
     name: options.name,
     mode,
@@ -68,6 +81,8 @@ export function resolveOptions(options: InterfaceOptions): InterfaceSettings {
     flowQueue,
     batchSize,
     controlQueue: controlQueueOptions(options.controlQueue),
+    crypto: crypto as CryptoBackendName,
+    aead: aeadBackend(crypto as CryptoBackendName),
     edges: options.edges ?? kernelEdges,
   };
 }

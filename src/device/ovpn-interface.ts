@@ -7,7 +7,9 @@
  * connections in Links, packets move through the DataPath; the TUN, sockets, routes and clock
  * come from `options.edges` (the kernel's by default).
  */
+
 import { EventEmitter } from 'node:events';
+import type { AeadBackend } from '../core/aead.js';
 import { MAX_PACKET } from '../core/batch.js';
 import { newDropCounters } from '../core/drops.js';
 import { type Endpoint, readEndpoint, writeEndpoint } from '../core/endpoint.js';
@@ -57,6 +59,8 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
   private readonly loopsReported = new WeakSet<Peer>();
   private readonly ioErrorsReported = new Set<string>();
   private readonly routeWatch: { close(): void } | null = null;
+  /** Where this interface's keys live: InterfaceOptions.crypto. */
+  private readonly aead: AeadBackend;
   private closedReason: string | null = null;
 
   private constructor(
@@ -73,6 +77,7 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
         this.drops.control += count;
       },
     );
+    this.aead = settings.aead;
     this.table = new PeerTable(settings.mode);
     this.links = new Links(
       (port) => settings.edges.openUdp(port),
@@ -274,7 +279,7 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
     const peer = this.peerOrThrow(request.peerId, 'peer-id');
     const { slot, cipher, encrypt, decrypt } = checkKeyRequest(request);
     try {
-      peer.keys.install(slot, { keyId: request.keyId, cipher, encrypt, decrypt });
+      peer.keys.install(slot, { keyId: request.keyId, cipher, encrypt, decrypt }, this.aead);
     } catch (error) {
       throw new OvpnError('EINVAL', (error as Error).message, 'encrypt-dir');
     }

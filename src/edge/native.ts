@@ -57,7 +57,30 @@ export interface NativeIo {
   /** status is 0, or a negative libuv errno (e.g. UV_EBADF on EPOLLERR) after which the watcher is stopped. */
   poll(fd: number, onReadable: (status: number) => void): NativePoller;
   close(fd: number): void;
+  /**
+   * A key handle (native/aead.c): one EVP_CIPHER_CTX per direction, initialised once with its
+   * key. `name` is an OpenSSL cipher name (aes-256-gcm, chacha20-poly1305, ...).
+   */
+  aeadKeyNew(name: string, encryptKey: Uint8Array, decryptKey: Uint8Array): AeadHandle;
+  /** Frees both contexts (the provider wipes their key schedules); later use throws. Idempotent. */
+  aeadKeyDelete(key: AeadHandle): void;
+  /** Seals `count` packets described by `desc` (core/aead.ts Desc) in place. Returns count. */
+  aeadSeal(key: AeadHandle, bufs: readonly Buffer[], desc: Int32Array, ivs: Buffer, count: number): number;
+  /** Opens `count` packets; results[j] = plaintext length, or -1 with the buffer untouched. Returns verified. */
+  aeadOpen(
+    key: AeadHandle,
+    bufs: readonly Buffer[],
+    desc: Int32Array,
+    ivs: Buffer,
+    count: number,
+    results: Int32Array,
+  ): number;
+  /** OpenSSL_version() of the library these calls run on: Node's own. */
+  aeadOpenSSL(): string;
 }
+
+/** Opaque: a napi external the addon alone can read. */
+export type AeadHandle = { readonly __aeadHandle: unique symbol };
 
 export interface UdpOffloadInfo {
   /** Sends group same-size datagrams for one endpoint into one UDP_SEGMENT message. */
