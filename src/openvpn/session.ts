@@ -206,6 +206,9 @@ class KeyState {
   }
 }
 
+/** How long a failed session goes on sending and acknowledging what it already wrote. */
+const FAIL_LINGER_MS = 2_000;
+
 export class ControlSession extends EventEmitter<SessionEvents> {
   readonly sessionId = randomBytes(SESSION_ID_SIZE);
   remoteSessionId: Buffer | undefined;
@@ -220,6 +223,8 @@ export class ControlSession extends EventEmitter<SessionEvents> {
   /** Pull client: the server's peer-info, kept until its PUSH_REPLY completes the negotiation. */
   private awaitingPush: Map<string, string> | undefined;
   private closed = false;
+  /** fail() was called: closing once what was written has gone out. */
+  private failed = false;
 
   constructor(private readonly options: SessionOptions) {
     super();
@@ -617,10 +622,17 @@ export class ControlSession extends EventEmitter<SessionEvents> {
     this.pump();
   }
 
+  /**
+   * Ends the session with an error. What TLS was given last (our key method message, which
+   * tells the peer our side of a failed negotiation) reaches the reliability layer a tick after
+   * it was written, and must be acknowledged to be sure it arrived: the session lingers for
+   * FAIL_LINGER_MS, still sending and acknowledging, before it closes.
+   */
   private fail(error: Error): void {
-    if (this.closed) return;
-    this.close();
+    if (this.closed || this.failed) return;
+    this.failed = true;
     this.emit('error', error);
+    this.options.clock.after(FAIL_LINGER_MS, () => this.close());
   }
 }
 
