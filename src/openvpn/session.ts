@@ -436,6 +436,7 @@ export class ControlSession extends EventEmitter<SessionEvents> {
   }
 
   private secured(ks: KeyState): void {
+    if (this.failed) return;
     const why = verifyPeerChain(
       ks.tls!.getPeerCertificate(true),
       parseCaBundle(this.options.tls.ca),
@@ -487,6 +488,8 @@ export class ControlSession extends EventEmitter<SessionEvents> {
   }
 
   private plaintextIn(ks: KeyState, chunk: Buffer): void {
+    // A failed session only finishes sending what it wrote; nothing it reads counts any more.
+    if (this.failed) return;
     ks.plaintext = Buffer.concat([ks.plaintext, chunk]);
     if (ks.theirs !== undefined) {
       for (let nul = ks.plaintext.indexOf(0); nul >= 0; nul = ks.plaintext.indexOf(0)) {
