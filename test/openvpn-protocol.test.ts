@@ -4,10 +4,12 @@
  * openvpn 2.6.14 printed (test/fixtures/openvpn-control, captured by
  * test/helpers/capture-control-vectors.ts).
  */
+
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { Opcode } from '../src/core/wire.js';
 import { ManualClock } from '../src/edge/memory.js';
 import {
   directionKeys,
@@ -32,7 +34,6 @@ import {
   ControlPacketError,
   decodeControlPacket,
   encodeControlPacket,
-  Opcode,
 } from '../src/openvpn/packet.js';
 import { ReliableLink } from '../src/openvpn/reliable.js';
 import { parseStaticKey } from '../src/openvpn/static-key.js';
@@ -95,7 +96,7 @@ test('openvpn packet: P_ACK_V1 has no message id; a reset without acks has no re
   });
   assert.equal(ack.toString('hex'), '28000000000000000101000000030000000000000002');
   const reset = encodeControlPacket({
-    opcode: Opcode.HARD_RESET_CLIENT_V2,
+    opcode: Opcode.CONTROL_HARD_RESET_CLIENT_V2,
     keyId: 0,
     sessionId: sid('0000000000000001'),
     acks: [],
@@ -122,12 +123,12 @@ test('openvpn packet: every control packet of real openvpn 2.6.14 sessions decod
     // then TLS in P_CONTROL_V1 with both session ids; its session id is the one it sent.
     const first = decoded[0]!;
     assert.equal(first.direction, 'in');
-    assert.equal(first.packet.opcode, Opcode.HARD_RESET_CLIENT_V2);
+    assert.equal(first.packet.opcode, Opcode.CONTROL_HARD_RESET_CLIENT_V2);
     assert.equal(first.packet.messageId, 0);
     assert.equal(first.packet.payload.length, 0);
     assert.equal(first.packet.sessionId.toString('hex'), c.theirSessionId);
     const reply = decoded[1]!;
-    assert.equal(reply.packet.opcode, Opcode.HARD_RESET_SERVER_V2);
+    assert.equal(reply.packet.opcode, Opcode.CONTROL_HARD_RESET_SERVER_V2);
     assert.deepEqual(reply.packet.acks, [0]);
     assert.equal(reply.packet.remoteSessionId?.toString('hex'), c.theirSessionId);
     // openvpn printed our session id as the one it learnt.

@@ -7,19 +7,10 @@
  * Message ids count the reliable messages of one direction of one key state, from 0 (the reset).
  */
 
+import { Opcode } from '../core/wire.js';
+
 export const SESSION_ID_SIZE = 8;
 
-export const Opcode = {
-  SOFT_RESET_V1: 3,
-  CONTROL_V1: 4,
-  ACK_V1: 5,
-  DATA_V1: 6,
-  HARD_RESET_CLIENT_V2: 7,
-  HARD_RESET_SERVER_V2: 8,
-  DATA_V2: 9,
-  HARD_RESET_CLIENT_V3: 10,
-  CONTROL_WKC_V1: 11,
-} as const;
 export type OpcodeValue = (typeof Opcode)[keyof typeof Opcode];
 
 /** The opcodes this module reads and writes. */

@@ -5,8 +5,10 @@
  * delivered strictly in order. Time comes from an injectable clock; the owner calls flush() when
  * it may send (after a send or receive, and on its timer).
  */
+
+import { Opcode } from '../core/wire.js';
 import type { Clock } from '../edge/edges.js';
-import { type ControlOpcode, MAX_ACKS_PER_PACKET, Opcode } from './packet.js';
+import { type ControlOpcode, MAX_ACKS_PER_PACKET } from './packet.js';
 
 /** OpenVPN's defaults: six messages in flight, twelve buffered out of order, tls-timeout 2 s. */
 export const DEFAULT_SEND_WINDOW = 6;

@@ -11,11 +11,12 @@
  * tls-crypt; without, at its first hard reset), so that our answers can reach it.
  */
 import { EventEmitter } from 'node:events';
+import { Opcode } from '../core/wire.js';
 import type { PacketEvent, PeerDelEvent } from '../device/api.js';
 import type { OvpnInterface } from '../device/ovpn-interface.js';
 import type { Clock } from '../edge/edges.js';
 import { realClock } from '../edge/kernel.js';
-import { decodeHeader, Opcode } from './packet.js';
+import { decodeHeader } from './packet.js';
 import { ControlSession, type Established, type SessionOptions } from './session.js';
 import type { ControlWrap } from './tls-wrap.js';
 
@@ -118,7 +119,7 @@ export class OpenvpnServer extends EventEmitter<ServerEvents> {
       } catch {
         return;
       }
-      if (opcode !== Opcode.HARD_RESET_CLIENT_V2) return;
+      if (opcode !== Opcode.CONTROL_HARD_RESET_CLIENT_V2) return;
       client = this.newClient(e);
       if (client === undefined) return;
     }

@@ -9,10 +9,12 @@
  * Bytes in and out are whole control packets without tls-auth or tls-crypt wrapping; the owner
  * moves them (OvpnInterface packet-ntf and sendPacket, or anything else).
  */
+
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { connect, createSecureContext, TLSSocket } from 'node:tls';
 import { type CipherAlg, isCipherAlg } from '../core/cipher.js';
+import { Opcode } from '../core/wire.js';
 import type { Clock, Timer } from '../edge/edges.js';
 import {
   type DirectionKeys,
@@ -40,7 +42,6 @@ import {
   decodeControlBody,
   decodeHeader,
   encodeControlPacket,
-  Opcode,
   SESSION_ID_SIZE,
 } from './packet.js';
 import { ReliableLink, type ReliableStats } from './reliable.js';
@@ -235,7 +236,7 @@ export class ControlSession extends EventEmitter<SessionEvents> {
   start(): void {
     this.timer = this.options.clock.every(TICK_MS, () => this.tick());
     if (this.options.role === 'client') {
-      this.current.reliable.send(Opcode.HARD_RESET_CLIENT_V2, Buffer.alloc(0));
+      this.current.reliable.send(Opcode.CONTROL_HARD_RESET_CLIENT_V2, Buffer.alloc(0));
       this.pump();
     }
   }
@@ -259,7 +260,8 @@ export class ControlSession extends EventEmitter<SessionEvents> {
       this.stats.malformed++;
       return;
     }
-    const expectReset = this.options.role === 'server' ? Opcode.HARD_RESET_CLIENT_V2 : Opcode.HARD_RESET_SERVER_V2;
+    const expectReset =
+      this.options.role === 'server' ? Opcode.CONTROL_HARD_RESET_CLIENT_V2 : Opcode.CONTROL_HARD_RESET_SERVER_V2;
     if (this.remoteSessionId === undefined && packet.opcode === expectReset) this.remoteSessionId = packet.sessionId;
     if (this.remoteSessionId === undefined || !packet.sessionId.equals(this.remoteSessionId)) {
       this.stats.foreign++;
@@ -272,7 +274,7 @@ export class ControlSession extends EventEmitter<SessionEvents> {
     let ks = this.states.get(packet.keyId);
     if (
       ks === undefined &&
-      packet.opcode === Opcode.SOFT_RESET_V1 &&
+      packet.opcode === Opcode.CONTROL_SOFT_RESET_V1 &&
       this.current.done &&
       packet.keyId === nextKeyId(this.current.keyId)
     )
@@ -309,7 +311,7 @@ export class ControlSession extends EventEmitter<SessionEvents> {
     if (this.closed || !this.current.done) throw new Error('only an established session can renegotiate');
     const ks = this.renegotiate(nextKeyId(this.current.keyId));
     ks.initiated = true;
-    ks.reliable.send(Opcode.SOFT_RESET_V1, Buffer.alloc(0));
+    ks.reliable.send(Opcode.CONTROL_SOFT_RESET_V1, Buffer.alloc(0));
     this.pump();
   }
 
@@ -391,14 +393,19 @@ export class ControlSession extends EventEmitter<SessionEvents> {
 
   private deliver(ks: KeyState, opcode: ControlOpcode, payload: Buffer): void {
     const { role } = this.options;
-    if (opcode === Opcode.HARD_RESET_CLIENT_V2 && role === 'server' && ks.keyId === 0 && ks.tls === undefined) {
-      ks.reliable.send(Opcode.HARD_RESET_SERVER_V2, Buffer.alloc(0));
+    if (opcode === Opcode.CONTROL_HARD_RESET_CLIENT_V2 && role === 'server' && ks.keyId === 0 && ks.tls === undefined) {
+      ks.reliable.send(Opcode.CONTROL_HARD_RESET_SERVER_V2, Buffer.alloc(0));
       this.startTls(ks);
-    } else if (opcode === Opcode.HARD_RESET_SERVER_V2 && role === 'client' && ks.keyId === 0 && ks.tls === undefined) {
+    } else if (
+      opcode === Opcode.CONTROL_HARD_RESET_SERVER_V2 &&
+      role === 'client' &&
+      ks.keyId === 0 &&
+      ks.tls === undefined
+    ) {
       this.startTls(ks);
-    } else if (opcode === Opcode.SOFT_RESET_V1 && ks.keyId !== 0 && ks.tls === undefined) {
+    } else if (opcode === Opcode.CONTROL_SOFT_RESET_V1 && ks.keyId !== 0 && ks.tls === undefined) {
       // Whoever started this key, each side sends one soft reset; then TLS runs as the first time.
-      if (!ks.initiated) ks.reliable.send(Opcode.SOFT_RESET_V1, Buffer.alloc(0));
+      if (!ks.initiated) ks.reliable.send(Opcode.CONTROL_SOFT_RESET_V1, Buffer.alloc(0));
       this.startTls(ks);
     } else if (opcode === Opcode.CONTROL_V1 && ks.tls !== undefined) {
       ks.stream.fromPeer(payload);
