@@ -43,6 +43,18 @@ test('ovpn-dco: a bad config exits non-zero with the parser error naming file an
   }
 });
 
+const count = (fields: Map<string, string>, label: string) => Number(fields.get(label));
+
+/** Pings `to` from namespace `from`: no loss, and our peer's VPN counters (ovpn-cli get_peer) rise by as much. */
+function pingCounted(h: OvpnDcoHarness, from: 0 | 1, to: string, peerId?: number): void {
+  const before = h.getPeer('tun0', peerId);
+  const ping = h.exec(from, ['ping', '-c', '5', '-i', '0.2', '-W', '2', to]);
+  assert.match(ping, / 0% packet loss/);
+  const after = h.getPeer('tun0', peerId);
+  for (const label of ['VPN RX packets', 'VPN TX packets'])
+    assert.ok(count(after, label) >= count(before, label) + 5, `${label}: ${before.get(label)} → ${after.get(label)}`);
+}
+
 test('ovpn-dco: a real openvpn --config client.conf connects to ovpn-dco --config server.conf; ping crosses and get_peer counts it', {
   skip,
   timeout: 90_000,
@@ -87,17 +99,100 @@ test('ovpn-dco: a real openvpn --config client.conf connects to ovpn-dco --confi
   );
   assert.match(theirs.output, /Data Channel: cipher 'AES-256-GCM'/);
 
-  const before = h.getPeer('tun0', 1);
-  assert.equal(before.get('VPN IPv4'), '10.8.0.2');
-  const ping = h.exec(1, ['ping', '-c', '5', '-i', '0.2', '-W', '2', '10.8.0.1']);
-  assert.match(ping, / 0% packet loss/);
-  const afterPing = h.getPeer('tun0', 1);
-  const count = (fields: Map<string, string>, label: string) => Number(fields.get(label));
-  assert.ok(count(afterPing, 'VPN RX packets') >= count(before, 'VPN RX packets') + 5, afterPing.get('VPN RX packets'));
-  assert.ok(count(afterPing, 'VPN TX packets') >= count(before, 'VPN TX packets') + 5, afterPing.get('VPN TX packets'));
-
+  assert.equal(h.getPeer('tun0', 1).get('VPN IPv4'), '10.8.0.2');
+  pingCounted(h, 1, '10.8.0.1', 1);
   // SIGTERM: the interface goes away and ovpn-dco exits 0.
   ours.child.kill('SIGTERM');
   assert.equal(await ours.exited, 0, ours.tail());
   assert.throws(() => h.exec(0, ['ip', 'link', 'show', 'tun0'], 5_000));
+});
+
+test('ovpn-dco: point-to-point TLS mode from a config file (tls-server, ifconfig, tls-crypt) with a real openvpn tls-client; ping crosses', {
+  skip,
+  timeout: 90_000,
+}, async () => {
+  const h = new OvpnDcoHarness();
+  harnesses.push(h);
+  h.setup();
+  const { files } = h.pki;
+  const key = h.newStaticKey('tls-crypt.key');
+  const ours = h.writeConfig('p2p-server.conf', [
+    'tls-server',
+    'dev tun0',
+    'proto udp',
+    'port 1194',
+    `remote ${THEIR_LINK} 1194`,
+    'ifconfig 10.9.0.1 10.9.0.2',
+    `ca ${files.ca}`,
+    `cert ${files.serverCert}`,
+    `key ${files.serverKey}`,
+    'dh none',
+    `tls-crypt ${key}`,
+    'data-ciphers CHACHA20-POLY1305:AES-256-GCM',
+    'keepalive 10 60',
+  ]);
+  const theirs = h.writeConfig('p2p-client.conf', [
+    'tls-client',
+    'dev tun',
+    'proto udp',
+    'port 1194',
+    `remote ${OUR_LINK} 1194`,
+    'ifconfig 10.9.0.2 10.9.0.1',
+    `ca ${files.ca}`,
+    `cert ${files.clientCert}`,
+    `key ${files.clientKey}`,
+    `tls-crypt ${key}`,
+    'data-ciphers AES-256-GCM:CHACHA20-POLY1305',
+    'disable-dco',
+    'verb 3',
+  ]);
+  const us = await h.startOurs(ours);
+  await h.startTheirs(theirs);
+  // We are the tls-server: our preference decides.
+  await us.waitLine(/peer client1 at .*: key 0 up, CHACHA20-POLY1305/, 10_000);
+  pingCounted(h, 1, '10.9.0.1');
+});
+
+test('ovpn-dco: our pull client from client.conf (tls-auth, key-direction) against a real openvpn --config server.conf; ping crosses', {
+  skip,
+  timeout: 90_000,
+}, async () => {
+  const h = new OvpnDcoHarness();
+  harnesses.push(h);
+  h.setup();
+  const { files } = h.pki;
+  const key = h.newStaticKey('ta.key');
+  const theirs = h.writeConfig('server.conf', [
+    'port 1194',
+    'proto udp',
+    'dev tun',
+    `ca ${files.ca}`,
+    `cert ${files.serverCert}`,
+    `key ${files.serverKey}`,
+    'dh none',
+    'server 10.8.0.0 255.255.255.0',
+    'topology subnet',
+    'keepalive 10 60',
+    `tls-auth ${key} 0`,
+    'data-ciphers AES-256-GCM',
+    'disable-dco',
+    'verb 3',
+  ]);
+  const ours = h.writeConfig('client.conf', [
+    'client',
+    'dev tun0',
+    'proto udp',
+    `remote ${THEIR_LINK} 1194`,
+    'nobind',
+    `ca ${files.ca}`,
+    `cert ${files.clientCert}`,
+    `key ${files.clientKey}`,
+    'remote-cert-tls server',
+    `tls-auth ${key}`,
+    'key-direction 1',
+  ]);
+  await h.startTheirs(theirs);
+  const us = await h.startOurs(ours);
+  await us.waitLine(/pushed address 10\.8\.0\.2/, 15_000);
+  pingCounted(h, 0, '10.8.0.1');
 });

@@ -57,6 +57,13 @@ export class OvpnDcoHarness {
     return path;
   }
 
+  /** A fresh static key file (tls-auth, tls-crypt) made by openvpn itself; returns its path. */
+  newStaticKey(name: string): string {
+    const path = join(this.pki.dir, name);
+    execFileSync('openvpn', ['--genkey', 'secret', path], { stdio: 'ignore' });
+    return path;
+  }
+
   /** `ovpn-dco --config <ours>` in our namespace, once it says it is up. */
   async startOurs(config: string): Promise<Proc> {
     const p = this.spawn('ovpn-dco', this.ns[0], [process.execPath, OVPN_DCO, '--config', config]);
@@ -80,9 +87,10 @@ export class OvpnDcoHarness {
     });
   }
 
-  /** `ovpn-cli <ifname> get_peer <id>` in our namespace, as a map of its `label: value` lines. */
-  getPeer(ifname: string, peerId: number): Map<string, string> {
-    const text = this.exec(0, [process.execPath, OVPN_CLI, ifname, 'get_peer', String(peerId)]);
+  /** `ovpn-cli <ifname> get_peer [id]` in our namespace, as a map of its `label: value` lines (one peer). */
+  getPeer(ifname: string, peerId?: number): Map<string, string> {
+    const id = peerId === undefined ? [] : [String(peerId)];
+    const text = this.exec(0, [process.execPath, OVPN_CLI, ifname, 'get_peer', ...id]);
     const fields = new Map<string, string>();
     for (const match of text.matchAll(/^\s*([^:\n]+): (.*)$/gm)) fields.set(match[1]!.trim(), match[2]!.trim());
     return fields;
