@@ -97,7 +97,8 @@ test('ovpn-dco: a real openvpn --config client.conf connects to ovpn-dco --confi
     connected,
     new RegExp(`client connected: client1 from ${THEIR_LINK}:\\d+, VPN address 10\\.8\\.0\\.2, AES-256-GCM`),
   );
-  assert.match(theirs.output, /Data Channel: cipher 'AES-256-GCM'/);
+  // openvpn may print this after its completion line.
+  await theirs.waitLine(/Data Channel: cipher 'AES-256-GCM'/, 5_000);
 
   assert.equal(h.getPeer('tun0', 1).get('VPN IPv4'), '10.8.0.2');
   pingCounted(h, 1, '10.8.0.1', 1);
