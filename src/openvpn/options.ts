@@ -6,7 +6,7 @@
  * dropped silently; what only changes process behaviour we do not have becomes a note.
  */
 import { isIPv4 } from 'node:net';
-import { type OpenVpnConfig, OpenVpnConfigError } from './config.js';
+import { type OpenVpnConfig, OpenVpnConfigError, where } from './config.js';
 import type { P2pTlsOptions } from './p2p-tunnel.js';
 import { netmaskToPrefix } from './pushed.js';
 import type { ServerOptions } from './server.js';
@@ -28,26 +28,39 @@ export interface EnginePlan {
 /** The options the server pushes itself (server.ts), so the config's copies would repeat them. */
 const PUSHED_BY_SERVER = /^(topology|route-gateway|ping|ping-restart)(\s|$)/;
 
-/** Where the directives came from, for errors: the parser keeps no line per setting. */
-function origin(config: OpenVpnConfig): string {
+/** Where a directive was given (file:line), or the files read when it came from a default or a helper. */
+function origin(config: OpenVpnConfig, name: string): string {
+  const at = config.seen.get(name);
+  if (at !== undefined) return where(at);
   return config.configFiles.length === 0 ? 'command line' : config.configFiles.join(', ');
 }
 
+/** The directive that chose a role, for errors about it. */
+const ROLE_DIRECTIVE = {
+  server: 'server',
+  client: 'client',
+  'p2p-tls-server': 'tls-server',
+  'p2p-tls-client': 'tls-client',
+};
+
 export function planEngine(config: OpenVpnConfig): EnginePlan {
+  /** `directive` starts with the name the config gave it (the key of `seen`), then what it said. */
   const unsupported = (directive: string, why: string): never => {
-    throw new OpenVpnConfigError(`${origin(config)}: ${directive}: ${why} (not supported by this engine yet)`);
+    const location = origin(config, directive.split(' ')[0]!);
+    throw new OpenVpnConfigError(`${location}: ${directive}: ${why} (not supported by this engine yet)`);
   };
   const notes: string[] = [];
   if (config.serverIpv6 !== null) unsupported('server-ipv6', 'IPv6 pools');
   if (config.ifconfigIpv6 !== null) unsupported('ifconfig-ipv6', 'IPv6 tunnel addresses');
-  if (config.routes.length > 0 || config.routesIpv6.length > 0) unsupported('route', 'routes on the TUN');
+  if (config.routes.length > 0) unsupported('route', 'routes on the TUN');
+  if (config.routesIpv6.length > 0) unsupported('route-ipv6', 'routes on the TUN');
   if (config.verifyX509Name !== null) unsupported('verify-x509-name', 'checking the peer certificate name');
   if (config.tlsCipher !== null) unsupported('tls-cipher', 'TLS 1.2 cipher lists');
   if (config.tlsCiphersuites !== null) unsupported('tls-ciphersuites', 'TLS 1.3 cipher suites');
   // Node's TLS refuses anything below 1.2 already: only a higher minimum would change something.
   if (config.tlsVersionMin === '1.3') unsupported('tls-version-min 1.3', 'a TLS 1.3 minimum');
   if (config.status !== null) unsupported('status', 'the status file');
-  if (config.tlsAuth !== null && config.tlsCrypt !== null) unsupported('tls-auth with tls-crypt', 'both wrappings');
+  if (config.tlsAuth !== null && config.tlsCrypt !== null) unsupported('tls-crypt with tls-auth', 'both wrappings');
   if (config.transport.local !== null && config.transport.local !== '0.0.0.0')
     unsupported('local', 'binding one local address (every address is bound)');
 
@@ -72,8 +85,9 @@ export function planEngine(config: OpenVpnConfig): EnginePlan {
 
   if (config.role === 'server') {
     const pool = config.server?.pool;
-    if (config.server === null || config.ifconfig === null) return unsupported('mode server', 'without `server`');
-    if (pool === null || pool === undefined) return unsupported('server … nopool', 'a server without a pool');
+    if (config.server === null || config.ifconfig === null)
+      return unsupported('mode server', 'a server without `server NET MASK`');
+    if (pool === null || pool === undefined) return unsupported('nopool', 'a server without a pool');
     if (config.transport.proto !== 'udp')
       unsupported(`proto ${config.transport.proto}`, 'a multi-client server over TCP');
     if (config.transport.lport === null) unsupported('nobind', 'a server without a port');
@@ -107,7 +121,8 @@ export function planEngine(config: OpenVpnConfig): EnginePlan {
 
   const remote = config.remotes[0];
   if (config.remotes.length > 1) notes.push(`${config.remotes.length} remotes: only the first is tried`);
-  if (remote === undefined) unsupported(`${config.role} without remote`, 'waiting for a peer to come from anywhere');
+  if (remote === undefined)
+    unsupported(`${ROLE_DIRECTIVE[config.role]} without remote`, 'waiting for a peer from anywhere');
   if (!isIPv4(remote!.host)) unsupported(`remote ${remote!.host}`, 'a remote that is not an IPv4 address');
   const proto = config.transport.proto;
   if (remote!.proto !== proto) unsupported(`remote … ${remote!.proto}`, 'a remote with its own proto');
@@ -123,7 +138,7 @@ export function planEngine(config: OpenVpnConfig): EnginePlan {
     if (config.ifconfig !== null) unsupported('ifconfig with pull', 'a pull client with its own address');
   } else {
     const ifc = config.ifconfig;
-    if (ifc === null) return unsupported(config.role, 'point-to-point TLS mode without `ifconfig`');
+    if (ifc === null) return unsupported(ROLE_DIRECTIVE[config.role], 'point-to-point TLS mode without `ifconfig`');
     address =
       ifc.netmask !== null
         ? [`${ifc.local}/${netmaskToPrefix(ifc.netmask)}`]
