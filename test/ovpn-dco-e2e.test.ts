@@ -86,6 +86,7 @@ test('ovpn-dco: a real openvpn --config client.conf connects to ovpn-dco --confi
     `key ${files.clientKey}`,
     'remote-cert-tls server',
     'data-ciphers AES-256-GCM',
+    'explicit-exit-notify 1',
     // Our data channel is the offload; openvpn's own would only be the one it falls back to.
     'disable-dco',
     'verb 3',
@@ -102,9 +103,15 @@ test('ovpn-dco: a real openvpn --config client.conf connects to ovpn-dco --confi
 
   assert.equal(h.getPeer('tun0', 1).get('VPN IPv4'), '10.8.0.2');
   pingCounted(h, 1, '10.8.0.1', 1);
-  // SIGTERM: the interface goes away and ovpn-dco exits 0.
+  // A client leaving says so (explicit-exit-notify): one log line, its place freed.
+  await theirs.stop();
+  await ours.waitLine(/client disconnected: client1 from .*, VPN address 10\.8\.0\.2: /, 10_000);
+
+  // SIGTERM: listen_mcast subscribers hear the interface go, it goes, and ovpn-dco exits 0.
+  const listener = await h.listen();
   ours.child.kill('SIGTERM');
   assert.equal(await ours.exited, 0, ours.tail());
+  await listener.waitLine(/received CMD_IFACE_DEL_NTF on tun0/, 5_000);
   assert.throws(() => h.exec(0, ['ip', 'link', 'show', 'tun0'], 5_000));
 });
 

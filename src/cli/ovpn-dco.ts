@@ -8,8 +8,8 @@
  * SIGINT destroys the interface and exits 0; a config error exits 1 with the parser's message.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { socketPath } from '../control/paths.js';
+import { existsSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { controlDir, socketPath } from '../control/paths.js';
 import { ControlServer } from '../control/server.js';
 import { OvpnInterface } from '../device/ovpn-interface.js';
 import { describeOpenVpnConfig, type OpenVpnConfig, parseOpenVpnArgs } from '../openvpn/config.js';
@@ -51,6 +51,8 @@ async function main(): Promise<void> {
   const undo: (() => void)[] = [];
   let stopping = false;
   let engine: { close(): void } | undefined;
+  // The namespace's socket directory goes again on exit if we made it and nothing else is in it.
+  if (!existsSync(controlDir())) undo.push(() => rmdirQuietly(controlDir()));
   const control = new ControlServer(iface, socketPath(name, true), () => iface.destroy('deleted by del_iface'));
   const stop = (reason: string) => {
     if (stopping) return;
@@ -62,10 +64,12 @@ async function main(): Promise<void> {
   };
   iface.on('closed', ({ reason }) => {
     stopping = true;
-    for (const step of undo.splice(0).reverse()) step();
     log(`interface ${name} closed: ${reason}`);
-    // Leave once the goodbye notifications are out.
-    void control.close(reason).then(() => process.exit(0));
+    // Leave once the goodbye notifications are out (and the socket with them), undoing what we did.
+    void control.close(reason).then(() => {
+      for (const step of undo.splice(0).reverse()) step();
+      process.exit(0);
+    });
   });
   iface.on('warning', (e) => log(`warning: ${e.message}`));
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => stop(`stopped by ${signal}`));
@@ -78,6 +82,14 @@ async function main(): Promise<void> {
   await control.listen();
   log(`interface ${name} up (${config.role}), control socket ${socketPath(name)}, pid ${process.pid}`);
   log('Initialization Sequence Completed');
+}
+
+function rmdirQuietly(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {
+    // Another interface's socket is in it: it stays.
+  }
 }
 
 /** client-to-client: clients reach each other through the kernel; undone on exit if we turned it on. */

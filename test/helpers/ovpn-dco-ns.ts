@@ -78,6 +78,13 @@ export class OvpnDcoHarness {
     return p;
   }
 
+  /** `ovpn-cli listen_mcast` in our namespace, once it is subscribed. */
+  async listen(): Promise<Proc> {
+    const p = this.spawn('listen_mcast', this.ns[0], [process.execPath, OVPN_CLI, 'listen_mcast']);
+    await p.waitLine(/^listening for notifications on /, 10_000);
+    return p;
+  }
+
   /** Runs a command in a namespace: 0 ours, 1 theirs. */
   exec(side: 0 | 1, args: string[], timeoutMs = 30_000): string {
     return execFileSync('ip', ['netns', 'exec', this.ns[side], ...args], {
