@@ -115,51 +115,59 @@ test('ovpn-dco: a real openvpn --config client.conf connects to ovpn-dco --confi
   assert.throws(() => h.exec(0, ['ip', 'link', 'show', 'tun0'], 5_000));
 });
 
-test('ovpn-dco: point-to-point TLS mode from a config file (tls-server, ifconfig, tls-crypt) with a real openvpn tls-client; ping crosses', {
-  skip,
-  timeout: 90_000,
-}, async () => {
-  const h = new OvpnDcoHarness();
-  harnesses.push(h);
-  h.setup();
-  const { files } = h.pki;
-  const key = h.newStaticKey('tls-crypt.key');
-  const ours = h.writeConfig('p2p-server.conf', [
-    'tls-server',
-    'dev tun0',
-    'proto udp',
-    'port 1194',
-    `remote ${THEIR_LINK} 1194`,
-    'ifconfig 10.9.0.1 10.9.0.2',
-    `ca ${files.ca}`,
-    `cert ${files.serverCert}`,
-    `key ${files.serverKey}`,
-    'dh none',
-    `tls-crypt ${key}`,
-    'data-ciphers CHACHA20-POLY1305:AES-256-GCM',
-    'keepalive 10 60',
-  ]);
-  const theirs = h.writeConfig('p2p-client.conf', [
-    'tls-client',
-    'dev tun',
-    'proto udp',
-    'port 1194',
-    `remote ${OUR_LINK} 1194`,
-    'ifconfig 10.9.0.2 10.9.0.1',
-    `ca ${files.ca}`,
-    `cert ${files.clientCert}`,
-    `key ${files.clientKey}`,
-    `tls-crypt ${key}`,
-    'data-ciphers AES-256-GCM:CHACHA20-POLY1305',
-    'disable-dco',
-    'verb 3',
-  ]);
-  const us = await h.startOurs(ours);
-  await h.startTheirs(theirs);
-  // We are the tls-server: our preference decides.
-  await us.waitLine(/peer client1 at .*: key 0 up, CHACHA20-POLY1305/, 10_000);
-  pingCounted(h, 1, '10.9.0.1');
-});
+const P2P_CASES = [
+  { proto: 'udp', wrap: 'tls-crypt', ours: 'udp', theirs: 'udp' },
+  { proto: 'tcp', wrap: 'tls-auth', ours: 'tcp-server', theirs: 'tcp-client' },
+] as const;
+for (const c of P2P_CASES) {
+  test(`ovpn-dco: point-to-point TLS mode from a config file (tls-server, ifconfig, ${c.wrap}) over ${c.proto} with a real openvpn tls-client; ping crosses`, {
+    skip,
+    timeout: 90_000,
+  }, async () => {
+    const h = new OvpnDcoHarness();
+    harnesses.push(h);
+    h.setup();
+    const { files } = h.pki;
+    const key = h.newStaticKey(`${c.wrap}.key`);
+    // tls-auth: each side names its half of the key; tls-crypt: the role decides.
+    const wrap = (direction: 0 | 1) => (c.wrap === 'tls-auth' ? `tls-auth ${key} ${direction}` : `tls-crypt ${key}`);
+    const ours = h.writeConfig('p2p-server.conf', [
+      'tls-server',
+      'dev tun0',
+      `proto ${c.ours}`,
+      'port 1194',
+      `remote ${THEIR_LINK} 1194`,
+      'ifconfig 10.9.0.1 10.9.0.2',
+      `ca ${files.ca}`,
+      `cert ${files.serverCert}`,
+      `key ${files.serverKey}`,
+      'dh none',
+      wrap(0),
+      'data-ciphers CHACHA20-POLY1305:AES-256-GCM',
+      'keepalive 10 60',
+    ]);
+    const theirs = h.writeConfig('p2p-client.conf', [
+      'tls-client',
+      'dev tun',
+      `proto ${c.theirs}`,
+      'port 1194',
+      `remote ${OUR_LINK} 1194`,
+      'ifconfig 10.9.0.2 10.9.0.1',
+      `ca ${files.ca}`,
+      `cert ${files.clientCert}`,
+      `key ${files.clientKey}`,
+      wrap(1),
+      'data-ciphers AES-256-GCM:CHACHA20-POLY1305',
+      'disable-dco',
+      'verb 3',
+    ]);
+    const us = await h.startOurs(ours);
+    await h.startTheirs(theirs);
+    // We are the tls-server: our preference decides.
+    await us.waitLine(/peer client1 at .*: key 0 up, CHACHA20-POLY1305/, 10_000);
+    pingCounted(h, 1, '10.9.0.1');
+  });
+}
 
 test('ovpn-dco: our pull client from client.conf (tls-auth, key-direction) against a real openvpn --config server.conf; ping crosses', {
   skip,
