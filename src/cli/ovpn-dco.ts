@@ -8,11 +8,19 @@
  * SIGINT destroys the interface and exits 0; a config error exits 1 with the parser's message.
  */
 import { execFileSync } from 'node:child_process';
+import { lookup } from 'node:dns/promises';
 import { existsSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { controlDir, socketPath } from '../control/paths.js';
 import { ControlServer } from '../control/server.js';
 import { OvpnInterface } from '../device/ovpn-interface.js';
-import { describeOpenVpnConfig, type OpenVpnConfig, parseOpenVpnArgs } from '../openvpn/config.js';
+import {
+  describeOpenVpnConfig,
+  type OpenVpnConfig,
+  OpenVpnConfigError,
+  parseOpenVpnArgs,
+  where,
+} from '../openvpn/config.js';
 import { type EnginePlan, planEngine } from '../openvpn/options.js';
 import { P2pTlsTunnel } from '../openvpn/p2p-tunnel.js';
 import { parsePushed } from '../openvpn/pushed.js';
@@ -32,9 +40,9 @@ function deviceName(config: OpenVpnConfig): string {
   for (let n = 0; ; n++) if (!existsSync(`/sys/class/net/${config.dev.name}${n}`)) return `${config.dev.name}${n}`;
 }
 
-function readConfig(): { config: OpenVpnConfig; plan: EnginePlan } {
+async function readConfig(): Promise<{ config: OpenVpnConfig; plan: EnginePlan }> {
   try {
-    const config = parseOpenVpnArgs(process.argv.slice(2));
+    const config = await resolveFirstRemote(parseOpenVpnArgs(process.argv.slice(2)));
     return { config, plan: planEngine(config) };
   } catch (error) {
     process.stderr.write(`ovpn-dco: ${(error as Error).message}\n`);
@@ -42,8 +50,27 @@ function readConfig(): { config: OpenVpnConfig; plan: EnginePlan } {
   }
 }
 
+/**
+ * The core takes an IPv4 address; a client.ovpn usually names its server. Only the first remote
+ * is tried (options.ts), so only it is looked up, once, at start.
+ */
+async function resolveFirstRemote(config: OpenVpnConfig): Promise<OpenVpnConfig> {
+  const [first, ...rest] = config.remotes;
+  if (first === undefined || isIP(first.host) !== 0) return config;
+  let address: string;
+  try {
+    ({ address } = await lookup(first.host, { family: 4 }));
+  } catch (error) {
+    const at = config.seen.get('remote');
+    const location = at === undefined ? 'command line' : where(at);
+    throw new OpenVpnConfigError(`${location}: remote ${first.host}: ${(error as Error).message}`);
+  }
+  log(`remote ${first.host} is ${address}`);
+  return { ...config, remotes: [{ ...first, host: address }, ...rest] };
+}
+
 async function main(): Promise<void> {
-  const { config, plan } = readConfig();
+  const { config, plan } = await readConfig();
   if (config.verb >= 4) log(`settings:\n${describeOpenVpnConfig(config)}`);
   for (const note of [...config.notes, ...plan.notes]) log(`note: ${note}`);
   const name = deviceName(config);
