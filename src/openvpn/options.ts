@@ -122,10 +122,10 @@ export function planEngine(config: OpenVpnConfig): EnginePlan {
   const remote = config.remotes[0];
   if (config.remotes.length > 1) notes.push(`${config.remotes.length} remotes: only the first is tried`);
   if (remote === undefined)
-    unsupported(`${ROLE_DIRECTIVE[config.role]} without remote`, 'waiting for a peer from anywhere');
-  if (!isIPv4(remote!.host)) unsupported(`remote ${remote!.host}`, 'a remote that is not an IPv4 address');
+    return unsupported(`${ROLE_DIRECTIVE[config.role]} without remote`, 'waiting for a peer from anywhere');
+  if (!isIPv4(remote.host)) unsupported(`remote ${remote.host}`, 'a remote that is not an IPv4 address');
   const proto = config.transport.proto;
-  if (remote!.proto !== proto) unsupported(`remote … ${remote!.proto}`, 'a remote with its own proto');
+  if (remote.proto !== proto) unsupported(`remote … ${remote.proto}`, 'a remote with its own proto');
   const transport: 'udp' | 'tcp' = proto === 'udp' ? 'udp' : 'tcp';
   if (proto === 'tcp-server' && config.role !== 'p2p-tls-server')
     unsupported('proto tcp-server', 'a TLS client listening for TCP');
@@ -155,8 +155,8 @@ export function planEngine(config: OpenVpnConfig): EnginePlan {
         role: server ? 'server' : 'client',
         ...(config.pull ? { pull: true } : {}),
         localPort,
-        remoteIpv4: remote!.host,
-        remotePort: remote!.port,
+        remoteIpv4: remote.host,
+        remotePort: remote.port,
         transport,
         ...(config.ping > 0 ? { keepaliveInterval: config.ping } : {}),
         ...(config.pingRestart > 0 ? { keepaliveTimeout: config.pingRestart } : {}),
