@@ -55,65 +55,70 @@ function pingCounted(h: OvpnDcoHarness, from: 0 | 1, to: string, peerId?: number
     assert.ok(count(after, label) >= count(before, label) + 5, `${label}: ${before.get(label)} → ${after.get(label)}`);
 }
 
-test('ovpn-dco: a real openvpn --config client.conf connects to ovpn-dco --config server.conf; ping crosses and get_peer counts it', {
-  skip,
-  timeout: 90_000,
-}, async () => {
-  const h = new OvpnDcoHarness();
-  harnesses.push(h);
-  h.setup();
-  const { files } = h.pki;
-  const server = h.writeConfig('server.conf', [
-    'port 1194',
-    'proto udp',
-    'dev tun0',
-    `ca ${files.ca}`,
-    `cert ${files.serverCert}`,
-    `key ${files.serverKey}`,
-    'dh none',
-    'server 10.8.0.0 255.255.255.0',
-    'topology subnet',
-    'keepalive 10 60',
-  ]);
-  const client = h.writeConfig('client.conf', [
-    'client',
-    'dev tun',
-    'proto udp',
-    `remote ${OUR_LINK} 1194`,
-    'nobind',
-    `ca ${files.ca}`,
-    `cert ${files.clientCert}`,
-    `key ${files.clientKey}`,
-    'remote-cert-tls server',
-    'data-ciphers AES-256-GCM',
-    'explicit-exit-notify 1',
-    // Our data channel is the offload; openvpn's own would only be the one it falls back to.
-    'disable-dco',
-    'verb 3',
-  ]);
-  const ours = await h.startOurs(server);
-  const theirs = await h.startTheirs(client);
-  const connected = await ours.waitLine(/client connected: /, 10_000);
-  assert.match(
-    connected,
-    new RegExp(`client connected: client1 from ${THEIR_LINK}:\\d+, VPN address 10\\.8\\.0\\.2, AES-256-GCM`),
-  );
-  // openvpn may print this after its completion line.
-  await theirs.waitLine(/Data Channel: cipher 'AES-256-GCM'/, 5_000);
+for (const tlsCrypt of [false, true]) {
+  test(`ovpn-dco: a real openvpn --config client.conf connects to ovpn-dco --config server.conf${tlsCrypt ? ' (tls-crypt)' : ''}; ping crosses and get_peer counts it`, {
+    skip,
+    timeout: 90_000,
+  }, async () => {
+    const h = new OvpnDcoHarness();
+    harnesses.push(h);
+    h.setup();
+    const { files } = h.pki;
+    const wrap = tlsCrypt ? [`tls-crypt ${h.newStaticKey('tc.key')}`] : [];
+    const server = h.writeConfig('server.conf', [
+      'port 1194',
+      'proto udp',
+      'dev tun0',
+      `ca ${files.ca}`,
+      `cert ${files.serverCert}`,
+      `key ${files.serverKey}`,
+      'dh none',
+      'server 10.8.0.0 255.255.255.0',
+      'topology subnet',
+      'keepalive 10 60',
+      ...wrap,
+    ]);
+    const client = h.writeConfig('client.conf', [
+      'client',
+      'dev tun',
+      'proto udp',
+      `remote ${OUR_LINK} 1194`,
+      'nobind',
+      `ca ${files.ca}`,
+      `cert ${files.clientCert}`,
+      `key ${files.clientKey}`,
+      'remote-cert-tls server',
+      'data-ciphers AES-256-GCM',
+      'explicit-exit-notify 1',
+      ...wrap,
+      // Our data channel is the offload; openvpn's own would only be the one it falls back to.
+      'disable-dco',
+      'verb 3',
+    ]);
+    const ours = await h.startOurs(server);
+    const theirs = await h.startTheirs(client);
+    const connected = await ours.waitLine(/client connected: /, 10_000);
+    assert.match(
+      connected,
+      new RegExp(`client connected: client1 from ${THEIR_LINK}:\\d+, VPN address 10\\.8\\.0\\.2, AES-256-GCM`),
+    );
+    // openvpn may print this after its completion line.
+    await theirs.waitLine(/Data Channel: cipher 'AES-256-GCM'/, 5_000);
 
-  assert.equal(h.getPeer('tun0', 1).get('VPN IPv4'), '10.8.0.2');
-  pingCounted(h, 1, '10.8.0.1', 1);
-  // A client leaving says so (explicit-exit-notify): one log line, its place freed.
-  await theirs.stop();
-  await ours.waitLine(/client disconnected: client1 from .*, VPN address 10\.8\.0\.2: /, 10_000);
+    assert.equal(h.getPeer('tun0', 1).get('VPN IPv4'), '10.8.0.2');
+    pingCounted(h, 1, '10.8.0.1', 1);
+    // A client leaving says so (explicit-exit-notify): one log line, its place freed.
+    await theirs.stop();
+    await ours.waitLine(/client disconnected: client1 from .*, VPN address 10\.8\.0\.2: /, 10_000);
 
-  // SIGTERM: listen_mcast subscribers hear the interface go, it goes, and ovpn-dco exits 0.
-  const listener = await h.listen();
-  ours.child.kill('SIGTERM');
-  assert.equal(await ours.exited, 0, ours.tail());
-  await listener.waitLine(/received CMD_IFACE_DEL_NTF on tun0/, 5_000);
-  assert.throws(() => h.exec(0, ['ip', 'link', 'show', 'tun0'], 5_000));
-});
+    // SIGTERM: listen_mcast subscribers hear the interface go, it goes, and ovpn-dco exits 0.
+    const listener = await h.listen();
+    ours.child.kill('SIGTERM');
+    assert.equal(await ours.exited, 0, ours.tail());
+    await listener.waitLine(/received CMD_IFACE_DEL_NTF on tun0/, 5_000);
+    assert.throws(() => h.exec(0, ['ip', 'link', 'show', 'tun0'], 5_000));
+  });
+}
 
 const P2P_CASES = [
   { proto: 'udp', wrap: 'tls-crypt', ours: 'udp', theirs: 'udp' },
