@@ -214,6 +214,8 @@ export interface OpenVpnConfig {
   configFiles: string[];
   /** One line per directive accepted without effect, or other remark, with file:line. */
   notes: string[];
+  /** Where each directive was last given, by name: for errors about a setting found later (options.ts). */
+  seen: ReadonlyMap<string, At>;
 }
 
 export class OpenVpnConfigError extends Error {
@@ -237,7 +239,7 @@ export interface At {
   line: number;
 }
 
-const where = (at: At): string => (at.file === null ? 'command line' : `${at.file}:${at.line}`);
+export const where = (at: At): string => (at.file === null ? 'command line' : `${at.file}:${at.line}`);
 /** A directive's name as the user spelled it there. */
 const shown = (at: At, name: string): string => (at.file === null ? `--${name}` : name);
 
@@ -1334,6 +1336,7 @@ function finish(draft: Draft): OpenVpnConfig {
     cwd: draft.cwd,
     configFiles: draft.configFiles,
     notes: draft.notes,
+    seen: draft.seen,
   };
 }
 

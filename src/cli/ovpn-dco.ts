@@ -1,0 +1,165 @@
+#!/usr/bin/env node
+/**
+ * ovpn-dco: OpenVPN 2.6 with our engine as its data channel, in one process.
+ * `ovpn-dco --config server.conf [--directive args…]`, as openvpn. It creates the interface the
+ * config names (multi-peer for `server`), gives the TUN its address, serves the interface's
+ * control socket (so `ovpn-cli tun0 get_peer` and `listen_mcast` work on it, as on a daemon's),
+ * runs the TLS control channel, and logs one line per client connect/disconnect. SIGTERM or
+ * SIGINT destroys the interface and exits 0; a config error exits 1 with the parser's message.
+ */
+import { execFileSync } from 'node:child_process';
+import { lookup } from 'node:dns/promises';
+import { existsSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { controlDir, socketPath } from '../control/paths.js';
+import { ControlServer } from '../control/server.js';
+import { OvpnInterface } from '../device/ovpn-interface.js';
+import {
+  describeOpenVpnConfig,
+  type OpenVpnConfig,
+  OpenVpnConfigError,
+  parseOpenVpnArgs,
+  where,
+} from '../openvpn/config.js';
+import { type EnginePlan, planEngine } from '../openvpn/options.js';
+import { P2pTlsTunnel } from '../openvpn/p2p-tunnel.js';
+import { parsePushed } from '../openvpn/pushed.js';
+import { OpenvpnServer } from '../openvpn/server.js';
+
+const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';
+
+function log(message: string): void {
+  process.stderr.write(`${new Date().toISOString()} ${message}\n`);
+}
+
+const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'inherit'] });
+
+/** `dev tun` lets the kernel number the device, as OpenVPN does; we take the first free tunN. */
+function deviceName(config: OpenVpnConfig): string {
+  if (config.dev.fixed) return config.dev.name;
+  for (let n = 0; ; n++) if (!existsSync(`/sys/class/net/${config.dev.name}${n}`)) return `${config.dev.name}${n}`;
+}
+
+async function readConfig(): Promise<{ config: OpenVpnConfig; plan: EnginePlan }> {
+  try {
+    const config = await resolveFirstRemote(parseOpenVpnArgs(process.argv.slice(2)));
+    return { config, plan: planEngine(config) };
+  } catch (error) {
+    process.stderr.write(`ovpn-dco: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
+}
+
+/**
+ * The core takes an IPv4 address; a client.ovpn usually names its server. Only the first remote
+ * is tried (options.ts), so only it is looked up, once, at start.
+ */
+async function resolveFirstRemote(config: OpenVpnConfig): Promise<OpenVpnConfig> {
+  const [first, ...rest] = config.remotes;
+  if (first === undefined || isIP(first.host) !== 0) return config;
+  let address: string;
+  try {
+    ({ address } = await lookup(first.host, { family: 4 }));
+  } catch (error) {
+    const at = config.seen.get('remote');
+    const location = at === undefined ? 'command line' : where(at);
+    throw new OpenVpnConfigError(`${location}: remote ${first.host}: ${(error as Error).message}`);
+  }
+  log(`remote ${first.host} is ${address}`);
+  return { ...config, remotes: [{ ...first, host: address }, ...rest] };
+}
+
+async function main(): Promise<void> {
+  const { config, plan } = await readConfig();
+  if (config.verb >= 4) log(`settings:\n${describeOpenVpnConfig(config)}`);
+  for (const note of [...config.notes, ...plan.notes]) log(`note: ${note}`);
+  const name = deviceName(config);
+  const iface = OvpnInterface.create({ name, mode: plan.engine.mode, mtu: config.tunMtu });
+  const undo: (() => void)[] = [];
+  let stopping = false;
+  let engine: { close(): void } | undefined;
+  // The namespace's socket directory goes again on exit if we made it and nothing else is in it.
+  if (!existsSync(controlDir())) undo.push(() => rmdirQuietly(controlDir()));
+  const control = new ControlServer(iface, socketPath(name, true), () => iface.destroy('deleted by del_iface'));
+  const stop = (reason: string) => {
+    if (stopping) return;
+    stopping = true;
+    log(`stopping: ${reason}`);
+    // The server tells its clients' sessions goodbye while the interface can still send.
+    engine?.close();
+    iface.destroy(reason);
+  };
+  iface.on('closed', ({ reason }) => {
+    stopping = true;
+    log(`interface ${name} closed: ${reason}`);
+    // Leave once the goodbye notifications are out (and the socket with them), undoing what we did.
+    void control.close(reason).then(() => {
+      for (const step of undo.splice(0).reverse()) step();
+      process.exit(0);
+    });
+  });
+  iface.on('warning', (e) => log(`warning: ${e.message}`));
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => stop(`stopped by ${signal}`));
+
+  if (plan.address !== null) ip('addr', 'add', ...plan.address, 'dev', name);
+  ip('link', 'set', name, 'up');
+  if (config.role === 'server' && config.clientToClient) enableForwarding(undo);
+
+  engine = start(plan, iface, name);
+  await control.listen();
+  log(`interface ${name} up (${config.role}), control socket ${socketPath(name)}, pid ${process.pid}`);
+  log('Initialization Sequence Completed');
+}
+
+function rmdirQuietly(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {
+    // Another interface's socket is in it: it stays.
+  }
+}
+
+/** client-to-client: clients reach each other through the kernel; undone on exit if we turned it on. */
+function enableForwarding(undo: (() => void)[]): void {
+  if (readFileSync(IP_FORWARD, 'utf8').trim() === '1') return;
+  writeFileSync(IP_FORWARD, '1');
+  undo.push(() => writeFileSync(IP_FORWARD, '0'));
+}
+
+function start(plan: EnginePlan, iface: OvpnInterface, name: string): { close(): void } {
+  if (plan.engine.kind === 'server') {
+    const server = new OpenvpnServer({ ...plan.engine.options, iface });
+    server.on('connected', (c) =>
+      log(`client connected: ${c.commonName ?? '(no CN)'} from ${c.remote}, VPN address ${c.address}, ${c.cipher}`),
+    );
+    server.on('disconnected', (c) =>
+      log(`client disconnected: ${c.commonName ?? '(no CN)'} from ${c.remote}, VPN address ${c.address}: ${c.reason}`),
+    );
+    server.start();
+    return server;
+  }
+  const tunnel = new P2pTlsTunnel({ ...plan.engine.options, iface });
+  const { remoteIpv4, remotePort } = plan.engine.options;
+  tunnel.on('established', (e) => {
+    log(`peer ${e.commonName ?? '(no CN)'} at ${remoteIpv4}:${remotePort}: key ${e.keyId} up, ${e.cipher}`);
+    if (e.keyId !== 0 || e.pushed === undefined) return;
+    // A pull client takes its address from the PUSH_REPLY.
+    const ifconfig = parsePushed(e.pushed).ifconfig;
+    if (ifconfig === undefined) return;
+    if (ifconfig.prefixLength !== undefined)
+      ip('addr', 'add', `${ifconfig.local}/${ifconfig.prefixLength}`, 'dev', name);
+    else if (ifconfig.remote !== undefined) ip('addr', 'add', ifconfig.local, 'peer', ifconfig.remote, 'dev', name);
+    log(`pushed address ${ifconfig.local}`);
+  });
+  tunnel.on('error', (error) => log(`error: ${error.message}`));
+  tunnel.start().catch((error: Error) => {
+    log(`fatal: ${error.message}`);
+    iface.destroy(error.message);
+  });
+  return tunnel;
+}
+
+main().catch((error: unknown) => {
+  log(`fatal: ${(error as Error).stack ?? String(error)}`);
+  process.exit(1);
+});

@@ -1,0 +1,184 @@
+/**
+ * An `OpenVpnConfig` (config.ts) mapped onto what the protocol core takes: the options of an
+ * `OpenvpnServer` (role `server`, on an MP interface) or of a `P2pTlsTunnel` (point-to-point TLS
+ * mode, or a pull client of the first `remote`), plus the TUN address to configure. Everything
+ * the config asks for that the core cannot do yet is an error naming the directive, never
+ * dropped silently; what only changes process behaviour we do not have becomes a note.
+ */
+import { isIPv4 } from 'node:net';
+import { type OpenVpnConfig, OpenVpnConfigError, where } from './config.js';
+import type { P2pTlsOptions } from './p2p-tunnel.js';
+import { netmaskToPrefix } from './pushed.js';
+import type { ServerOptions } from './server.js';
+import { type ControlWrap, TlsAuth, type TlsAuthDigest, TlsCrypt } from './tls-wrap.js';
+
+/** Options without the interface, which the caller creates (its mode is `mode`). */
+export type EngineOptions =
+  | { kind: 'server'; mode: 'MP'; options: Omit<ServerOptions, 'iface'> }
+  | { kind: 'p2p'; mode: 'P2P'; options: Omit<P2pTlsOptions, 'iface'> };
+
+export interface EnginePlan {
+  engine: EngineOptions;
+  /** `ip addr add` arguments for the TUN (before the device name), or null for a pull client (it is pushed). */
+  address: string[] | null;
+  /** Remarks for the log: settings taken with a different effect than OpenVPN's. */
+  notes: string[];
+}
+
+/** The options the server pushes itself (server.ts), so the config's copies would repeat them. */
+const PUSHED_BY_SERVER = /^(topology|route-gateway|ping|ping-restart)(\s|$)/;
+
+/** Where a directive was given (file:line), or the files read when it came from a default or a helper. */
+function origin(config: OpenVpnConfig, name: string): string {
+  const at = config.seen.get(name);
+  if (at !== undefined) return where(at);
+  return config.configFiles.length === 0 ? 'command line' : config.configFiles.join(', ');
+}
+
+/** The directive that chose a role, for errors about it. */
+const ROLE_DIRECTIVE = {
+  server: 'server',
+  client: 'client',
+  'p2p-tls-server': 'tls-server',
+  'p2p-tls-client': 'tls-client',
+};
+
+export function planEngine(config: OpenVpnConfig): EnginePlan {
+  /** `directive` starts with the name the config gave it (the key of `seen`), then what it said. */
+  const unsupported = (directive: string, why: string): never => {
+    const location = origin(config, directive.split(' ')[0]!);
+    throw new OpenVpnConfigError(`${location}: ${directive}: ${why} (not supported by this engine yet)`);
+  };
+  const notes: string[] = [];
+  if (config.serverIpv6 !== null) unsupported('server-ipv6', 'IPv6 pools');
+  if (config.ifconfigIpv6 !== null) unsupported('ifconfig-ipv6', 'IPv6 tunnel addresses');
+  if (config.routes.length > 0) unsupported('route', 'routes on the TUN');
+  if (config.routesIpv6.length > 0) unsupported('route-ipv6', 'routes on the TUN');
+  if (config.verifyX509Name !== null) unsupported('verify-x509-name', 'checking the peer certificate name');
+  if (config.tlsCipher !== null) unsupported('tls-cipher', 'TLS 1.2 cipher lists');
+  if (config.tlsCiphersuites !== null) unsupported('tls-ciphersuites', 'TLS 1.3 cipher suites');
+  // Node's TLS refuses anything below 1.2 already: only a higher minimum would change something.
+  if (config.tlsVersionMin === '1.3') unsupported('tls-version-min 1.3', 'a TLS 1.3 minimum');
+  if (config.status !== null) unsupported('status', 'the status file');
+  if (config.tlsAuth !== null && config.tlsCrypt !== null) unsupported('tls-crypt with tls-auth', 'both wrappings');
+  if (config.transport.local !== null && config.transport.local !== '0.0.0.0')
+    unsupported('local', 'binding one local address (every address is bound)');
+
+  const server = config.role === 'server' || config.role === 'p2p-tls-server';
+  const tlsAuth = config.tlsAuth;
+  const tlsCrypt = config.tlsCrypt;
+  const wrap = (): ControlWrap | undefined => {
+    if (tlsCrypt !== null) return new TlsCrypt(Buffer.from(tlsCrypt.key.bytes), server);
+    if (tlsAuth !== null)
+      return new TlsAuth(Buffer.from(tlsAuth.key.bytes), tlsAuth.direction ?? undefined, config.auth as TlsAuthDigest);
+    return undefined;
+  };
+  if (tlsAuth !== null && !['SHA1', 'SHA256', 'SHA384', 'SHA512'].includes(config.auth))
+    unsupported(`auth ${config.auth}`, 'tls-auth digests other than SHA1/256/384/512');
+
+  const common = {
+    tls: { ca: config.tls.ca.text, cert: config.tls.cert.text, key: config.tls.key.text },
+    ciphers: config.dataCiphers,
+    ...(config.dataCiphersFallback === null ? {} : { fallbackCipher: config.dataCiphersFallback }),
+    ...(config.remoteCertTls === null ? {} : { remoteCertTls: config.remoteCertTls }),
+  };
+
+  if (config.role === 'server') {
+    const pool = config.server?.pool;
+    if (config.server === null || config.ifconfig === null)
+      return unsupported('mode server', 'a server without `server NET MASK`');
+    if (pool === null || pool === undefined) return unsupported('nopool', 'a server without a pool');
+    if (config.transport.proto !== 'udp')
+      unsupported(`proto ${config.transport.proto}`, 'a multi-client server over TCP');
+    if (config.transport.lport === null) unsupported('nobind', 'a server without a port');
+    if (config.renegSec !== 0)
+      notes.push(`reneg-sec ${config.renegSec}: clients renegotiate on their own timer; the server has none`);
+    if (!config.duplicateCn) notes.push('duplicate-cn off: a second client with the same name is not kicked out');
+    if (config.explicitExitNotify > 0) notes.push('explicit-exit-notify: clients are not told to reconnect on exit');
+    const addresses = ipv4Range(pool.start, pool.end, config.maxClients);
+    // A server keeps the pushed ping-restart for its own side too (OpenVPN doubles it).
+    const pingRestart = config.keepalive?.timeout ?? config.pingRestart;
+    return {
+      engine: {
+        kind: 'server',
+        mode: 'MP',
+        options: {
+          ...common,
+          localPort: config.transport.lport ?? 1194,
+          gateway: config.ifconfig.local,
+          prefixLength: config.server.prefixLen,
+          pool: addresses,
+          ping: config.ping,
+          pingRestart,
+          push: config.push.filter((p) => !PUSHED_BY_SERVER.test(p)),
+          ...(tlsAuth === null && tlsCrypt === null ? {} : { wrap: () => wrap()! }),
+        },
+      },
+      address: [`${config.ifconfig.local}/${config.server.prefixLen}`],
+      notes,
+    };
+  }
+
+  const remote = config.remotes[0];
+  if (config.remotes.length > 1) notes.push(`${config.remotes.length} remotes: only the first is tried`);
+  if (remote === undefined)
+    return unsupported(`${ROLE_DIRECTIVE[config.role]} without remote`, 'waiting for a peer from anywhere');
+  if (!isIPv4(remote.host)) unsupported(`remote ${remote.host}`, 'a remote that is not an IPv4 address');
+  const proto = config.transport.proto;
+  if (remote.proto !== proto) unsupported(`remote … ${remote.proto}`, 'a remote with its own proto');
+  const transport: 'udp' | 'tcp' = proto === 'udp' ? 'udp' : 'tcp';
+  if (proto === 'tcp-server' && config.role !== 'p2p-tls-server')
+    unsupported('proto tcp-server', 'a TLS client listening for TCP');
+  if (proto === 'tcp-client' && config.role === 'p2p-tls-server')
+    unsupported('proto tcp-client', 'a TLS server connecting over TCP');
+  // nobind: any free port; ours has to be named, so pick one in the ephemeral range.
+  const localPort = config.transport.lport ?? 49152 + Math.floor(Math.random() * 16384);
+  let address: string[] | null = null;
+  if (config.pull) {
+    if (config.ifconfig !== null) unsupported('ifconfig with pull', 'a pull client with its own address');
+  } else {
+    const ifc = config.ifconfig;
+    if (ifc === null) return unsupported(ROLE_DIRECTIVE[config.role], 'point-to-point TLS mode without `ifconfig`');
+    address =
+      ifc.netmask !== null
+        ? [`${ifc.local}/${netmaskToPrefix(ifc.netmask)}`]
+        : ['local', ifc.local, 'peer', ifc.remote!];
+  }
+  if (config.role === 'client' && config.explicitExitNotify > 0)
+    notes.push('explicit-exit-notify: the server is not told when we exit');
+  return {
+    engine: {
+      kind: 'p2p',
+      mode: 'P2P',
+      options: {
+        ...common,
+        role: server ? 'server' : 'client',
+        ...(config.pull ? { pull: true } : {}),
+        localPort,
+        remoteIpv4: remote.host,
+        remotePort: remote.port,
+        transport,
+        ...(config.ping > 0 ? { keepaliveInterval: config.ping } : {}),
+        ...(config.pingRestart > 0 ? { keepaliveTimeout: config.pingRestart } : {}),
+        ...(config.renegSec > 0 ? { renegotiateSeconds: config.renegSec } : {}),
+        ...(tlsAuth === null && tlsCrypt === null ? {} : { wrap: wrap()! }),
+      },
+    },
+    address,
+    notes,
+  };
+}
+
+/** The IPv4 addresses from start to end inclusive, at most `limit` of them. */
+function ipv4Range(start: string, end: string, limit: number): string[] {
+  const out: string[] = [];
+  const last = ipv4Number(end);
+  for (let n = ipv4Number(start); n <= last && out.length < limit; n++)
+    out.push([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.'));
+  return out;
+}
+
+/** A dotted IPv4 address (checked by the parser) as an unsigned 32-bit number. */
+function ipv4Number(address: string): number {
+  return address.split('.').reduce((n, part) => n * 256 + Number(part), 0);
+}

@@ -1,0 +1,88 @@
+/**
+ * options.ts: OpenVPN config files (the fixtures of openvpn-config.test.ts) mapped onto the
+ * protocol core's options, and what the core cannot do yet refused with the directive and its
+ * file:line. No root: nothing is created, only the plan is checked.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { OpenVpnConfigError, parseOpenVpnArgs } from '../src/openvpn/config.js';
+import { planEngine } from '../src/openvpn/options.js';
+import { TlsAuth, TlsCrypt } from '../src/openvpn/tls-wrap.js';
+
+const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test', 'fixtures', 'openvpn');
+
+/** Plans test.conf (text) in the fixture directory. */
+function plan(text: string) {
+  const io = {
+    cwd: FIXTURES,
+    readFile: (path: string) => (path === join(FIXTURES, 'test.conf') ? text : readFileSync(path, 'utf8')),
+  };
+  return planEngine(parseOpenVpnArgs(['--config', 'test.conf'], io));
+}
+
+const SERVER =
+  'dev tun0\nca ca.crt\ncert server.crt\nkey server.key\ndh none\nserver 10.8.0.0 255.255.255.0\ntopology subnet\n';
+
+test('options: server NET MASK is an OpenvpnServer on an MP interface with the pool, gateway and pushes', () => {
+  const p = plan(`${SERVER}port 1195\nkeepalive 10 60\npush "dhcp-option DNS 10.8.0.1"\ntls-crypt tc.key\n`);
+  assert.equal(p.engine.kind, 'server');
+  if (p.engine.kind !== 'server') return;
+  const o = p.engine.options;
+  assert.equal(p.engine.mode, 'MP');
+  assert.deepEqual(p.address, ['10.8.0.1/24']);
+  assert.equal(o.localPort, 1195);
+  assert.equal(o.gateway, '10.8.0.1');
+  assert.equal(o.prefixLength, 24);
+  assert.equal(o.pool[0], '10.8.0.2');
+  assert.equal(o.pool.at(-1), '10.8.0.254');
+  // What the server pushes itself is not pushed twice.
+  assert.deepEqual(o.push, ['dhcp-option DNS 10.8.0.1']);
+  assert.equal(o.ping, 10);
+  assert.equal(o.pingRestart, 60);
+  assert.ok(o.wrap?.() instanceof TlsCrypt);
+});
+
+test('options: tls-server with ifconfig and tls-auth is a P2P tunnel with the peer address', () => {
+  const p = plan(
+    'dev tun0\ntls-server\nca ca.crt\ncert server.crt\nkey server.key\ndh none\nremote 10.1.0.2 1194\nifconfig 10.9.0.1 10.9.0.2\ntls-auth ta.key 0\nreneg-sec 300\n',
+  );
+  assert.equal(p.engine.kind, 'p2p');
+  if (p.engine.kind !== 'p2p') return;
+  const o = p.engine.options;
+  assert.equal(o.role, 'server');
+  assert.deepEqual(p.address, ['local', '10.9.0.1', 'peer', '10.9.0.2']);
+  assert.equal(o.remoteIpv4, '10.1.0.2');
+  assert.equal(o.renegotiateSeconds, 300);
+  assert.ok(o.wrap instanceof TlsAuth);
+});
+
+test('options: a pull client takes the first remote and no address of its own', () => {
+  const p = plan(
+    'client\ndev tun\nremote 10.1.0.1 1194\nremote 10.1.0.3 1194\nca ca.crt\ncert client.crt\nkey client.key\n',
+  );
+  assert.equal(p.engine.kind, 'p2p');
+  if (p.engine.kind !== 'p2p') return;
+  assert.equal(p.engine.options.pull, true);
+  assert.equal(p.engine.options.remoteIpv4, '10.1.0.1');
+  assert.equal(p.address, null);
+  assert.match(p.notes.join('\n'), /only the first is tried/);
+});
+
+test('options: what the core cannot do yet is an error naming the directive and its file:line', () => {
+  const refused = (text: string, pattern: RegExp) => {
+    assert.throws(
+      () => plan(text),
+      (error: unknown) => error instanceof OpenVpnConfigError && pattern.test(error.message),
+    );
+  };
+  refused(`${SERVER}status /tmp/status.log\n`, /test\.conf:8: status: .*not supported/);
+  refused(`${SERVER}route 10.20.0.0 255.255.0.0\n`, /test\.conf:8: route: /);
+  refused(`${SERVER}proto tcp-server\n`, /test\.conf:8: proto tcp-server: a multi-client server over TCP/);
+  refused(
+    'client\ndev tun\nremote vpn.example.com\nca ca.crt\ncert client.crt\nkey client.key\n',
+    /test\.conf:3: remote vpn\.example\.com: a remote that is not an IPv4 address/,
+  );
+});
