@@ -28,6 +28,17 @@ after(async () => {
   for (const h of harnesses) await h.stop();
 });
 
+/** A harness for one test, stopped when the test ends (and again by `after`, should a test hang). */
+async function withHarness(body: (h: OpenvpnHarness) => Promise<void>): Promise<void> {
+  const h = new OpenvpnHarness();
+  harnesses.push(h);
+  try {
+    await body(h);
+  } finally {
+    await h.stop();
+  }
+}
+
 const CASES: { cipher: string; exporter: boolean; wrap?: 'tls-crypt' | 'tls-auth' }[] = [
   { cipher: 'AES-256-GCM', exporter: true },
   { cipher: 'CHACHA20-POLY1305', exporter: false },
@@ -38,9 +49,7 @@ for (const { cipher, exporter, wrap } of CASES) {
   const method = exporter ? 'exporter' : 'prf';
   const title = `openvpn e2e: real openvpn tls-client to our P2P tls-server, ${cipher}, keys by ${method}, ${wrap ?? 'no wrapping'}: ping and iperf3 cross`;
   test(title, { skip, timeout: 90_000 }, async () => {
-    const h = new OpenvpnHarness();
-    harnesses.push(h);
-    try {
+    await withHarness(async (h) => {
       // Our preference decides (we are the tls-server), so openvpn lists the cipher second.
       const est = JSON.parse(
         await h.start({
@@ -82,9 +91,7 @@ for (const { cipher, exporter, wrap } of CASES) {
       assert.equal(r.session.malformed, 0);
       assert.equal(r.session.unauthenticated, 0);
       assert.equal(r.session.foreign, 0);
-    } finally {
-      await h.stop();
-    }
+    });
   });
 }
 
@@ -93,9 +100,7 @@ for (const wrap of [undefined, 'tls-crypt', 'tls-auth'] as const) {
     skip,
     timeout: 90_000,
   }, async () => {
-    const h = new OpenvpnHarness();
-    harnesses.push(h);
-    try {
+    await withHarness(async (h) => {
       // openvpn is the tls-server now: its preference (CHACHA20-POLY1305 first) decides.
       const est = JSON.parse(
         await h.start({
@@ -131,9 +136,7 @@ for (const wrap of [undefined, 'tls-crypt', 'tls-auth'] as const) {
       assert.ok(r.peer.vpnTxPackets >= 5);
       assert.equal(r.peer.drops.auth, 0);
       assert.equal(r.session.unauthenticated, 0);
-    } finally {
-      await h.stop();
-    }
+    });
   });
 }
 
@@ -141,9 +144,7 @@ test('openvpn e2e: a real openvpn --client (pull) gets address, peer-id and ciph
   skip,
   timeout: 90_000,
 }, async () => {
-  const h = new OpenvpnHarness();
-  harnesses.push(h);
-  try {
+  await withHarness(async (h) => {
     const est = JSON.parse(
       await h.start({
         theirMode: 'pull',
@@ -175,18 +176,14 @@ test('openvpn e2e: a real openvpn --client (pull) gets address, peer-id and ciph
     assert.equal(r.peer.id, PUSHED_PEER_ID);
     assert.ok(r.peer.vpnRxBytes >= received && received > 1_000_000, `vpn rx ${r.peer.vpnRxBytes}, iperf3 ${received}`);
     assert.equal(r.peer.keepaliveInterval, 10);
-  } finally {
-    await h.stop();
-  }
+  });
 });
 
 test('openvpn e2e: our pull client gets address, peer-id and cipher from a real openvpn --server; ping and iperf3 cross', {
   skip,
   timeout: 90_000,
 }, async () => {
-  const h = new OpenvpnHarness();
-  harnesses.push(h);
-  try {
+  await withHarness(async (h) => {
     const est = JSON.parse(
       await h.start({
         ourRole: 'client',
@@ -219,18 +216,14 @@ test('openvpn e2e: our pull client gets address, peer-id and cipher from a real 
     assert.ok(r.peer.vpnRxBytes >= received && received > 1_000_000, `vpn rx ${r.peer.vpnRxBytes}, iperf3 ${received}`);
     assert.equal(r.peer.keepaliveInterval, 10);
     assert.equal(r.peer.keepaliveTimeout, 60);
-  } finally {
-    await h.stop();
-  }
+  });
 });
 
 test('openvpn e2e: a real openvpn renegotiating every few seconds (reneg-sec) during a ping flood loses no packet', {
   skip,
   timeout: 90_000,
 }, async () => {
-  const h = new OpenvpnHarness();
-  harnesses.push(h);
-  try {
+  await withHarness(async (h) => {
     await h.start({
       ciphers: ['AES-256-GCM'],
       theirCiphers: ['AES-256-GCM'],
@@ -251,9 +244,7 @@ test('openvpn e2e: a real openvpn renegotiating every few seconds (reneg-sec) du
     assert.equal(r.peer.drops.auth, 0);
     assert.equal(r.session.foreign, 0);
     assert.match(h.theirs!.output, /TLS: soft reset/);
-  } finally {
-    await h.stop();
-  }
+  });
 });
 
 for (const ourRole of ['server', 'client'] as const) {
@@ -262,9 +253,7 @@ for (const ourRole of ['server', 'client'] as const) {
       ? 'a real openvpn tcp-client to our tcp tls-server'
       : 'our tcp tls-client to a real openvpn tcp-server';
   test(`openvpn e2e: over TCP, ${title}, tls-crypt: ping and iperf3 cross`, { skip, timeout: 90_000 }, async () => {
-    const h = new OpenvpnHarness();
-    harnesses.push(h);
-    try {
+    await withHarness(async (h) => {
       const est = JSON.parse(
         await h.start({
           ourRole,
@@ -297,9 +286,7 @@ for (const ourRole of ['server', 'client'] as const) {
         `vpn rx ${r.peer.vpnRxBytes}, iperf3 ${received}`,
       );
       assert.equal(r.session.unauthenticated, 0);
-    } finally {
-      await h.stop();
-    }
+    });
   });
 }
 
@@ -365,9 +352,7 @@ test('openvpn e2e: a real openvpn client with an expired certificate is refused 
   skip,
   timeout: 60_000,
 }, async () => {
-  const h = new OpenvpnHarness();
-  harnesses.push(h);
-  try {
+  await withHarness(async (h) => {
     await h.setup({ ciphers: ['AES-256-GCM'], theirCiphers: ['AES-256-GCM'], exporter: true, theirCertExpired: true });
     const error = await h.ours!.waitLine(/^(ERROR|ESTABLISHED) /, 20_000);
     assert.match(
@@ -377,18 +362,14 @@ test('openvpn e2e: a real openvpn client with an expired certificate is refused 
     const r = await h.results();
     assert.equal(r.peer, null);
     assert.doesNotMatch(h.theirs!.output, /Initialization Sequence Completed/);
-  } finally {
-    await h.stop();
-  }
+  });
 });
 
 test('openvpn e2e: no common cipher with a real openvpn is a clear error on both sides', {
   skip,
   timeout: 60_000,
 }, async () => {
-  const h = new OpenvpnHarness();
-  harnesses.push(h);
-  try {
+  await withHarness(async (h) => {
     await h.setup({ ciphers: ['AES-256-GCM'], theirCiphers: ['CHACHA20-POLY1305'], exporter: true });
     const ours = await h.ours!.waitLine(/^(ERROR|ESTABLISHED) /, 20_000);
     assert.equal(ours, "ERROR no common data cipher: ours AES-256-GCM, the peer's CHACHA20-POLY1305");
@@ -399,18 +380,14 @@ test('openvpn e2e: no common cipher with a real openvpn is a clear error on both
     );
     const r = await h.results();
     assert.equal(r.peer, null);
-  } finally {
-    await h.stop();
-  }
+  });
 });
 
 test('openvpn e2e: a client with the wrong tls-crypt key gets no answer at all', {
   skip,
   timeout: 60_000,
 }, async () => {
-  const h = new OpenvpnHarness();
-  harnesses.push(h);
-  try {
+  await withHarness(async (h) => {
     await h.setup({
       ciphers: ['AES-256-GCM'],
       theirCiphers: ['AES-256-GCM'],
@@ -426,7 +403,5 @@ test('openvpn e2e: a client with the wrong tls-crypt key gets no answer at all',
     assert.equal(r.packets.filter((p: { direction: string }) => p.direction === 'out').length, 0);
     assert.ok(r.session.unauthenticated >= 2);
     assert.doesNotMatch(h.theirs!.output, /Initialization Sequence Completed/);
-  } finally {
-    await h.stop();
-  }
+  });
 });

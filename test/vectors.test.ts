@@ -1,6 +1,6 @@
 /**
  * Known-answer vectors captured from OpenVPN 2.6.14: every vector of every *.json file in
- * $OVPN_VECTORS (default test/vectors, copied from the captures in ../shared/vectors) must open to exactly its
+ * $OVPN_VECTORS (default test/vectors, captured from OpenVPN 2.6.14 and kept in the repository) must open to exactly its
  * plaintext and seal back to exactly its wire bytes, on both AEAD backends (node:crypto and the
  * native shim).
  */
