@@ -18,3 +18,18 @@ test('cli: a key file that is not a key file (here endless) is refused after 1 M
   assert.equal(r.status, 1, r.stderr);
   assert.match(r.stderr, /key file \/dev\/zero is larger than 1048576 bytes: is it the right file\?/);
 });
+
+test('cli: --help, -h and help print the usage on stdout and succeed; --version prints the package version', () => {
+  for (const flag of ['--help', '-h', 'help']) {
+    const r = cli(flag);
+    assert.equal(r.status, 0, flag);
+    assert.match(r.stdout, /new_peer/, `${flag}: usage on stdout`);
+    assert.equal(r.stderr, '', `${flag}: nothing on stderr`);
+  }
+  const v = cli('--version');
+  assert.equal(v.status, 0);
+  assert.match(v.stdout, /^ovpn-cli \d+\.\d+\.\d+\n$/);
+  const none = cli();
+  assert.equal(none.status, 1, 'no command at all is a wrong call');
+  assert.match(none.stderr, /new_peer/);
+});

@@ -5,8 +5,10 @@
  * that does not exist yet), and the upstream selftests' syntax, `ovpn-cli <cmd> <iface> ...`.
  * `--json` prints every result as JSON.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ControlClient, ControlError, listInterfaces, startDaemon } from '../control/client.js';
 import type { Notification } from '../control/protocol.js';
 import type { CipherAlg } from '../core/cipher.js';
@@ -382,6 +384,19 @@ async function interfaceExists(ifname: string): Promise<boolean> {
   }
 }
 
+/** The version in the package's package.json, found next to the installed files. */
+function packageVersion(): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'ovpn-dco' && pkg.version !== undefined) return pkg.version;
+    } catch {
+      // not here: look one folder up
+    }
+  }
+  return 'unknown';
+}
+
 export async function main(argv: string[]): Promise<number> {
   const json = argv.includes('--json');
   const args = argv.filter((arg) => arg !== '--json');
@@ -390,9 +405,18 @@ export async function main(argv: string[]): Promise<number> {
     print: (text, value) => process.stdout.write(`${json ? JSON.stringify(value ?? {}) : text}\n`),
   };
   const [first, second, ...rest] = args;
-  if (first === undefined || first === '-h' || first === '--help') {
+  // Asked-for help goes to stdout (to page or grep it); help for a wrong call goes to stderr.
+  if (first === '-h' || first === '--help' || first === 'help') {
+    process.stdout.write(`${usage()}\n`);
+    return 0;
+  }
+  if (first === '--version' || first === '-V') {
+    process.stdout.write(`ovpn-cli ${packageVersion()}\n`);
+    return 0;
+  }
+  if (first === undefined) {
     process.stderr.write(`${usage()}\n`);
-    return first === undefined ? 1 : 0;
+    return 1;
   }
   let command: Command | undefined;
   let ifname: string | undefined;
