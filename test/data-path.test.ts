@@ -393,6 +393,14 @@ test('keepalive: at interval 1 s and timeout 3 s keepalives cross every second a
   assert.equal(a.iface.info().peers, 0);
 });
 
+test('keepalive without a key: one attempt per interval, each counted noKey, not one per tick', async () => {
+  const { net, a } = p2pPair();
+  a.iface.delKey(PEER);
+  a.iface.setPeer({ id: PEER, keepaliveInterval: 1, keepaliveTimeout: 0 });
+  net.clock.advance(3000);
+  assert.equal(a.iface.getPeer(PEER).drops.noKey, 3);
+});
+
 test('key swap: traffic moves to the new key-id, packets sealed under the old key before the swap still open; a deleted key counts noKey', async () => {
   const { a, b, wire } = p2pPair('AES-256-GCM', true);
   const toB = (text: string) => ipv4Packet(VPN.a, VPN.b, text);

@@ -81,8 +81,13 @@ export class DataPath {
     this.guard(() => this.tx.sendOne(peer, data, seal, this.clock.now()));
   }
 
+  /**
+   * Sends the keepalive message. The attempt counts as sending even when it failed (no key yet,
+   * a socket refusing): the next one is due an interval later, not at the next tick.
+   */
   sendKeepalive(peer: Peer): void {
     this.sendOne(peer, KEEPALIVE_MESSAGE, true);
+    peer.lastSent = this.clock.now();
   }
 
   queueInfo(): InterfaceInfo['txQueue'] {
