@@ -93,10 +93,12 @@ static int get_i32(napi_env env, napi_value v, int32_t *out) {
   return napi_get_value_int32(env, v, out) == napi_ok;
 }
 
+/* Copies a string that fits with its NUL (a 15-character interface name in IFNAMSIZ 16);
+ * refuses a longer one instead of truncating it. */
 static int get_str(napi_env env, napi_value v, char *buf, size_t cap) {
   size_t len = 0;
-  if (napi_get_value_string_utf8(env, v, buf, cap, &len) != napi_ok) return 0;
-  return len < cap - 1; /* reject silently-truncated strings */
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok || len >= cap) return 0;
+  return napi_get_value_string_utf8(env, v, buf, cap, &len) == napi_ok;
 }
 
 /* The batch arguments every I/O call shares: (fd, bufs[], offsets, sizes). */

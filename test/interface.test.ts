@@ -151,3 +151,9 @@ test('TCP peers: framed packets (several per segment, split across segments) rea
   assert.equal(r.connectRefused?.code, 'ECONNREFUSED');
   assert.match(r.connectRefused.message, /^TCP connect to 127\.0\.0\.1 port 9 failed: connect ECONNREFUSED/);
 });
+
+test('an interface name of 15 characters, the most Linux takes, makes a TUN of that name', {
+  skip: NOT_ROOT,
+}, async () => {
+  assert.deepEqual(await inNetns('long-name'), { name: 'ovn15charsname0' });
+});

@@ -164,7 +164,15 @@ function pick(info: ReturnType<OvpnInterface['getPeer']>): Record<string, unknow
   };
 }
 
-const SCENARIOS: Record<string, () => unknown> = { routing, tcp };
+/** The longest name Linux takes (15 characters, IFNAMSIZ 16 with its NUL) makes a TUN. */
+function longName(): unknown {
+  const iface = OvpnInterface.create({ name: 'ovn15charsname0', followSystemRoutes: false });
+  const name = iface.name;
+  iface.destroy();
+  return { name };
+}
+
+const SCENARIOS: Record<string, () => unknown> = { routing, tcp, 'long-name': longName };
 
 const name = process.argv[2] ?? '';
 const scenario = SCENARIOS[name];
