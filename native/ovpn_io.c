@@ -1012,16 +1012,17 @@ static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
       continue;
     }
     uint8_t *slot = addrs + (size_t)sp.idx[j] * EP_SIZE;
-    if ((e == EINVAL || e == ENETUNREACH || e == EADDRNOTAVAIL) && sp.msgs[j].msg_hdr.msg_controllen) {
+    if ((e == EINVAL || e == ENETUNREACH || e == EADDRNOTAVAIL) && slot[EP_LFAMILY] != 0) {
       /* The pinned source address went away (DHCP renew, interface down).
-       * IPv6 says EINVAL; IPv4 route lookup says ENETUNREACH on current
-       * kernels (EINVAL on older ones). Forget the source in the caller's
-       * slot too, so later sends don't pay for the failure again, and retry
-       * this packet with a kernel-chosen source. (Only single-packet messages
-       * get here, which carry no other cmsg.) */
-      sp.msgs[j].msg_hdr.msg_control = NULL;
-      sp.msgs[j].msg_hdr.msg_controllen = 0;
-      memset(slot + EP_LFAMILY, 0, EP_SIZE - EP_LFAMILY);
+       * IPv6 says EINVAL; IPv4 route lookup says ENETUNREACH or EADDRNOTAVAIL
+       * (EINVAL on older kernels). Forget the source in the caller's slots of
+       * this message too, so later sends don't pay for the failure again, and
+       * plan the rest again from here: the message is rebuilt with a
+       * kernel-chosen source and keeps its UDP_SEGMENT, so a group of packets
+       * is not sent glued into one datagram. */
+      for (i = 0; i < sp.cnt[j]; i++)
+        memset(addrs + (size_t)(sp.idx[j] + i) * EP_SIZE + EP_LFAMILY, 0, EP_SIZE - EP_LFAMILY);
+      m = plan_sends(&sp, j, sp.idx[j], n, addrs, b.sizes, family, gso, st ? st->gso_bad : 0);
       continue;
     }
     if (per_packet_error(e)) {

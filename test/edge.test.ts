@@ -249,3 +249,15 @@ test("tun: lifetime is the fd's — close, EBUSY, SIGKILL", { skip: !isRoot && N
   assert.equal(r.afterKill, null, 'SIGKILLed holder leaves no interface behind');
   assert.equal(r.recreatedName, 'ovt1');
 });
+
+test('UDP GSO: a group pinned to a source address that vanished is sent again as separate datagrams, unpinned', {
+  skip: !isRoot && NOT_ROOT,
+}, async () => {
+  const r = await inNetns('vanished-source');
+  assert.deepEqual(r.before, {
+    sent: 4,
+    sizes: [100, 100, 100, 100],
+    from: ['10.9.9.9', '10.9.9.9', '10.9.9.9', '10.9.9.9'],
+  });
+  assert.deepEqual(r.after, { sent: 4, sizes: [100, 100, 100, 100], payloads: ['a', 'b', 'c', 'd'], unpinned: true });
+});

@@ -461,7 +461,36 @@ async function scenarioGso() {
   return out;
 }
 
+/**
+ * A GSO group sent from a pinned source address that has since vanished: the retry must keep
+ * the packets apart (UDP_SEGMENT), not send them glued into one datagram.
+ */
+async function scenarioVanishedSource() {
+  ip('link', 'set', 'lo', 'up');
+  ip('addr', 'add', '10.9.9.9/32', 'dev', 'lo');
+  const a = UdpBind.open({ family: 4, address: '0.0.0.0', port: 0 });
+  const b = UdpBind.open({ family: 4, address: '127.0.0.1', port: 0 });
+  const batch = newBatch(MAX_BATCH, 2048);
+  const eps = newEndpoints(MAX_BATCH);
+  const group = ['a', 'b', 'c', 'd'].map((c) => c.repeat(100));
+  const send = () => {
+    fill(batch, eps, group, () => ({ address: '127.0.0.1', port: b.port, local: '10.9.9.9' }));
+    return a.send(batch, eps);
+  };
+  const before = { sent: send(), ...(await collectUdp(b, 4)) };
+  ip('addr', 'del', '10.9.9.9/32', 'dev', 'lo');
+  const sent = send();
+  const after = await collectUdp(b, 4);
+  a.close();
+  b.close();
+  return {
+    before: { sent: before.sent, sizes: before.sizes, from: before.endpoints.map((e) => e.address) },
+    after: { sent, sizes: after.sizes, payloads: after.payloads.map((p) => p[0]), unpinned: eps[20] === 0 },
+  };
+}
+
 const scenarios: Record<string, () => Promise<unknown>> = {
+  'vanished-source': scenarioVanishedSource,
   gso: scenarioGso,
   tun: scenarioTun,
   udp: scenarioUdp,
