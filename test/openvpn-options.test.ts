@@ -78,7 +78,11 @@ test('options: what the core cannot do yet is an error naming the directive and 
       (error: unknown) => error instanceof OpenVpnConfigError && pattern.test(error.message),
     );
   };
-  refused(`${SERVER}status /tmp/status.log\n`, /test\.conf:8: status: .*not supported/);
+  refused(
+    'tls-server\ndev tun0\nifconfig 10.9.0.1 10.9.0.2\nca ca.crt\ncert server.crt\nkey server.key\ndh none\nstatus /tmp/s.log\n',
+    /test\.conf:8: status: a status file outside server mode .*not supported/,
+  );
+  assert.equal(plan(`${SERVER}status /tmp/status.log 5\n`).engine.kind, 'server');
   refused(`${SERVER}route 10.20.0.0 255.255.0.0\n`, /test\.conf:8: route: /);
   refused(`${SERVER}proto tcp-server\n`, /test\.conf:8: proto tcp-server: a multi-client server over TCP/);
   refused(

@@ -2,11 +2,12 @@
  * The program users run: `ovpn-dco --config server.conf` (src/cli/ovpn-dco.ts) with a real
  * `openvpn --config client.conf` (Debian's 2.6) connecting to it, both from ordinary config
  * files, in throw-away network namespaces (root). Ping must cross our data channel, and
- * `ovpn-cli get_peer` on the interface ovpn-dco serves must show the VPN counters rising.
+ * `ovpn-cli get_peer` on the interface ovpn-dco serves must show the VPN counters rising, and
+ * its `status FILE 1` must list the client as OpenVPN would.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -56,7 +57,7 @@ function pingCounted(h: OvpnDcoHarness, from: 0 | 1, to: string, peerId?: number
 }
 
 for (const tlsCrypt of [false, true]) {
-  test(`ovpn-dco: a real openvpn --config client.conf connects to ovpn-dco --config server.conf${tlsCrypt ? ' (tls-crypt)' : ''}; ping crosses and get_peer counts it`, {
+  test(`ovpn-dco: a real openvpn --config client.conf connects to ovpn-dco --config server.conf${tlsCrypt ? ' (tls-crypt)' : ''}; ping crosses, get_peer counts it, the status file lists it`, {
     skip,
     timeout: 90_000,
   }, async () => {
@@ -65,6 +66,7 @@ for (const tlsCrypt of [false, true]) {
     h.setup();
     const { files } = h.pki;
     const wrap = tlsCrypt ? [`tls-crypt ${h.newStaticKey('tc.key')}`] : [];
+    const statusFile = join(h.pki.dir, 'openvpn-status.log');
     const server = h.writeConfig('server.conf', [
       'port 1194',
       'proto udp',
@@ -76,6 +78,7 @@ for (const tlsCrypt of [false, true]) {
       'server 10.8.0.0 255.255.255.0',
       'topology subnet',
       'keepalive 10 60',
+      `status ${statusFile} 1`,
       ...wrap,
     ]);
     const client = h.writeConfig('client.conf', [
@@ -107,6 +110,21 @@ for (const tlsCrypt of [false, true]) {
 
     assert.equal(h.getPeer('tun0', 1).get('VPN IPv4'), '10.8.0.2');
     pingCounted(h, 1, '10.8.0.1', 1);
+    // The status file (rewritten every second) lists the client with its link bytes, as OpenVPN's.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const status = readFileSync(statusFile, 'utf8');
+    const row = new RegExp(
+      `^client1,${THEIR_LINK.replaceAll('.', '\\.')}:(\\d+),(\\d+),(\\d+),\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d$`,
+      'm',
+    ).exec(status);
+    assert.ok(row !== null, status);
+    assert.ok(Number(row[2]) > 0 && Number(row[3]) > 0, status);
+    assert.match(status, new RegExp(`^10\\.8\\.0\\.2,client1,${THEIR_LINK.replaceAll('.', '\\.')}:${row[1]},`, 'm'));
+    assert.match(
+      status,
+      /^OpenVPN CLIENT LIST\nUpdated,[^\n]+\nCommon Name,Real Address,Bytes Received,Bytes Sent,Connected Since\n/,
+    );
+    assert.match(status, /\nEND\n$/);
     // A client leaving says so (explicit-exit-notify): one log line, its place freed.
     await theirs.stop();
     await ours.waitLine(/client disconnected: client1 from .*, VPN address 10\.8\.0\.2: /, 10_000);
@@ -115,6 +133,12 @@ for (const tlsCrypt of [false, true]) {
     const listener = await h.listen();
     ours.child.kill('SIGTERM');
     assert.equal(await ours.exited, 0, ours.tail());
+    // Its last status file is whole (written once more on the way out, renamed into place).
+    assert.match(readFileSync(statusFile, 'utf8'), /^OpenVPN CLIENT LIST\n[\s\S]*\nEND\n$/);
+    assert.deepEqual(
+      readdirSync(h.pki.dir).filter((f) => f.endsWith('.tmp')),
+      [],
+    );
     await listener.waitLine(/received CMD_IFACE_DEL_NTF on tun0/, 5_000);
     assert.throws(() => h.exec(0, ['ip', 'link', 'show', 'tun0'], 5_000));
   });

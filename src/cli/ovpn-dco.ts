@@ -4,13 +4,17 @@
  * `ovpn-dco --config server.conf [--directive args…]`, as openvpn. It creates the interface the
  * config names (multi-peer for `server`), gives the TUN its address, serves the interface's
  * control socket (so `ovpn-cli tun0 get_peer` and `listen_mcast` work on it, as on a daemon's),
- * runs the TLS control channel, and logs one line per client connect/disconnect. SIGTERM or
- * SIGINT destroys the interface and exits 0; a config error exits 1 with the parser's message.
+ * runs the TLS control channel, and logs one line per client connect/disconnect. A server with
+ * `status FILE [SECONDS]` writes OpenVPN's status file (status.ts) at start, every SECONDS and on
+ * exit, each time whole (a temporary file renamed over it). SIGTERM or SIGINT destroys the
+ * interface and exits 0; a config error exits 1 with the parser's message.
  */
 import { execFileSync } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
-import { existsSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { controlDir, socketPath } from '../control/paths.js';
 import { ControlServer } from '../control/server.js';
 import { OvpnInterface } from '../device/ovpn-interface.js';
@@ -24,7 +28,8 @@ import {
 import { type EnginePlan, planEngine } from '../openvpn/options.js';
 import { P2pTlsTunnel } from '../openvpn/p2p-tunnel.js';
 import { parsePushed } from '../openvpn/pushed.js';
-import { OpenvpnServer } from '../openvpn/server.js';
+import { type ClientInfo, OpenvpnServer } from '../openvpn/server.js';
+import { formatStatus, type StatusClient } from '../openvpn/status.js';
 
 const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';
 
@@ -78,6 +83,7 @@ async function main(): Promise<void> {
   const undo: (() => void)[] = [];
   let stopping = false;
   let engine: { close(): void } | undefined;
+  let status: StatusWriter | undefined;
   // The namespace's socket directory goes again on exit if we made it and nothing else is in it.
   if (!existsSync(controlDir())) undo.push(() => rmdirQuietly(controlDir()));
   const control = new ControlServer(iface, socketPath(name, true), () => iface.destroy('deleted by del_iface'));
@@ -85,6 +91,8 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log(`stopping: ${reason}`);
+    // The status file's last word still lists the clients, with their final counts.
+    status?.finish();
     // The server tells its clients' sessions goodbye while the interface can still send.
     engine?.close();
     iface.destroy(reason);
@@ -92,6 +100,7 @@ async function main(): Promise<void> {
   iface.on('closed', ({ reason }) => {
     stopping = true;
     log(`interface ${name} closed: ${reason}`);
+    status?.finish();
     // Leave once the goodbye notifications are out (and the socket with them), undoing what we did.
     void control.close(reason).then(() => {
       for (const step of undo.splice(0).reverse()) step();
@@ -106,9 +115,128 @@ async function main(): Promise<void> {
   if (config.role === 'server' && config.clientToClient) enableForwarding(undo);
 
   engine = start(plan, iface, name);
+  if (config.status !== null && engine instanceof OpenvpnServer)
+    status = new StatusWriter(config.status.path, config.status.interval, config.status.version, engine, iface);
   await control.listen();
   log(`interface ${name} up (${config.role}), control socket ${socketPath(name)}, pid ${process.pid}`);
   log('Initialization Sequence Completed');
+}
+
+/** The version in the package's package.json, found next to the installed files. */
+function packageVersion(): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'ovpn-dco' && pkg.version !== undefined) return pkg.version;
+    } catch {
+      // not here: look one folder up
+    }
+  }
+  return 'unknown';
+}
+
+/**
+ * `status FILE [SECONDS]`: the server's clients, as OpenVPN writes them, now, every SECONDS and
+ * once more at the end. Bytes are what crossed the socket for the client, as OpenVPN counts them:
+ * its peer's link bytes (data packets both ways, and the control packets we send through it) plus
+ * the control packets it sent us, which the interface hands up uncounted. The peer-id is ours, the
+ * client id counts connections from 0.
+ */
+class StatusWriter {
+  private readonly clients = new Map<number, ClientInfo & { since: number; clientId: number }>();
+  private nextClientId = 0;
+  private readonly timer: NodeJS.Timeout;
+  private readonly title = `ovpn-dco ${packageVersion()} (OpenVPN 2.6 status format)`;
+  private finished = false;
+  /** Control bytes received, by remote "address:port", from a client's first packet on. */
+  private readonly controlRx = new Map<string, { bytes: number; at: number }>();
+
+  constructor(
+    private readonly path: string,
+    interval: number,
+    private readonly version: 1 | 2 | 3,
+    server: OpenvpnServer,
+    private readonly iface: OvpnInterface,
+  ) {
+    server.on('connected', (c) => {
+      const { established: _, ...info } = c;
+      this.clients.set(c.peerId, { ...info, since: Math.floor(Date.now() / 1000), clientId: this.nextClientId++ });
+      this.write();
+    });
+    iface.on('packet-ntf', (e) => {
+      const key = `${e.remote.address}:${e.remote.port}`;
+      const entry = this.controlRx.get(key) ?? { bytes: 0, at: 0 };
+      entry.bytes += e.data.length;
+      entry.at = Date.now();
+      this.controlRx.set(key, entry);
+    });
+    server.on('disconnected', (c) => {
+      this.clients.delete(c.peerId);
+      this.controlRx.delete(c.remote);
+      this.write();
+    });
+    this.write();
+    this.timer = setInterval(() => this.write(), Math.max(1, interval) * 1000);
+    this.timer.unref();
+  }
+
+  finish(): void {
+    if (this.finished) return;
+    this.write();
+    this.finished = true;
+    clearInterval(this.timer);
+  }
+
+  private write(): void {
+    if (this.finished) return;
+    const clients: StatusClient[] = [];
+    // Addresses that never became a client are forgotten after a while.
+    const connected = new Set([...this.clients.values()].map((c) => c.remote));
+    for (const [key, entry] of this.controlRx)
+      if (!connected.has(key) && Date.now() - entry.at > 120_000) this.controlRx.delete(key);
+    for (const c of this.clients.values()) {
+      let stats: { linkRxBytes: number; linkTxBytes: number } = { linkRxBytes: 0, linkTxBytes: 0 };
+      try {
+        stats = this.iface.getPeer(c.peerId);
+      } catch {
+        // Its peer is gone already: the disconnect event follows.
+      }
+      const colon = c.remote.lastIndexOf(':');
+      clients.push({
+        ...(c.commonName === undefined ? {} : { commonName: c.commonName }),
+        realAddress: c.remote.slice(0, colon),
+        realPort: Number(c.remote.slice(colon + 1)),
+        virtualAddress: c.address,
+        bytesReceived: stats.linkRxBytes + (this.controlRx.get(c.remote)?.bytes ?? 0),
+        bytesSent: stats.linkTxBytes,
+        connectedSince: c.since,
+        clientId: c.clientId,
+        peerId: c.peerId,
+        cipher: c.cipher ?? 'none',
+      });
+    }
+    const routes = clients.map((c) => ({
+      virtualAddress: c.virtualAddress ?? '',
+      ...(c.commonName === undefined ? {} : { commonName: c.commonName }),
+      realAddress: c.realAddress,
+      realPort: c.realPort,
+      lastRef: c.connectedSince,
+    }));
+    const snapshot = { title: this.title, time: Math.floor(Date.now() / 1000), clients, routes };
+    const text = formatStatus({ ...snapshot, maxBcastQueue: 0, dcoEnabled: true }, this.version);
+    const temporary = `${this.path}.${process.pid}.tmp`;
+    try {
+      writeFileSync(temporary, text);
+      renameSync(temporary, this.path);
+    } catch (error) {
+      log(`warning: status file ${this.path}: ${(error as Error).message}`);
+      try {
+        unlinkSync(temporary);
+      } catch {
+        // never made
+      }
+    }
+  }
 }
 
 function rmdirQuietly(dir: string): void {
@@ -126,7 +254,7 @@ function enableForwarding(undo: (() => void)[]): void {
   undo.push(() => writeFileSync(IP_FORWARD, '0'));
 }
 
-function start(plan: EnginePlan, iface: OvpnInterface, name: string): { close(): void } {
+function start(plan: EnginePlan, iface: OvpnInterface, name: string): OpenvpnServer | P2pTlsTunnel {
   if (plan.engine.kind === 'server') {
     const server = new OpenvpnServer({ ...plan.engine.options, iface });
     server.on('connected', (c) =>

@@ -59,7 +59,7 @@ export function planEngine(config: OpenVpnConfig): EnginePlan {
   if (config.tlsCiphersuites !== null) unsupported('tls-ciphersuites', 'TLS 1.3 cipher suites');
   // Node's TLS refuses anything below 1.2 already: only a higher minimum would change something.
   if (config.tlsVersionMin === '1.3') unsupported('tls-version-min 1.3', 'a TLS 1.3 minimum');
-  if (config.status !== null) unsupported('status', 'the status file');
+  if (config.status !== null && config.role !== 'server') unsupported('status', 'a status file outside server mode');
   if (config.tlsAuth !== null && config.tlsCrypt !== null) unsupported('tls-crypt with tls-auth', 'both wrappings');
   if (config.transport.local !== null && config.transport.local !== '0.0.0.0')
     unsupported('local', 'binding one local address (every address is bound)');
