@@ -5,15 +5,14 @@
  * that does not exist yet), and the upstream selftests' syntax, `ovpn-cli <cmd> <iface> ...`.
  * `--json` prints every result as JSON.
  */
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ControlClient, ControlError, listInterfaces, startDaemon } from '../control/client.js';
 import type { Notification } from '../control/protocol.js';
 import type { CipherAlg } from '../core/cipher.js';
 import { decodeKeyFile, type KeyDirection, keysFromFile } from '../core/key-file.js';
 import { formatKey, formatNotification, formatPeer } from './format.js';
+import { packageVersion } from './version.js';
 
 type Args = string[];
 
@@ -382,19 +381,6 @@ async function interfaceExists(ifname: string): Promise<boolean> {
     if (error instanceof ControlError && error.code === 'ENODEV') return false;
     throw error;
   }
-}
-
-/** The version in the package's package.json, found next to the installed files. */
-function packageVersion(): string {
-  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'ovpn-dco' && pkg.version !== undefined) return pkg.version;
-    } catch {
-      // not here: look one folder up
-    }
-  }
-  return 'unknown';
 }
 
 export async function main(argv: string[]): Promise<number> {

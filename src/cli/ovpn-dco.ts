@@ -13,8 +13,6 @@ import { execFileSync } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import { existsSync, readFileSync, renameSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { controlDir, socketPath } from '../control/paths.js';
 import { ControlServer } from '../control/server.js';
 import { OvpnInterface } from '../device/ovpn-interface.js';
@@ -30,6 +28,7 @@ import { P2pTlsTunnel } from '../openvpn/p2p-tunnel.js';
 import { parsePushed } from '../openvpn/pushed.js';
 import { type ClientInfo, OpenvpnServer } from '../openvpn/server.js';
 import { formatStatus, type StatusClient } from '../openvpn/status.js';
+import { packageVersion } from './version.js';
 
 const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';
 
@@ -120,19 +119,6 @@ async function main(): Promise<void> {
   await control.listen();
   log(`interface ${name} up (${config.role}), control socket ${socketPath(name)}, pid ${process.pid}`);
   log('Initialization Sequence Completed');
-}
-
-/** The version in the package's package.json, found next to the installed files. */
-function packageVersion(): string {
-  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'ovpn-dco' && pkg.version !== undefined) return pkg.version;
-    } catch {
-      // not here: look one folder up
-    }
-  }
-  return 'unknown';
 }
 
 /**
