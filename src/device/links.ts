@@ -8,7 +8,7 @@ import { copyEndpoint } from '../core/endpoint.js';
 import type { Clock, DatagramBind, Timer } from '../edge/edges.js';
 import type { Peer } from '../peer/peer.js';
 import { OvpnError } from './api.js';
-import { type TcpCloseReason, type TcpLink, TcpListener } from './tcp-link.js';
+import { type TcpCloseReason, TcpLink, TcpListener } from './tcp-link.js';
 import { UdpPort } from './udp-port.js';
 
 export type Link = UdpPort | TcpLink;
@@ -86,6 +86,17 @@ export class Links {
     udp.close();
     this.udp.delete(port);
     this.udpUsers.delete(port);
+  }
+
+  /** A connection to a peer's address; refusals name the system's reason and the field. */
+  async connect(remote: { address: string; port: number }): Promise<TcpLink> {
+    try {
+      return await TcpLink.connect(remote);
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      const known = code === 'ECONNREFUSED' || code === 'ETIMEDOUT' ? code : 'EIO';
+      throw new OvpnError(known, (error as Error).message, 'remote-port');
+    }
   }
 
   /** The listening port, opened on first use and shared by the peers that wait on it. */

@@ -14,7 +14,7 @@ import { MAX_PACKET } from '../core/batch.js';
 import { newDropCounters } from '../core/drops.js';
 import { type Endpoint, readEndpoint, writeEndpoint } from '../core/endpoint.js';
 import { keySlotName } from '../core/key-slots.js';
-import { type Clock, errorCode, type Timer, type Tun } from '../edge/edges.js';
+import type { Clock, Timer, Tun } from '../edge/edges.js';
 import { type DelPeerReasonName, Peer, type Transport } from '../peer/peer.js';
 import {
   type InterfaceEvents,
@@ -25,7 +25,6 @@ import {
   type KeyInfo,
   type KeySlotName,
   OvpnError,
-  type OvpnErrorCode,
   type PacketEvent,
   type PeerConfig,
   type PeerInfo,
@@ -39,8 +38,9 @@ import type { DataPathHost } from './path-context.js';
 import { peerInfo } from './peer-info.js';
 import { PeerTable } from './peer-table.js';
 import { checkKeyRequest, checkPeerId, checkPort, checkPrefix, remoteOf, slotOf } from './policy.js';
-import { TcpLink } from './tcp-link.js';
+import type { TcpLink } from './tcp-link.js';
 import { startKeepalives } from './timers.js';
+import { Warnings } from './warnings.js';
 
 export * from './api.js';
 export { DEFAULT_GSO_MAX_SIZE, DEFAULT_MTU, DEFAULT_TXQUEUELEN } from './options.js';
@@ -55,9 +55,10 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
   private readonly keepalives: Timer;
   private readonly controlPackets: ControlQueue<PacketEvent>;
   private readonly keysUsed = new KeyReuse();
-  /** Peers whose routing loop was reported: once each, the counter tells the rest. */
-  private readonly loopsReported = new WeakSet<Peer>();
-  private readonly ioErrorsReported = new Set<string>();
+  private readonly warnings = new Warnings(
+    () => this.name,
+    (message) => this.warn(message),
+  );
   private readonly routeWatch: { close(): void } | null = null;
   /** Where this interface's keys live: InterfaceOptions.crypto. */
   private readonly aead: AeadBackend;
@@ -200,12 +201,7 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
       this.links.awaitConnection(this.addPeer(config, port, 'tcp'), tcpPort);
       return;
     }
-    let link: TcpLink;
-    try {
-      link = await TcpLink.connect(remote);
-    } catch (error) {
-      throw new OvpnError(connectErrorCode(error), (error as Error).message, 'remote-port');
-    }
+    const link = await this.links.connect(remote);
     try {
       this.assertOpen();
       this.table.checkNewPeer(config);
@@ -284,13 +280,7 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
       throw new OvpnError('EINVAL', (error as Error).message, 'encrypt-dir');
     }
     const earlier = this.keysUsed.use(peer.id, encrypt.key, encrypt.nonceTail);
-    if (earlier.length > 0) {
-      const who = earlier.map((id) => `peer ${id}`).join(', ');
-      this.warn(
-        `key-id ${request.keyId} of peer ${peer.id} encrypts with a key already used by ${who}: its nonces repeat. ` +
-          'Give every session a fresh key (head -c 72 /dev/urandom | base64 > new.key), or use a TLS control plane',
-      );
-    }
+    if (earlier.length > 0) this.warnings.keyReused(peer.id, request.keyId, earlier);
   }
 
   getKey(peerId: number, slotName: KeySlotName): KeyInfo {
@@ -360,23 +350,8 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
       controlPacket: (peerId: number | null, localPort: number, remote: Endpoint, data: Buffer) => {
         this.controlPackets.push({ ifname: this.name, peerId, localPort, remote, data });
       },
-      looped: (peer: Peer) => {
-        if (this.loopsReported.has(peer)) return;
-        this.loopsReported.add(peer);
-        const remote = readEndpoint(peer.endpoint, 0);
-        this.warn(
-          `routing loop: packets to peer ${peer.id}'s own address ${remote.address} port ${remote.port} are routed ` +
-            `into ${this.name}; dropped (drops.loop). Route that address outside the tunnel`,
-        );
-      },
-      ioError: (what: string, error: unknown) => {
-        // Once per kind of failure: a TUN that stays down fails every batch.
-        const kind = `${what}: ${errorCode(error) ?? (error as Error).message}`;
-        if (this.ioErrorsReported.has(kind)) return;
-        if (this.ioErrorsReported.size >= 256) this.ioErrorsReported.clear();
-        this.ioErrorsReported.add(kind);
-        this.warn(`${what} failed (${(error as Error).message}): packets dropped, counted as io drops`);
-      },
+      looped: (peer: Peer) => this.warnings.loop(peer),
+      ioError: (what: string, error: unknown) => this.warnings.ioError(what, error),
       streamProven: (peer: Peer, link: TcpLink) => this.links.proven(peer, link),
       tunGone: () => this.destroy(`interface ${this.name} was deleted`),
     };
@@ -431,9 +406,4 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
   private assertOpen(): void {
     if (this.closedReason !== null) throw new OvpnError('ENODEV', `interface is gone: ${this.closedReason}`, 'ifname');
   }
-}
-
-function connectErrorCode(error: unknown): OvpnErrorCode {
-  const code = (error as { code?: string }).code;
-  return code === 'ECONNREFUSED' || code === 'ETIMEDOUT' ? code : 'EIO';
 }
