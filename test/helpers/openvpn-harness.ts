@@ -115,17 +115,63 @@ export interface HarnessOptions {
   theirKeyDiffers?: boolean;
 }
 
-export class OpenvpnHarness {
-  readonly ns: [string, string];
+/**
+ * What a namespace test makes, recorded as it is made and undone newest first by stop(), safe
+ * after any failure and more than once: processes, namespaces (with lo up) and certificates.
+ */
+export class Scene {
   readonly procs: Proc[] = [];
+  private readonly namespaces: string[] = [];
+  private certificates: Pki | undefined;
+
+  async stop(): Promise<void> {
+    for (const p of this.procs.splice(0).reverse()) await p.stop();
+    for (const ns of this.namespaces.splice(0).reverse()) {
+      try {
+        execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+      } catch {
+        // Already gone: nothing to undo.
+      }
+    }
+    this.certificates?.remove();
+    this.certificates = undefined;
+  }
+
+  protected addNamespace(ns: string): void {
+    execFileSync('ip', ['netns', 'add', ns]);
+    this.namespaces.push(ns);
+    execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+  }
+
+  protected makeCertificates(): Pki {
+    this.certificates = makePki();
+    return this.certificates;
+  }
+
+  protected spawn(name: string, ns: string, args: string[]): Proc {
+    const p = new Proc(name, 'ip', ['netns', 'exec', ns, ...args]);
+    this.procs.push(p);
+    return p;
+  }
+
+  /** Asks one of our test programs for its counters and what it recorded; it then shuts down. */
+  protected async statsOf(proc: Proc): Promise<any> {
+    proc.child.stdin!.write('stats\n');
+    const line = await proc.waitLine(/^RESULT /, 10_000);
+    return JSON.parse(line.slice('RESULT '.length));
+  }
+}
+
+export class OpenvpnHarness extends Scene {
+  readonly ns: [string, string];
   pki: Pki | undefined;
   /** The static key file's text, when wrapping. */
   staticKey: string | undefined;
   ours: Proc | undefined;
   theirs: Proc | undefined;
-  private readonly namespaces: string[] = [];
 
   constructor() {
+    super();
     const tag = randomBytes(3).toString('hex');
     this.ns = [`ovp${tag}a`, `ovp${tag}b`];
   }
@@ -147,17 +193,13 @@ export class OpenvpnHarness {
   /** Namespaces, link, certificates, our end (until READY), then openvpn started. */
   async setup(options: HarnessOptions): Promise<void> {
     const [a, b] = this.ns;
-    for (const ns of this.ns) {
-      execFileSync('ip', ['netns', 'add', ns]);
-      this.namespaces.push(ns);
-      execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-    }
+    for (const ns of this.ns) this.addNamespace(ns);
     execFileSync('ip', ['-n', a, 'link', 'add', 'ovl0', 'type', 'veth', 'peer', 'name', 'ovl1', 'netns', b]);
     execFileSync('ip', ['-n', a, 'addr', 'add', `${OUR_LINK}/24`, 'dev', 'ovl0']);
     execFileSync('ip', ['-n', b, 'addr', 'add', `${THEIR_LINK}/24`, 'dev', 'ovl1']);
     execFileSync('ip', ['-n', a, 'link', 'set', 'ovl0', 'up']);
     execFileSync('ip', ['-n', b, 'link', 'set', 'ovl1', 'up']);
-    const pki = makePki();
+    const pki = this.makeCertificates();
     this.pki = pki;
     const server = (options.ourRole ?? 'server') === 'server';
     const config: NsConfig = {
@@ -313,29 +355,7 @@ export class OpenvpnHarness {
   }
 
   /** Asks our end for its counters and what it recorded; it then shuts down by itself. */
-  async results(): Promise<any> {
-    const ours = this.ours!;
-    ours.child.stdin!.write('stats\n');
-    const line = await ours.waitLine(/^RESULT /, 10_000);
-    return JSON.parse(line.slice('RESULT '.length));
-  }
-
-  /** Undoes everything, newest first; safe to call after any failure and more than once. */
-  async stop(): Promise<void> {
-    for (const p of this.procs.splice(0).reverse()) await p.stop();
-    for (const ns of this.namespaces.splice(0).reverse()) {
-      try {
-        execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-      } catch {
-        // Already gone: nothing to undo.
-      }
-    }
-    this.pki?.remove();
-  }
-
-  private spawn(name: string, ns: string, args: string[]): Proc {
-    const p = new Proc(name, 'ip', ['netns', 'exec', ns, ...args]);
-    this.procs.push(p);
-    return p;
+  results(): Promise<any> {
+    return this.statsOf(this.ours!);
   }
 }

@@ -10,22 +10,21 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseStaticKey } from '../../src/openvpn/static-key.js';
-import { Proc } from './openvpn-harness.js';
+import { type Proc, Scene } from './openvpn-harness.js';
 import type { ServerNsConfig } from './openvpn-server-ns.js';
-import { makePki, type Pki } from './pki.js';
+import type { Pki } from './pki.js';
 
 const SERVER_HELPER = fileURLToPath(new URL('./openvpn-server-ns.js', import.meta.url));
 
-export class MultiClientHarness {
+export class MultiClientHarness extends Scene {
   readonly serverNs: string;
   readonly clientNs: string[];
-  readonly procs: Proc[] = [];
   server: Proc | undefined;
   clients: Proc[] = [];
   pki: Pki | undefined;
-  private readonly namespaces: string[] = [];
 
   constructor(readonly count: number) {
+    super();
     const tag = randomBytes(3).toString('hex');
     this.serverNs = `ovm${tag}s`;
     this.clientNs = Array.from({ length: count }, (_, i) => `ovm${tag}c${i}`);
@@ -33,11 +32,7 @@ export class MultiClientHarness {
 
   /** Everything up to the point where every client printed "Initialization Sequence Completed". */
   async start(ciphers: string[]): Promise<void> {
-    for (const ns of [this.serverNs, ...this.clientNs]) {
-      execFileSync('ip', ['netns', 'add', ns]);
-      this.namespaces.push(ns);
-      execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-    }
+    for (const ns of [this.serverNs, ...this.clientNs]) this.addNamespace(ns);
     for (const [i, ns] of this.clientNs.entries()) {
       const s = this.serverNs;
       execFileSync('ip', ['-n', s, 'link', 'add', `ovs${i}`, 'type', 'veth', 'peer', 'name', 'ovc', 'netns', ns]);
@@ -46,7 +41,7 @@ export class MultiClientHarness {
       execFileSync('ip', ['-n', s, 'link', 'set', `ovs${i}`, 'up']);
       execFileSync('ip', ['-n', ns, 'link', 'set', 'ovc', 'up']);
     }
-    const pki = makePki();
+    const pki = this.makeCertificates();
     this.pki = pki;
     const keyFile = join(pki.dir, 'tls-crypt.key');
     execFileSync('openvpn', ['--genkey', 'secret', keyFile], { stdio: 'ignore' });
@@ -106,28 +101,7 @@ export class MultiClientHarness {
     return this.spawn(name, this.serverNs, args);
   }
 
-  async results(): Promise<any> {
-    const server = this.server!;
-    server.child.stdin!.write('stats\n');
-    const line = await server.waitLine(/^RESULT /, 10_000);
-    return JSON.parse(line.slice('RESULT '.length));
-  }
-
-  async stop(): Promise<void> {
-    for (const p of this.procs.splice(0).reverse()) await p.stop();
-    for (const ns of this.namespaces.splice(0).reverse()) {
-      try {
-        execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-      } catch {
-        // Already gone: nothing to undo.
-      }
-    }
-    this.pki?.remove();
-  }
-
-  private spawn(name: string, ns: string, args: string[]): Proc {
-    const p = new Proc(name, 'ip', ['netns', 'exec', ns, ...args]);
-    this.procs.push(p);
-    return p;
+  results(): Promise<any> {
+    return this.statsOf(this.server!);
   }
 }

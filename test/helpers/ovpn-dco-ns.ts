@@ -9,22 +9,21 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Proc } from './openvpn-harness.js';
-import { makePki, type Pki } from './pki.js';
+import { type Proc, Scene } from './openvpn-harness.js';
+import type { Pki } from './pki.js';
 
 export const OVPN_DCO = fileURLToPath(new URL('../../src/cli/ovpn-dco.js', import.meta.url));
 export const OVPN_CLI = fileURLToPath(new URL('../../src/cli/ovpn-cli.js', import.meta.url));
 export const OUR_LINK = '10.96.0.1';
 export const THEIR_LINK = '10.96.0.2';
 
-export class OvpnDcoHarness {
+export class OvpnDcoHarness extends Scene {
   /** [ours, theirs]. */
   readonly ns: [string, string];
-  readonly procs: Proc[] = [];
   private pkiMade: Pki | undefined;
-  private readonly namespaces: string[] = [];
 
   constructor() {
+    super();
     const tag = randomBytes(3).toString('hex');
     this.ns = [`odc${tag}a`, `odc${tag}b`];
   }
@@ -36,12 +35,8 @@ export class OvpnDcoHarness {
 
   /** Certificates, namespaces and the veth pair; everything made is recorded for stop() as it is made. */
   setup(): void {
-    this.pkiMade = makePki();
-    for (const ns of this.ns) {
-      execFileSync('ip', ['netns', 'add', ns]);
-      this.namespaces.push(ns);
-      execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-    }
+    this.pkiMade = this.makeCertificates();
+    for (const ns of this.ns) this.addNamespace(ns);
     const [a, b] = this.ns;
     execFileSync('ip', ['-n', a, 'link', 'add', 'odc0', 'type', 'veth', 'peer', 'name', 'odc1', 'netns', b]);
     execFileSync('ip', ['-n', a, 'addr', 'add', `${OUR_LINK}/24`, 'dev', 'odc0']);
@@ -101,23 +96,5 @@ export class OvpnDcoHarness {
     const fields = new Map<string, string>();
     for (const match of text.matchAll(/^\s*([^:\n]+): (.*)$/gm)) fields.set(match[1]!.trim(), match[2]!.trim());
     return fields;
-  }
-
-  async stop(): Promise<void> {
-    for (const p of this.procs.splice(0).reverse()) await p.stop();
-    for (const ns of this.namespaces.splice(0).reverse()) {
-      try {
-        execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-      } catch {
-        // Already gone: nothing to undo.
-      }
-    }
-    this.pkiMade?.remove();
-  }
-
-  private spawn(name: string, ns: string, args: string[]): Proc {
-    const p = new Proc(name, 'ip', ['netns', 'exec', ns, ...args]);
-    this.procs.push(p);
-    return p;
   }
 }
