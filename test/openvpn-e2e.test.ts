@@ -5,24 +5,12 @@
  * and iperf3 must cross our data channel (its counters rise with the traffic).
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { after, test } from 'node:test';
 import { OpenvpnHarness, OUR_VPN, PUSHED_PEER_ID, THEIR_VPN } from './helpers/openvpn-harness.js';
 import { MultiClientHarness } from './helpers/openvpn-multi.js';
+import { missing } from './helpers/tools.js';
 
-function missing(): string | false {
-  if (process.getuid?.() !== 0) return 'needs root (network namespaces, TUN)';
-  for (const tool of ['openvpn', 'iperf3', 'openssl']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    } catch {
-      return `needs ${tool}`;
-    }
-  }
-  return false;
-}
-
-const skip = missing();
+const skip = missing(['openvpn', 'iperf3', 'openssl']);
 const harnesses: { stop(): Promise<void> }[] = [];
 after(async () => {
   for (const h of harnesses) await h.stop();

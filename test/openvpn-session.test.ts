@@ -5,7 +5,6 @@
  * negotiated. The same code against a real openvpn: test/openvpn-e2e.test.ts.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
@@ -23,15 +22,10 @@ import {
 import { TlsCrypt } from '../src/openvpn/tls-wrap.js';
 import { ipv4Packet } from './helpers/packets.js';
 import { makePki, type Pki } from './helpers/pki.js';
+import { missing } from './helpers/tools.js';
 
-const skip = (() => {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return false;
-  } catch {
-    return 'needs the openssl CLI to make certificates';
-  }
-})();
+// The certificates are made with the openssl CLI; no root needed.
+const skip = missing(['openssl'], false);
 
 let pki: Pki;
 let otherPki: Pki;

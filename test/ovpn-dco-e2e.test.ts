@@ -6,26 +6,15 @@
  * its `status FILE 1` must list the client as OpenVPN would.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { OUR_LINK, OVPN_DCO, OvpnDcoHarness, THEIR_LINK } from './helpers/ovpn-dco-ns.js';
+import { missing } from './helpers/tools.js';
 
-function missing(): string | false {
-  if (process.getuid?.() !== 0) return 'needs root (network namespaces, TUN)';
-  for (const tool of ['openvpn', 'openssl']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    } catch {
-      return `needs ${tool}`;
-    }
-  }
-  return false;
-}
-
-const skip = missing();
+const skip = missing(['openvpn', 'openssl']);
 const harnesses: OvpnDcoHarness[] = [];
 after(async () => {
   for (const h of harnesses) await h.stop();
