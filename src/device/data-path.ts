@@ -24,6 +24,9 @@ import type { UdpPort } from './udp-port.js';
  */
 const BATCHES_PER_WAKEUP = 1;
 
+/** TUN batches this big let the sockets be read before they are sealed (receiveFirst). */
+const RECEIVE_FIRST_MIN_BATCH = 8;
+
 export interface DataPathOptions {
   batchSize: number;
   gro: boolean;
@@ -101,18 +104,25 @@ export class DataPath {
   private onTunReadable(): void {
     this.tunRetry = null;
     if (!this.live) return;
-    // Replies and ACKs first: what the sockets hold is small next to a TUN batch, and would
-    // otherwise wait for that batch to be sealed and sent. Each on its own: a socket in trouble
-    // must not hold up the others or the TUN.
-    for (const udp of this.links.udpPorts()) this.guard(() => this.receiveFrom(udp));
     this.guard(() => {
       for (let round = 0; round < BATCHES_PER_WAKEUP && this.live; round++) {
-        if (this.tx.fromTun(this.clock.now()) === 0) break;
+        if (this.tx.fromTun(this.clock.now(), this.receiveFirst) === 0) break;
       }
     });
     // Packets already taken from the TUN into the queue are not announced by the fd again.
     if (this.tx.pending && this.live) this.tunRetry = setImmediate(() => this.onTunReadable());
   }
+
+  /**
+   * Replies and ACKs go before a big TUN batch: what the sockets hold is small next to it, and
+   * would otherwise wait for the whole batch to be sealed and sent. A few packets are sent at
+   * once instead, since looking costs a receive call per socket, which an idle tunnel pays on
+   * every packet. Each socket on its own: one in trouble must not hold up the others or the TUN.
+   */
+  private readonly receiveFirst = (read: number): void => {
+    if (read < RECEIVE_FIRST_MIN_BATCH) return;
+    for (const udp of this.links.udpPorts()) this.guard(() => this.receiveFrom(udp));
+  };
 
   private receiveFrom(udp: UdpPort): void {
     // Also reached from setImmediate below, by which time the port may have been closed.

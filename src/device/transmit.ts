@@ -63,12 +63,16 @@ export class Transmitter {
     return this.reader.pending;
   }
 
-  /** Reads one batch from the TUN and sends it; returns packets read (0: nothing to do). */
-  fromTun(now: number): number {
+  /**
+   * Reads one batch from the TUN and sends it; returns packets read (0: nothing to do).
+   * `beforeSealing` runs between the read and the sealing, with the number of packets read.
+   */
+  fromTun(now: number, beforeSealing: (read: number) => void): number {
     const batch = this.batch;
     resetOffsets(batch);
     if (this.reader.read(batch, now) === 0) return 0;
     const read = batch.count;
+    beforeSealing(read);
     this.route(batch);
     forEachRun(this.peers, batch.count, (peer, start, end) => {
       sealRange(batch, start, end, peer.keys.primary, peer.id, peer.drops);
