@@ -16,7 +16,7 @@
  * Run: npm run build && node dist/bench/peers.js   (writes bench/results/peers.json and peers.md)
  */
 import { spawnSync } from 'node:child_process';
-import { createSecretKey, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { arch, cpus, loadavg, platform, release, totalmem } from 'node:os';
 import { dirname, resolve } from 'node:path';
@@ -25,6 +25,8 @@ import { fileURLToPath } from 'node:url';
 import { type KeyConfig, KeyContext, ReplayWindow } from '../src/core/index.js';
 import { formatIp } from '../src/core/ip.js';
 import { OvpnInterface } from '../src/device/ovpn-interface.js';
+import { AEAD_CONTEXTS_DEFAULT, aeadBackend } from '../src/edge/aead.js';
+import { native } from '../src/edge/native.js';
 import { Peer } from '../src/peer/peer.js';
 import { PeerRouter } from '../src/peer/peer-router.js';
 
@@ -292,13 +294,11 @@ async function memoryChild(): Promise<{ total: MemoryRow[]; parts: MemoryRow[] }
     await perItem('Peer without key (KeySlots, stats, drops, endpoint)', PEERS, (i) => new Peer(i, LOCAL_PORT)),
     await perItem('  Buffer.alloc(48) (endpoint slot)', PEERS, () => Buffer.alloc(48)),
     await perItem(
-      'KeyContext AES-256-GCM (2 keys, 2 nonces, replay window)',
+      'KeyContext AES-256-GCM (native handle, replay window)',
       PEERS,
-      (i) => new KeyContext(configs[i]!),
+      (i) => new KeyContext(configs[i]!, undefined, aeadBackend('native')),
     ),
-    await perItem('  createSecretKey(32 bytes)', PEERS, (i) => createSecretKey(configs[i]!.encrypt.key)),
     await perItem('  ReplayWindow (Uint32Array(64))', PEERS, () => new ReplayWindow()),
-    await perItem('  Buffer.alloc(12) (nonce)', PEERS, () => Buffer.alloc(12)),
     await perItem('PeerRouter entry (VPN IPv4)', 1, () => {
       const router = new PeerRouter<number>();
       for (let i = 0; i < PEERS; i++) router.setVpnAddresses(i, vpn4(i), null);
@@ -370,20 +370,56 @@ function memoryAnalysis(memory: MemoryResult): string {
     '### What dominates',
     '',
     `- The key: one \`KeyContext\` is ${part('KeyContext')} B of heap + external, and a second key per peer (every peer`,
-    `  holds two during a renegotiation) adds ${perKeyRss} B of RSS: the two \`KeyObject\`s also hold native memory that`,
-    `  heap + external does not count, the 2048-bit replay window is a \`Uint32Array(64)\``,
-    `  (${part('ReplayWindow')} B), and each direction allocates a 12-byte nonce \`Buffer\` (${part('Buffer.alloc(12)')} B each).`,
+    `  holds two during a renegotiation) adds ${perKeyRss} B of RSS. Its OpenSSL contexts (one per direction, each with`,
+    `  its key schedule) are the native part; at most ${AEAD_CONTEXTS_DEFAULT} handles hold them at once (below), so past that a`,
+    '  key costs its handle and raw key bytes. The 2048-bit replay window is a `Uint32Array(64)`',
+    `  (${part('ReplayWindow')} B).`,
     `- The peer itself: ${part('Peer without key')} B, of which the 48-byte endpoint \`Buffer\` is ${part('Buffer.alloc(48)')} B: small Buffers`,
     '  cost ~200 B of wrapper and backing store beyond their bytes.',
     `- Routing adds ${part('PeerRouter entry (VPN IPv4)')} B per peer with a VPN IPv4, ${part('PeerRouter entry (VPN IPv4 + IPv6)')} B with both.`,
     '',
-    'Fixes (in core/peer/edge, not made here): keep the 8-byte nonce tails as numbers, or in one slab, and build the',
-    '12-byte IV in a shared scratch buffer when sealing/opening (-2 Buffers per key); give peers a slot in one endpoint',
-    'slab instead of their own 48-byte Buffer (the data path already works on slot-indexed slabs); allocate replay',
-    'windows from a slab, or on the first packet received under a key; drop the old secondary key once the',
-    'transition window after a swap is over, so two keys per peer are the exception.',
+    'Further cuts (not made): give peers a slot in one endpoint slab instead of their own 48-byte Buffer; allocate',
+    'replay windows from a slab; drop the old secondary key once the transition window after a swap is over.',
     '',
   ].join('\n');
+}
+
+// ---- (c) key contexts: the cost of re-keying past the limit ----------------------------------------
+
+interface RekeyRow {
+  keys: number;
+  limit: number;
+  ns: number;
+}
+
+/**
+ * Seals one 1400-byte packet per call, round-robin over `keys` native keys: with fewer keys than
+ * the context limit every call finds its contexts bound; with more, every call re-keys the least
+ * recently used pair (the worst case: each key's turn comes after all others'). Median ns per
+ * packet of REPEATS samples.
+ */
+function rekeyRow(keys: number, limit: number): RekeyRow {
+  native().aeadContexts(limit);
+  const backend = aeadBackend('native');
+  const contexts = Array.from({ length: keys }, () => new KeyContext(keyConfig(), undefined, backend));
+  const buf = Buffer.alloc(2048);
+  const samples: number[] = [];
+  const passes = Math.max(1, Math.ceil(20_000 / keys));
+  for (let r = 0; r < REPEATS + 1; r++) {
+    const t0 = process.hrtime.bigint();
+    for (let p = 0; p < passes; p++) for (const key of contexts) key.seal(buf, 64, 1400, 1);
+    if (r > 0) samples.push(Number(process.hrtime.bigint() - t0) / (passes * keys));
+  }
+  for (const key of contexts) key.destroy();
+  samples.sort((a, b) => a - b);
+  return { keys, limit, ns: samples[samples.length >> 1]! };
+}
+
+function rekeyRows(): RekeyRow[] {
+  const limit = AEAD_CONTEXTS_DEFAULT;
+  const rows = [rekeyRow(limit / 2, limit), rekeyRow(limit * 2, limit)];
+  native().aeadContexts(limit);
+  return rows;
 }
 
 async function main(): Promise<void> {
@@ -394,6 +430,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   const memory = memoryInNamespace();
   const lookups = await lookupRows();
+  const rekeys = rekeyRows();
 
   const machine = {
     node: process.version,
@@ -456,7 +493,7 @@ async function main(): Promise<void> {
   };
   writeFileSync(
     resolve(outDir, 'peers.json'),
-    `${JSON.stringify({ machine, method, seconds, memory, lookups }, null, 2)}\n`,
+    `${JSON.stringify({ machine, method, seconds, memory, lookups, rekeys }, null, 2)}\n`,
   );
   const md = [
     '# Multi-peer scale: memory per peer, lookup per packet',
@@ -493,6 +530,20 @@ async function main(): Promise<void> {
     "What grows from 10 to 10000 peers is memory latency: 10 peers' tables sit in L1, 10000 peers' do not, and each",
     'probe of a random peer is a cache miss; the bare `Map.get` row grows for the same reason. On a shared machine',
     '(see the load average above) absolute figures move between runs; the ratios are steadier.',
+    '',
+    '## Key contexts past the limit',
+    '',
+    `At most ${AEAD_CONTEXTS_DEFAULT} native key handles hold OpenSSL contexts at once (\`OVPN_AEAD_CONTEXTS\`); past that`,
+    'the least recently used gives its pair up and the key being used re-keys it. One 1400-byte packet sealed per call,',
+    'round-robin over the keys (with more keys than the limit, every call re-keys: the worst case):',
+    '',
+    mdTable(
+      ['keys in use', 'context limit', 'ns per packet'],
+      rekeys.map((r) => [String(r.keys), String(r.limit), r.ns.toFixed(0)]),
+      0,
+    ),
+    '',
+    `Re-keying costs ${(rekeys[1]!.ns / rekeys[0]!.ns).toFixed(2)}x a bound call here; a server whose busy keys fit the limit pays nothing.`,
     '',
     `Reproduce: \`npm run build && node dist/bench/peers.js\` (as root for the memory part; raw figures in \`peers.json\`).`,
     '',

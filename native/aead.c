@@ -7,7 +7,12 @@
  *
  * A key handle holds two EVP_CIPHER_CTX, one per direction, each initialised
  * once with its key; per packet only the IV is set, as the kernel module keeps
- * one AEAD transform per key. One call seals or opens a whole run of packets
+ * one AEAD transform per key. A context with its key schedule costs more than
+ * the rest of a peer, so at most `limit` keys (per thread) hold contexts at a
+ * time: past that, the key used least recently gives its pair up to the one
+ * being used, which re-keys them (a key schedule per run, and only while more
+ * keys carry traffic than the limit). Each key keeps its raw bytes for that,
+ * wiped when it is deleted. One call seals or opens a whole run of packets
  * described by offsets into JS buffers. The primitive knows nothing of
  * OpenVPN: nonce layout, AAD, packet-ids and replay stay in TypeScript.
  *
@@ -58,16 +63,40 @@
 /* Marks our handles, so an external from anywhere else is refused before it is dereferenced. */
 static const napi_type_tag KEY_TAG = {0x6f76706e61656164ull, 0x6b657968616e646cull};
 
+#define MAX_KEY 32
+
+/* A live key: what is freed and wiped when it is deleted. */
+typedef struct key_state {
+  EVP_CIPHER *cipher;             /* a reference held until delete */
+  size_t key_len;
+  uint8_t key[2][MAX_KEY];        /* [0] encrypt, [1] decrypt: raw bytes, to (re)bind contexts */
+  EVP_CIPHER_CTX *ctx[2];         /* bound contexts, or NULL while other keys have them */
+  struct key_state *newer, *older; /* the pool's recency list, while bound */
+} key_state;
+
+/* What the JS handle points at; it outlives the key until the handle is
+ * collected (finalizers run later), so it stays this small. */
 typedef struct {
   uint64_t magic;
-  EVP_CIPHER_CTX *enc;
-  EVP_CIPHER_CTX *dec;
+  key_state *state; /* NULL once deleted */
   int64_t accounted; /* bytes reported to napi_adjust_external_memory */
 } aead_key;
 
-/* Rough size of the two contexts with their key schedules, so the GC sees
- * handles as heavier than their pointer and collects forgotten ones. */
-#define KEY_EXTERNAL_BYTES 2048
+/* The handles that hold contexts, most recently used first. Per thread: a
+ * handle lives and dies on the thread (napi env) that made it. */
+typedef struct {
+  key_state *newest, *oldest;
+  uint32_t bound;
+  uint32_t limit;
+} context_pool;
+
+#define DEFAULT_CONTEXT_LIMIT 1024
+/* src/edge/aead.ts sets the limit before the first key (OVPN_AEAD_CONTEXTS). */
+static __thread context_pool pool = {NULL, NULL, 0, DEFAULT_CONTEXT_LIMIT};
+
+/* What a handle costs the process beyond V8's view, so the GC sees handles as
+ * heavier than their pointer and collects forgotten ones. */
+#define KEY_EXTERNAL_BYTES 512
 
 typedef struct {
   uint8_t *data;
@@ -84,18 +113,86 @@ static napi_value throw_range(napi_env env, const char *msg) {
   return NULL;
 }
 
-static void key_free_contexts(aead_key *k) {
-  /* EVP_CIPHER_CTX_free has the provider clear its key schedule
-   * (OPENSSL_clear_free); the raw key bytes were never kept here. */
-  EVP_CIPHER_CTX_free(k->enc);
-  EVP_CIPHER_CTX_free(k->dec);
-  k->enc = NULL;
-  k->dec = NULL;
+static void pool_unlink(key_state *k) {
+  if (k->newer != NULL) k->newer->older = k->older;
+  else pool.newest = k->older;
+  if (k->older != NULL) k->older->newer = k->newer;
+  else pool.oldest = k->newer;
+  k->newer = k->older = NULL;
+}
+
+static void pool_push_newest(key_state *k) {
+  k->older = pool.newest;
+  k->newer = NULL;
+  if (pool.newest != NULL) pool.newest->newer = k;
+  pool.newest = k;
+  if (pool.oldest == NULL) pool.oldest = k;
+}
+
+/* Gives the handle contexts keyed with its keys: its own, fresh ones while the
+ * pool is under its limit, or the pair of the least recently used handle.
+ * 0 when OpenSSL refused (out of memory, or the key). */
+static int key_bind(key_state *k) {
+  if (k->ctx[0] != NULL) {
+    if (pool.newest != k) {
+      pool_unlink(k);
+      pool_push_newest(k);
+    }
+    return 1;
+  }
+  EVP_CIPHER_CTX *ctx[2] = {NULL, NULL};
+  if (pool.bound >= pool.limit && pool.oldest != NULL) {
+    key_state *victim = pool.oldest;
+    pool_unlink(victim);
+    ctx[0] = victim->ctx[0];
+    ctx[1] = victim->ctx[1];
+    victim->ctx[0] = victim->ctx[1] = NULL;
+    pool.bound--;
+  } else {
+    ctx[0] = EVP_CIPHER_CTX_new();
+    ctx[1] = EVP_CIPHER_CTX_new();
+  }
+  /* Re-keying overwrites the previous owner's key schedule in place (or, for
+   * another cipher, the provider frees it cleansed). */
+  for (int d = 0; d < 2; d++) {
+    if (ctx[d] == NULL || EVP_CipherInit_ex2(ctx[d], k->cipher, k->key[d], NULL, d == 0, NULL) != 1) {
+      EVP_CIPHER_CTX_free(ctx[0]);
+      EVP_CIPHER_CTX_free(ctx[1]);
+      return 0;
+    }
+  }
+  k->ctx[0] = ctx[0];
+  k->ctx[1] = ctx[1];
+  pool_push_newest(k);
+  pool.bound++;
+  return 1;
+}
+
+/* Frees the handle's contexts, if it holds any (EVP_CIPHER_CTX_free has the
+ * provider clear the key schedule); it binds again at its next use. */
+static void key_unbind(key_state *k) {
+  if (k->ctx[0] == NULL) return;
+  pool_unlink(k);
+  pool.bound--;
+  EVP_CIPHER_CTX_free(k->ctx[0]);
+  EVP_CIPHER_CTX_free(k->ctx[1]);
+  k->ctx[0] = k->ctx[1] = NULL;
+}
+
+/* Frees the key's contexts and wipes its key bytes: nothing of the key is left. */
+static void key_wipe(aead_key *k) {
+  key_state *st = k->state;
+  if (st == NULL) return;
+  key_unbind(st);
+  EVP_CIPHER_free(st->cipher);
+  OPENSSL_cleanse(st, sizeof *st);
+  free(st);
+  k->state = NULL;
 }
 
 static void key_finalize(napi_env env, void *data, void *hint) {
   aead_key *k = data;
-  key_free_contexts(k);
+  key_wipe(k);
   if (k->accounted != 0) {
     int64_t ignored;
     napi_adjust_external_memory(env, -k->accounted, &ignored);
@@ -122,7 +219,7 @@ static aead_key *get_handle(napi_env env, napi_value v) {
 static aead_key *get_key(napi_env env, napi_value v) {
   aead_key *k = get_handle(env, v);
   if (k == NULL) return NULL;
-  if (k->enc == NULL) {
+  if (k->state == NULL) {
     throw_msg(env, "ERR_AEAD_KEY_DELETED", "AEAD key handle used after delete");
     return NULL;
   }
@@ -139,18 +236,7 @@ static int get_bytes(napi_env env, napi_value v, uint8_t **data, size_t *len) {
   return 1;
 }
 
-static EVP_CIPHER_CTX *new_context(const EVP_CIPHER *cipher, const uint8_t *key, size_t key_len, int enc) {
-  if ((size_t)EVP_CIPHER_get_key_length(cipher) != key_len || EVP_CIPHER_get_iv_length(cipher) != IV_SIZE) return NULL;
-  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-  if (ctx == NULL) return NULL;
-  if (EVP_CipherInit_ex2(ctx, cipher, key, NULL, enc, NULL) != 1) {
-    EVP_CIPHER_CTX_free(ctx);
-    return NULL;
-  }
-  return ctx;
-}
-
-/* aeadKeyNew(name, encryptKey, decryptKey): a handle with one context per direction. */
+/* aeadKeyNew(name, encryptKey, decryptKey): a handle with one context per direction (pooled). */
 static napi_value key_new(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
@@ -174,23 +260,34 @@ static napi_value key_new(napi_env env, napi_callback_info info) {
     EVP_CIPHER_free(cipher);
     return throw_msg(env, "ERR_AEAD_CIPHER", "only AES-GCM and ChaCha20-Poly1305");
   }
+  size_t key_len = (size_t)EVP_CIPHER_get_key_length(cipher);
+  if (key_len > MAX_KEY || ek_len != key_len || dk_len != key_len || EVP_CIPHER_get_iv_length(cipher) != IV_SIZE) {
+    EVP_CIPHER_free(cipher);
+    return throw_range(env, "key length does not match the cipher");
+  }
   aead_key *k = calloc(1, sizeof *k);
-  if (k == NULL) {
+  key_state *st = calloc(1, sizeof *st);
+  if (k == NULL || st == NULL) {
+    free(k);
+    free(st);
     EVP_CIPHER_free(cipher);
     return throw_msg(env, "ENOMEM", "out of memory");
   }
   k->magic = KEY_MAGIC;
-  k->enc = new_context(cipher, ek, ek_len, 1);
-  k->dec = new_context(cipher, dk, dk_len, 0);
-  EVP_CIPHER_free(cipher); /* each context holds its own reference */
-  if (k->enc == NULL || k->dec == NULL) {
-    key_free_contexts(k);
+  k->state = st;
+  st->cipher = cipher;
+  st->key_len = key_len;
+  memcpy(st->key[0], ek, key_len);
+  memcpy(st->key[1], dk, key_len);
+  /* Bound now: a new key is about to be used, and OpenSSL's refusal belongs here. */
+  if (!key_bind(st)) {
+    key_wipe(k);
     free(k);
-    return throw_range(env, "key length does not match the cipher, or OpenSSL refused the key");
+    return throw_range(env, "OpenSSL refused the key");
   }
   napi_value handle;
   if (napi_create_external(env, k, key_finalize, NULL, &handle) != napi_ok) {
-    key_free_contexts(k);
+    key_wipe(k);
     free(k);
     return throw_msg(env, NULL, "napi_create_external failed");
   }
@@ -202,7 +299,7 @@ static napi_value key_new(napi_env env, napi_callback_info info) {
   return handle;
 }
 
-/* aeadKeyDelete(handle): frees both contexts now; later use throws. Idempotent. */
+/* aeadKeyDelete(handle): frees its contexts and wipes its key now; later use throws. Idempotent. */
 static napi_value key_delete(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -212,7 +309,7 @@ static napi_value key_delete(napi_env env, napi_callback_info info) {
   }
   aead_key *k = get_handle(env, argv[0]);
   if (k == NULL) return NULL;
-  key_free_contexts(k);
+  key_wipe(k);
   if (k->accounted != 0) {
     int64_t ignored;
     napi_adjust_external_memory(env, -k->accounted, &ignored);
@@ -289,6 +386,14 @@ static int parse_run(napi_env env, napi_callback_info info, run_args *r, int wit
   return 1;
 }
 
+/* The key's contexts for a run, bound after every argument was read (reading
+ * one could run JavaScript that binds other keys). NULL with an exception. */
+static EVP_CIPHER_CTX *run_context(napi_env env, aead_key *k, int dir) {
+  if (key_bind(k->state)) return k->state->ctx[dir];
+  throw_msg(env, "ERR_AEAD_KEY", "OpenSSL could not set up the key's contexts");
+  return NULL;
+}
+
 /* Per-thread scratch for open (see the top of this file). Grown, never shrunk;
  * a worker thread that exits leaves its copy behind. */
 static __thread uint8_t *scratch;
@@ -309,7 +414,8 @@ static uint8_t *scratch_for(size_t len) {
 static napi_value seal(napi_env env, napi_callback_info info) {
   run_args r;
   if (!parse_run(env, info, &r, 0)) return NULL;
-  EVP_CIPHER_CTX *ctx = r.key->enc;
+  EVP_CIPHER_CTX *ctx = run_context(env, r.key, 0);
+  if (ctx == NULL) return NULL;
   for (uint32_t j = 0; j < r.count; j++) {
     const int32_t *d = r.desc + j * D_STRIDE;
     uint8_t *b = r.base[j];
@@ -334,7 +440,8 @@ static napi_value seal(napi_env env, napi_callback_info info) {
 static napi_value open_run(napi_env env, napi_callback_info info) {
   run_args r;
   if (!parse_run(env, info, &r, 1)) return NULL;
-  EVP_CIPHER_CTX *ctx = r.key->dec;
+  EVP_CIPHER_CTX *ctx = run_context(env, r.key, 1);
+  if (ctx == NULL) return NULL;
   uint32_t good = 0;
   for (uint32_t j = 0; j < r.count; j++) {
     const int32_t *d = r.desc + j * D_STRIDE;
@@ -370,6 +477,30 @@ static napi_value openssl_version(napi_env env, napi_callback_info info) {
   return v;
 }
 
+/* aeadContexts([limit]): sets how many handles may hold contexts at once (from
+ * the next bind on; 1..1<<20), and returns [bound, limit]. */
+static napi_value contexts(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out, v;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  napi_valuetype type = napi_undefined;
+  if (argc >= 1) napi_typeof(env, argv[0], &type);
+  if (type != napi_undefined) {
+    uint32_t limit = 0;
+    if (type != napi_number || napi_get_value_uint32(env, argv[0], &limit) != napi_ok || limit < 1 || limit > (1u << 20))
+      return throw_range(env, "the context limit must be a whole number from 1 to 1048576");
+    pool.limit = limit;
+    /* A lower limit applies now: the least recently used give their contexts up. */
+    while (pool.bound > pool.limit && pool.oldest != NULL) key_unbind(pool.oldest);
+  }
+  if (napi_create_array_with_length(env, 2, &out) != napi_ok) return NULL;
+  napi_create_uint32(env, pool.bound, &v);
+  napi_set_element(env, out, 0, v);
+  napi_create_uint32(env, pool.limit, &v);
+  napi_set_element(env, out, 1, v);
+  return out;
+}
+
 void aead_register(napi_env env, napi_value exports) {
   napi_property_descriptor fns[] = {
       {"aeadKeyNew", NULL, key_new, NULL, NULL, NULL, napi_default, NULL},
@@ -377,6 +508,7 @@ void aead_register(napi_env env, napi_value exports) {
       {"aeadSeal", NULL, seal, NULL, NULL, NULL, napi_default, NULL},
       {"aeadOpen", NULL, open_run, NULL, NULL, NULL, napi_default, NULL},
       {"aeadOpenSSL", NULL, openssl_version, NULL, NULL, NULL, napi_default, NULL},
+      {"aeadContexts", NULL, contexts, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns);
 }

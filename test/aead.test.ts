@@ -236,6 +236,65 @@ describe('native key handles', () => {
     io.aeadKeyDelete(handle);
   });
 
+  test('past the context limit, keys take turns at the contexts and still agree with node:crypto', () => {
+    const io = native();
+    const [, limit] = io.aeadContexts();
+    try {
+      io.aeadContexts(2);
+      // Distinct keys per handle, mixed ciphers: a context re-keyed for the wrong key or cipher
+      // would produce bytes node:crypto does not, or fail to open them.
+      const configs = AEADS.flatMap((cipher, c) =>
+        [1, 2].map((n) => {
+          const size = cipherInfo(cipher).keySize;
+          const material = (fill: number) => ({ key: Buffer.alloc(size, fill), nonceTail: Buffer.alloc(8, fill) });
+          return { keyId: 1, cipher, encrypt: material(c * 16 + n), decrypt: material(c * 16 + n + 8) };
+        }),
+      );
+      const natives = configs.map((config) => new KeyContext(config, undefined, nativeAead));
+      const refs = configs.map((config) => new KeyContext(config, undefined, aeadBackend('node')));
+      const opener = (config: KeyConfig) => ({ ...config, encrypt: config.decrypt, decrypt: config.encrypt });
+      const nativeOpeners = configs.map((config) => new KeyContext(opener(config), undefined, nativeAead));
+      for (let round = 0; round < 3; round++) {
+        natives.forEach((key, i) => {
+          const mine = Buffer.alloc(200, round);
+          const theirs = Buffer.alloc(200, round);
+          const size = key.seal(mine, 64, 100, 7);
+          assert.equal(refs[i]!.seal(theirs, 64, 100, 7), size);
+          assert.deepEqual(mine, theirs, `key ${i} round ${round}: same wire bytes`);
+          const start = 64 - key.overhead;
+          assert.ok(nativeOpeners[i]!.open(mine, start, size) >= 0, `key ${i} round ${round}: opens`);
+          assert.ok(io.aeadContexts()[0] <= 2, 'never more bound than the limit');
+        });
+      }
+      for (const key of [...natives, ...nativeOpeners]) key.destroy();
+      assert.throws(() => natives[0]!.seal(Buffer.alloc(200), 64, 10, 1), /was deleted/);
+      assert.throws(() => io.aeadContexts(0), { name: 'RangeError', message: /limit must be a whole number from 1/ });
+    } finally {
+      io.aeadContexts(limit);
+    }
+  });
+
+  test('a deleted key gives its contexts back and cannot use the ones it gave', () => {
+    const io = native();
+    const [, limit] = io.aeadContexts();
+    try {
+      io.aeadContexts(1);
+      const bufs = [Buffer.alloc(64)];
+      const desc = new Int32Array([0, 0, 8, 24, 40, 8]);
+      const ivs = Buffer.alloc(12);
+      const a = io.aeadKeyNew('aes-256-gcm', Buffer.alloc(32, 1), Buffer.alloc(32, 2));
+      const b = io.aeadKeyNew('chacha20-poly1305', Buffer.alloc(32, 3), Buffer.alloc(32, 4));
+      assert.equal(io.aeadContexts()[0], 1, 'b took the only pair from a');
+      io.aeadKeyDelete(b);
+      assert.equal(io.aeadContexts()[0], 0, 'a deleted key holds nothing');
+      assert.throws(() => io.aeadSeal(b, bufs, desc, ivs, 1), { code: 'ERR_AEAD_KEY_DELETED' });
+      assert.equal(io.aeadSeal(a, bufs, desc, ivs, 1), 1, 'a binds again');
+      io.aeadKeyDelete(a);
+    } finally {
+      io.aeadContexts(limit);
+    }
+  });
+
   test('creating and deleting many keys leaves RSS flat', () => {
     // OVPN_AEAD_STRESS_KEYS=1000000 for a longer run.
     const total = Number(process.env.OVPN_AEAD_STRESS_KEYS ?? 100_000);

@@ -4,6 +4,7 @@
  * becomes a backend, since core/ cannot reach the shim itself.
  */
 import { type AeadBackend, type AeadKeyPair, type AeadName, type CryptoBackendName, nodeAead } from '../core/aead.js';
+import { envInteger } from './env.js';
 import { type AeadHandle, type NativeIo, native } from './native.js';
 
 class NativeKeyPair implements AeadKeyPair {
@@ -32,9 +33,27 @@ class NativeKeyPair implements AeadKeyPair {
   }
 }
 
+/**
+ * Key handles that hold OpenSSL contexts at once, unless OVPN_AEAD_CONTEXTS says otherwise:
+ * contexts with their key schedules are most of what a key costs, so a server with more keys
+ * in use than this re-keys contexts for the keys that carry traffic (bench/results/peers.md).
+ */
+export const AEAD_CONTEXTS_DEFAULT = 1024;
+
+let io: NativeIo | null = null;
+
+/** The shim, its context limit set once from the environment. */
+function aeadIo(): NativeIo {
+  if (io === null) {
+    io = native();
+    io.aeadContexts(envInteger('OVPN_AEAD_CONTEXTS', AEAD_CONTEXTS_DEFAULT, 1, 1 << 20));
+  }
+  return io;
+}
+
 export const nativeAead: AeadBackend = {
   name: 'native',
-  newKeyPair: (name, encrypt, decrypt) => new NativeKeyPair(native(), name, encrypt, decrypt),
+  newKeyPair: (name, encrypt, decrypt) => new NativeKeyPair(aeadIo(), name, encrypt, decrypt),
 };
 
 export function aeadBackend(name: CryptoBackendName): AeadBackend {

@@ -58,12 +58,15 @@ export interface NativeIo {
   poll(fd: number, onReadable: (status: number) => void): NativePoller;
   close(fd: number): void;
   /**
-   * A key handle (native/aead.c): one EVP_CIPHER_CTX per direction, initialised once with its
-   * key. `name` is an OpenSSL cipher name (aes-256-gcm, chacha20-poly1305, ...).
+   * A key handle (native/aead.c): one EVP_CIPHER_CTX per direction, keyed once, while at most
+   * `aeadContexts` handles hold contexts; past that the least recently used one gives its pair
+   * up. `name` is an OpenSSL cipher name (aes-256-gcm, chacha20-poly1305, ...).
    */
   aeadKeyNew(name: string, encryptKey: Uint8Array, decryptKey: Uint8Array): AeadHandle;
-  /** Frees both contexts (the provider wipes their key schedules); later use throws. Idempotent. */
+  /** Frees its contexts (the provider wipes their key schedules) and wipes its key; later use throws. Idempotent. */
   aeadKeyDelete(key: AeadHandle): void;
+  /** Sets how many handles may hold contexts at once (this thread); returns [bound now, limit]. */
+  aeadContexts(limit?: number): [number, number];
   /** Seals `count` packets described by `desc` (core/aead.ts Desc) in place. Returns count. */
   aeadSeal(key: AeadHandle, bufs: readonly Buffer[], desc: Int32Array, ivs: Buffer, count: number): number;
   /** Opens `count` packets; results[j] = plaintext length, or -1 with the buffer untouched. Returns verified. */
