@@ -45,6 +45,16 @@ test('options: server NET MASK is an OpenvpnServer on an MP interface with the p
   assert.ok(o.wrap?.() instanceof TlsCrypt);
 });
 
+test('options: a server on proto tcp (tcp-server) takes clients over TCP, one UDP by default', () => {
+  const transportOf = (text: string) => {
+    const p = plan(text);
+    return p.engine.kind === 'server' ? p.engine.options.transport : p.engine.kind;
+  };
+  assert.equal(transportOf(`${SERVER}proto tcp\n`), 'tcp');
+  assert.equal(transportOf(`${SERVER}proto tcp-server\n`), 'tcp');
+  assert.equal(transportOf(SERVER), 'udp');
+});
+
 test('options: tls-server with ifconfig and tls-auth is a P2P tunnel with the peer address', () => {
   const p = plan(
     'dev tun0\ntls-server\nca ca.crt\ncert server.crt\nkey server.key\ndh none\nremote 10.1.0.2 1194\nifconfig 10.9.0.1 10.9.0.2\ntls-auth ta.key 0\nreneg-sec 300\n',
@@ -84,7 +94,6 @@ test('options: what the core cannot do yet is an error naming the directive and 
   );
   assert.equal(plan(`${SERVER}status /tmp/status.log 5\n`).engine.kind, 'server');
   refused(`${SERVER}route 10.20.0.0 255.255.0.0\n`, /test\.conf:8: route: /);
-  refused(`${SERVER}proto tcp-server\n`, /test\.conf:8: proto tcp-server: a multi-client server over TCP/);
   refused(
     'client\ndev tun\nremote vpn.example.com\nca ca.crt\ncert client.crt\nkey client.key\n',
     /test\.conf:3: remote vpn\.example\.com: a remote that is not an IPv4 address/,

@@ -249,7 +249,10 @@ function start(plan: EnginePlan, iface: OvpnInterface, name: string): OpenvpnSer
     server.on('disconnected', (c) =>
       log(`client disconnected: ${c.commonName ?? '(no CN)'} from ${c.remote}, VPN address ${c.address}: ${c.reason}`),
     );
-    server.start();
+    server.start().catch((error: Error) => {
+      log(`fatal: ${error.message}`);
+      iface.destroy(error.message);
+    });
     return server;
   }
   const tunnel = new P2pTlsTunnel({ ...plan.engine.options, iface });

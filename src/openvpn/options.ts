@@ -88,8 +88,6 @@ export function planEngine(config: OpenVpnConfig): EnginePlan {
     if (config.server === null || config.ifconfig === null)
       return unsupported('mode server', 'a server without `server NET MASK`');
     if (pool === null || pool === undefined) return unsupported('nopool', 'a server without a pool');
-    if (config.transport.proto !== 'udp')
-      unsupported(`proto ${config.transport.proto}`, 'a multi-client server over TCP');
     if (config.transport.lport === null) unsupported('nobind', 'a server without a port');
     if (config.renegSec !== 0)
       notes.push(`reneg-sec ${config.renegSec}: clients renegotiate on their own timer; the server has none`);
@@ -105,6 +103,7 @@ export function planEngine(config: OpenVpnConfig): EnginePlan {
         options: {
           ...common,
           localPort: config.transport.lport ?? 1194,
+          transport: config.transport.proto === 'udp' ? 'udp' : 'tcp',
           gateway: config.ifconfig.local,
           prefixLength: config.server.prefixLen,
           pool: addresses,

@@ -1,34 +1,34 @@
 /**
- * OpenVPN's multi-client server (`server NET MASK`, topology subnet) on one UDP port of a
- * multi-peer interface: a TLS session per client address, each client a peer of its own with a
- * peer-id and an address from the pool, told to it in the PUSH_REPLY. A client whose session
- * fails, that says EXIT (explicit-exit-notify over the control channel), or whose peer the data
- * channel deletes (expired, ...), gives both back.
+ * OpenVPN's multi-client server (`server NET MASK`, topology subnet) on one UDP or TCP port of
+ * a multi-peer interface: a TLS session per client address (per connection over TCP), each
+ * client a peer of its own with a peer-id and an address from the pool, told to it in the
+ * PUSH_REPLY. A client whose session fails, that says EXIT (explicit-exit-notify over the control
+ * channel), or whose peer the data channel deletes (expired, connection gone, ...), gives both
+ * back.
  *
- * The interface opens a UDP port only for a peer, and sends only to peers; so a placeholder
- * peer holds the port (its VPN address is in 100::/64, the discard prefix, where nothing is
- * routed), and a client's peer is added once its first packet authenticates (with tls-auth or
- * tls-crypt; without, at its first hard reset), so that our answers can reach it.
+ * The port is held by the interface's listen, with no peer on it: the handshake is answered with
+ * sendControl. A client gets its peer-id and address once its TLS handshake and key exchange are
+ * done (when the PUSH_REPLY is made), and its peer once keys are negotiated, so strangers (a
+ * flood of hard resets) take neither peers nor peer-ids nor addresses.
  */
 import { EventEmitter } from 'node:events';
 import { Opcode } from '../core/wire.js';
-import type { PacketEvent, PeerDelEvent } from '../device/api.js';
+import type { PacketEvent, PeerDelEvent, PeerFloatEvent } from '../device/api.js';
 import type { OvpnInterface } from '../device/ovpn-interface.js';
 import type { Clock } from '../edge/edges.js';
 import { realClock } from '../edge/kernel.js';
 import { decodeHeader } from './packet.js';
-import { ControlSession, type Established, type SessionOptions } from './session.js';
+import { ControlSession, type Established, type PushOptions, type SessionOptions } from './session.js';
 import type { ControlWrap } from './tls-wrap.js';
-
-/** Ids above every client's: the placeholder that holds the UDP port. */
-export const LISTENER_PEER_ID = 0xfffffe;
-const LISTENER_VPN_ADDRESS = '100::1';
 
 export interface ServerOptions
   extends Omit<SessionOptions, 'send' | 'clock' | 'role' | 'push' | 'pull' | 'wrap' | 'trace'> {
   iface: OvpnInterface;
   clock?: Clock;
+  /** The port clients reach us on (0: any free one, see `port` once started). */
   localPort: number;
+  /** udp (default) or tcp (`proto tcp-server`): each TCP connection is a client of its own. */
+  transport?: 'udp' | 'tcp';
   /** Our tunnel address (the clients' route-gateway) and the pool's prefix length. */
   gateway: string;
   prefixLength: number;
@@ -56,63 +56,87 @@ export interface ServerEvents {
   connected: [ClientInfo & { established: Established }];
   /** A client is gone: session error or its peer deleted; `reason` says which. */
   disconnected: [ClientInfo & { reason: string }];
+  /** A handshake that never became a client (refused certificate, no common cipher, no address left, ...). */
+  refused: [{ remote: string; reason: string }];
 }
 
 interface Client {
-  info: ClientInfo;
+  /** Its peer-id and address, once its handshake got that far. */
+  info?: ClientInfo;
+  /** "address:port" it talks from. */
+  label: string;
   session: ControlSession;
-  /** Whether the client's peer exists on the interface yet. */
-  added: boolean;
+  /** Where its packets come from and ours go to, until it has a peer. */
+  remote: PacketEvent['remote'];
 }
 
-const remoteKey = (e: PacketEvent) => `${e.localPort}/${e.remote.address}/${e.remote.port}`;
+const endpointKey = (r: { address: string; port: number }) => `${r.address}/${r.port}`;
 
 export class OpenvpnServer extends EventEmitter<ServerEvents> {
   private readonly byRemote = new Map<string, Client>();
   private readonly byPeerId = new Map<number, Client>();
+  /** Peer-ids whose peer is on the interface. */
+  private readonly added = new Set<number>();
   private readonly freeAddresses: string[];
   private nextPeerId = 1;
   private readonly clock: Clock;
+  private readonly transport: 'udp' | 'tcp';
+  private boundPort: number | null = null;
   private readonly onPacket = (e: PacketEvent) => this.packet(e);
   private readonly onPeerDel = (e: PeerDelEvent) => {
     const client = this.byPeerId.get(e.peerId);
     if (client !== undefined) this.drop(client, `peer deleted (${e.reason})`, false);
   };
+  /** A client's authenticated data came from a new address (float): its control packets will too. */
+  private readonly onFloat = (e: PeerFloatEvent) => {
+    const client = this.byPeerId.get(e.peerId);
+    if (client === undefined) return;
+    this.byRemote.delete(endpointKey(client.remote));
+    client.remote = e.remote;
+    client.label = `${e.remote.address}:${e.remote.port}`;
+    if (client.info !== undefined) client.info.remote = client.label;
+    this.byRemote.set(endpointKey(e.remote), client);
+  };
 
   constructor(private readonly options: ServerOptions) {
     super();
     this.clock = options.clock ?? realClock;
+    this.transport = options.transport ?? 'udp';
     this.freeAddresses = [...options.pool];
   }
 
-  start(): void {
-    const { iface, localPort } = this.options;
-    iface.newPeer({
-      id: LISTENER_PEER_ID,
-      localPort,
-      remoteIpv4: '127.0.0.1',
-      remotePort: 9,
-      vpnIpv6: LISTENER_VPN_ADDRESS,
-    });
+  /** Listens on the port; resolves once clients can connect. */
+  async start(): Promise<void> {
+    const { iface } = this.options;
     iface.on('packet-ntf', this.onPacket);
     iface.on('peer-del-ntf', this.onPeerDel);
+    iface.on('peer-float-ntf', this.onFloat);
+    this.boundPort = await iface.listen(this.transport, this.options.localPort);
+  }
+
+  /** The port listened on (the one asked for, or the one picked for 0); null before start. */
+  get port(): number | null {
+    return this.boundPort;
   }
 
   close(): void {
     const { iface } = this.options;
     iface.off('packet-ntf', this.onPacket);
     iface.off('peer-del-ntf', this.onPeerDel);
+    iface.off('peer-float-ntf', this.onFloat);
     for (const client of [...this.byRemote.values()]) this.drop(client, 'server closed', true);
+    if (this.boundPort !== null) iface.unlisten(this.transport, this.boundPort);
+    this.boundPort = null;
   }
 
   clients(): ClientInfo[] {
-    return [...this.byRemote.values()].map((c) => c.info);
+    return [...this.byPeerId.values()].map((c) => c.info!);
   }
 
   private packet(e: PacketEvent): void {
-    if (e.localPort !== this.options.localPort || e.peerId === LISTENER_PEER_ID) return;
-    let client = e.peerId === null ? this.byRemote.get(remoteKey(e)) : this.byPeerId.get(e.peerId);
-    if (client === undefined && e.peerId === null) {
+    if (e.localPort !== this.boundPort) return;
+    let client = this.byRemote.get(endpointKey(e.remote));
+    if (client === undefined) {
       let opcode: number;
       try {
         opcode = decodeHeader(e.data).opcode;
@@ -123,76 +147,92 @@ export class OpenvpnServer extends EventEmitter<ServerEvents> {
       client = this.newClient(e);
       if (client === undefined) return;
     }
-    client?.session.receive(e.data);
+    client.session.receive(e.data);
   }
 
-  private newClient(e: PacketEvent): Client | undefined {
-    const address = this.freeAddresses.shift();
-    if (address === undefined) return undefined;
-    const { iface, gateway, prefixLength, ping, pingRestart, push, wrap, ...rest } = this.options;
-    const peerId = this.nextPeerId++;
-    const mask = prefixToNetmask(prefixLength);
-    const info: ClientInfo = { peerId, address, remote: `${e.remote.address}:${e.remote.port}` };
-    const pushed = [
-      'topology subnet',
-      `route-gateway ${gateway}`,
-      `ping ${ping}`,
-      `ping-restart ${pingRestart}`,
-      `ifconfig ${address} ${mask}`,
-      ...(push ?? []),
-    ];
+  private newClient(e: PacketEvent): Client {
+    const { iface, push, wrap, transport: _, ...rest } = this.options;
+    const label = `${e.remote.address}:${e.remote.port}`;
     const sessionOptions: SessionOptions = {
       ...rest,
       role: 'server',
       clock: this.clock,
-      push: { peerId, options: pushed },
+      push: () => this.allocate(client),
       send: (packet) => {
-        // The first answer goes out only once the client's first packet has authenticated.
-        if (!client.added) this.addPeer(client, e);
-        iface.sendPacket(peerId, packet);
+        if (client.info !== undefined && this.added.has(client.info.peerId))
+          iface.sendPacket(client.info.peerId, packet);
+        else iface.sendControl(this.transport, e.localPort, client.remote, packet);
       },
     };
     if (wrap !== undefined) sessionOptions.wrap = wrap();
     const session = new ControlSession(sessionOptions);
-    const client: Client = { info, session, added: false };
+    const client: Client = { label, session, remote: e.remote };
     session.on('established', (est) => this.established(client, est));
-    session.on('active', () => iface.swapKeys(peerId));
+    session.on('active', () => {
+      if (client.info !== undefined) iface.swapKeys(client.info.peerId);
+    });
     session.on('error', (error) => this.drop(client, error.message, true));
     // explicit-exit-notify of a client that negotiated cc-exit: it is leaving, free its place now.
     session.on('message', (text) => {
       if (text === 'EXIT') this.drop(client, 'exit notification', true);
     });
-    this.byRemote.set(remoteKey(e), client);
-    this.byPeerId.set(peerId, client);
+    this.byRemote.set(endpointKey(e.remote), client);
     session.start();
     return client;
   }
 
-  private addPeer(client: Client, e: PacketEvent): void {
-    const { iface, localPort, ping, pingRestart } = this.options;
+  /** The client's handshake is done: a peer-id and an address for it, and what its PUSH_REPLY says. */
+  private allocate(client: Client): PushOptions {
+    const { gateway, prefixLength, ping, pingRestart, push, pool } = this.options;
+    const address = this.freeAddresses.shift();
+    if (address === undefined) throw new Error(`no free address in the pool (all ${pool.length} taken)`);
+    const peerId = this.nextPeerId++;
+    client.info = { peerId, address, remote: client.label };
+    this.byPeerId.set(peerId, client);
+    const options = [
+      'topology subnet',
+      `route-gateway ${gateway}`,
+      `ping ${ping}`,
+      `ping-restart ${pingRestart}`,
+      `ifconfig ${address} ${prefixToNetmask(prefixLength)}`,
+      ...(push ?? []),
+    ];
+    return { peerId, options };
+  }
+
+  /** The client's peer, once its session has keys: on the address (UDP) or connection (TCP) it talked from. */
+  private addPeer(client: Client, info: ClientInfo): void {
+    const { iface, ping, pingRestart } = this.options;
+    const { remote } = client;
     const config: Parameters<OvpnInterface['newPeer']>[0] = {
-      id: client.info.peerId,
-      localPort,
-      vpnIpv4: client.info.address,
+      id: info.peerId,
+      localPort: this.boundPort!,
+      vpnIpv4: info.address,
       keepaliveInterval: ping,
       keepaliveTimeout: pingRestart,
+      remotePort: remote.port,
     };
-    if (e.remote.family === 4) config.remoteIpv4 = e.remote.address;
-    else config.remoteIpv6 = e.remote.address;
-    config.remotePort = e.remote.port;
-    if (e.remote.local !== undefined) {
-      if (e.remote.family === 4) config.localIpv4 = e.remote.local;
-      else config.localIpv6 = e.remote.local;
+    if (remote.family === 4) config.remoteIpv4 = remote.address;
+    else config.remoteIpv6 = remote.address;
+    if (remote.local !== undefined && this.transport === 'udp') {
+      if (remote.family === 4) config.localIpv4 = remote.local;
+      else config.localIpv6 = remote.local;
     }
-    iface.newPeer(config);
-    client.added = true;
+    if (this.transport === 'udp') iface.newPeer(config);
+    else {
+      // The connection it talked from waits on our port: the peer takes it at once.
+      iface.newTcpPeer(config).catch((error: Error) => this.drop(client, error.message, true));
+    }
+    this.added.add(info.peerId);
   }
 
   private established(client: Client, est: Established): void {
     const { iface } = this.options;
+    const info = client.info!;
     try {
+      if (!this.added.has(info.peerId)) this.addPeer(client, info);
       iface.newKey({
-        peerId: client.info.peerId,
+        peerId: info.peerId,
         slot: est.keyId === 0 ? 'primary' : 'secondary',
         keyId: est.keyId,
         cipherAlg: est.cipher,
@@ -204,27 +244,31 @@ export class OpenvpnServer extends EventEmitter<ServerEvents> {
       return;
     }
     if (est.keyId !== 0) return;
-    client.info.cipher = est.cipher;
-    if (est.commonName !== undefined) client.info.commonName = est.commonName;
-    this.emit('connected', { ...client.info, established: est });
+    info.cipher = est.cipher;
+    if (est.commonName !== undefined) info.commonName = est.commonName;
+    this.emit('connected', { ...info, established: est });
   }
 
-  /** Forgets a client, deletes its peer if still there, and gives back its address. */
+  /** Forgets a client, deletes its peer if there is one, and gives back its peer-id's address. */
   private drop(client: Client, reason: string, deletePeer: boolean): void {
-    const { peerId, address } = client.info;
-    if (this.byPeerId.get(peerId) !== client) return;
-    this.byPeerId.delete(peerId);
-    for (const [key, c] of this.byRemote) if (c === client) this.byRemote.delete(key);
+    if (this.byRemote.get(endpointKey(client.remote)) !== client) return;
+    this.byRemote.delete(endpointKey(client.remote));
     client.session.close();
-    if (deletePeer && client.added) {
+    const { info } = client;
+    if (info === undefined) {
+      this.emit('refused', { remote: client.label, reason });
+      return;
+    }
+    this.byPeerId.delete(info.peerId);
+    if (this.added.delete(info.peerId) && deletePeer) {
       try {
-        this.options.iface.delPeer(peerId);
+        this.options.iface.delPeer(info.peerId);
       } catch {
         // Already gone with the interface.
       }
     }
-    this.freeAddresses.push(address);
-    this.emit('disconnected', { ...client.info, reason });
+    this.freeAddresses.push(info.address);
+    this.emit('disconnected', { ...info, reason });
   }
 }
 

@@ -86,7 +86,7 @@ export interface SessionOptions {
    * peer-id, and answer each PUSH_REQUEST with a PUSH_REPLY of these options followed by
    * peer-id, cipher and, with exporter keys, key-derivation tls-ekm.
    */
-  push?: PushOptions;
+  push?: PushOptions | (() => PushOptions);
   /**
    * Client only: OpenVPN's `client` / `pull`. We announce REQUEST_PUSH and IV_NCP instead of
    * P2P negotiation, ask with PUSH_REQUEST, and take cipher, peer-id and key derivation from
@@ -542,7 +542,14 @@ export class ControlSession extends EventEmitter<SessionEvents> {
     }
     const ivProto = ivProtoOf(peerInfo);
     const remoteCiphers = peerInfo.get('IV_CIPHERS')?.split(':');
-    const { push } = this.options;
+    let push: PushOptions | undefined;
+    try {
+      // A function: the server hands out its peer-id and address only to a client this far.
+      push = typeof this.options.push === 'function' ? this.options.push() : this.options.push;
+    } catch (error) {
+      this.fail(error as Error);
+      return;
+    }
     let cipher: string | undefined;
     if (push !== undefined && server && remoteCiphers !== undefined)
       cipher = commonCipher(this.options.ciphers, remoteCiphers);

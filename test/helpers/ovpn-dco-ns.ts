@@ -5,11 +5,10 @@
  * name, whatever happened before: processes, namespaces, the certificate directory.
  */
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Proc, Scene } from './openvpn-harness.js';
+import { namespaceStem, type Proc, Scene } from './openvpn-harness.js';
 import type { Pki } from './pki.js';
 
 export const OVPN_DCO = fileURLToPath(new URL('../../src/cli/ovpn-dco.js', import.meta.url));
@@ -24,8 +23,8 @@ export class OvpnDcoHarness extends Scene {
 
   constructor() {
     super();
-    const tag = randomBytes(3).toString('hex');
-    this.ns = [`odc${tag}a`, `odc${tag}b`];
+    const stem = namespaceStem('odc');
+    this.ns = [`${stem}a`, `${stem}b`];
   }
 
   get pki(): Pki {
