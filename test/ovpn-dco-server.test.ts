@@ -141,3 +141,71 @@ test('ovpn-dco server matrix: udp/tcp × AES-256-GCM/CHACHA20-POLY1305 × tls-cr
     });
   }
 });
+
+test('ovpn-dco server with server-ipv6: a real openvpn client gets ifconfig-ipv6 from the pool as OpenVPN pushes it, and ping6 crosses to us', {
+  skip,
+  timeout: 60_000,
+}, async () => {
+  const { h, keys } = harness();
+  const c: Case = { proto: 'udp', cipher: 'AES-256-GCM', wrap: 'tls-crypt' };
+  const ours = await h.startOurs(serverConfig(h, c, keys, ['server-ipv6 fd00:8::/64']));
+  const theirs = await h.startTheirs(clientConfig(h, 'client.conf', '10.96.0.1', c, keys));
+  await ours.waitLine(/client connected: /, 10_000);
+  // OpenVPN's form: the client's address with the pool's prefix length, then ours as its gateway.
+  assert.match(theirs.output, /PUSH_REPLY,[^']*ifconfig-ipv6 fd00:8::1000\/64 fd00:8::1[,']/);
+  assert.match(h.exec(1, ['ip', '-6', '-o', 'addr', 'show', 'dev', 'tun0']), /inet6 fd00:8::1000\/64/);
+  assert.match(h.exec(0, ['ip', '-6', '-o', 'addr', 'show', 'dev', 'tun0']), /inet6 fd00:8::1\/64/);
+  const out = h.exec(1, ['ping', '-6', '-c', '3', '-i', '0.2', '-W', '2', 'fd00:8::1']);
+  assert.match(out, /3 packets transmitted, 3 received/);
+  const peer = h.getPeer('tun0', 1);
+  assert.equal(peer.get('VPN IPv6'), 'fd00:8::1000', [...peer].join(', '));
+  assert.ok(Number(peer.get('VPN RX packets')) >= 3);
+});
+
+test('ovpn-dco point-to-point TLS mode with ifconfig-ipv6: our tls-server and a real openvpn tls-client, ping6 both ways', {
+  skip,
+  timeout: 60_000,
+}, async () => {
+  const { h, keys } = harness();
+  const { files } = h.pki;
+  const common = (role: 'server' | 'client') => [
+    `tls-${role}`,
+    'proto udp',
+    'port 1194',
+    `ca ${files.ca}`,
+    `cert ${role === 'server' ? files.serverCert : files.clientCert}`,
+    `key ${role === 'server' ? files.serverKey : files.clientKey}`,
+    `tls-crypt ${keys['tls-crypt']}`,
+    'data-ciphers AES-256-GCM',
+  ];
+  await h.startOurs(
+    h.writeConfig('p2p-server.conf', [
+      ...common('server'),
+      'dev tun0',
+      'dh none',
+      'remote 10.96.0.2 1194',
+      'ifconfig 10.9.0.1 10.9.0.2',
+      'ifconfig-ipv6 fd00:9::1/64 fd00:9::2',
+    ]),
+  );
+  await h.startTheirs(
+    h.writeConfig('p2p-client.conf', [
+      ...common('client'),
+      'dev tun',
+      'remote 10.96.0.1 1194',
+      'ifconfig 10.9.0.2 10.9.0.1',
+      'ifconfig-ipv6 fd00:9::2/64 fd00:9::1',
+      'disable-dco',
+      'verb 3',
+    ]),
+  );
+  assert.match(h.exec(0, ['ip', '-6', '-o', 'addr', 'show', 'dev', 'tun0']), /inet6 fd00:9::1\/64/);
+  assert.match(
+    h.exec(1, ['ping', '-6', '-c', '3', '-i', '0.2', '-W', '2', 'fd00:9::1']),
+    /3 packets transmitted, 3 received/,
+  );
+  assert.match(
+    h.exec(0, ['ping', '-6', '-c', '3', '-i', '0.2', '-W', '2', 'fd00:9::2']),
+    /3 packets transmitted, 3 received/,
+  );
+});

@@ -110,6 +110,7 @@ async function main(): Promise<void> {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => stop(`stopped by ${signal}`));
 
   if (plan.address !== null) ip('addr', 'add', ...plan.address, 'dev', name);
+  if (plan.address6 !== null) ip('-6', 'addr', 'add', ...plan.address6, 'dev', name);
   ip('link', 'set', name, 'up');
   if (config.role === 'server' && config.clientToClient) enableForwarding(undo);
 
@@ -193,6 +194,7 @@ class StatusWriter {
         realAddress: c.remote.slice(0, colon),
         realPort: Number(c.remote.slice(colon + 1)),
         virtualAddress: c.address,
+        ...(c.address6 === undefined ? {} : { virtualIpv6Address: c.address6 }),
         bytesReceived: stats.linkRxBytes + (this.controlRx.get(c.remote)?.bytes ?? 0),
         bytesSent: stats.linkTxBytes,
         connectedSince: c.since,

@@ -34,6 +34,11 @@ export interface ServerOptions
   prefixLength: number;
   /** Client addresses, handed out in order and taken back when a client leaves. */
   pool: readonly string[];
+  /**
+   * server-ipv6: our IPv6 tunnel address (the clients' gateway), the prefix length, and the
+   * clients' IPv6 addresses, paired with `pool` by position (a client gets both), as OpenVPN does.
+   */
+  ipv6?: { gateway: string; prefixLength: number; pool: readonly string[] };
   /** ping / ping-restart pushed to clients and used as each client peer's keepalive, seconds. */
   ping: number;
   pingRestart: number;
@@ -46,6 +51,8 @@ export interface ServerOptions
 export interface ClientInfo {
   peerId: number;
   address: string;
+  /** Its IPv6 tunnel address, with server-ipv6. */
+  address6?: string;
   remote: string;
   commonName?: string;
   cipher?: string;
@@ -63,6 +70,8 @@ export interface ServerEvents {
 interface Client {
   /** Its peer-id and address, once its handshake got that far. */
   info?: ClientInfo;
+  /** Its position in the pool, with info. */
+  slot?: number;
   /** "address:port" it talks from. */
   label: string;
   session: ControlSession;
@@ -77,7 +86,8 @@ export class OpenvpnServer extends EventEmitter<ServerEvents> {
   private readonly byPeerId = new Map<number, Client>();
   /** Peer-ids whose peer is on the interface. */
   private readonly added = new Set<number>();
-  private readonly freeAddresses: string[];
+  /** Positions in the pool (and the IPv6 pool) free to hand out, lowest first. */
+  private readonly freeSlots: number[];
   private nextPeerId = 1;
   private readonly clock: Clock;
   private readonly transport: 'udp' | 'tcp';
@@ -102,7 +112,7 @@ export class OpenvpnServer extends EventEmitter<ServerEvents> {
     super();
     this.clock = options.clock ?? realClock;
     this.transport = options.transport ?? 'udp';
-    this.freeAddresses = [...options.pool];
+    this.freeSlots = Array.from({ length: this.slotsInAll }, (_, i) => i);
   }
 
   /** Listens on the port; resolves once clients can connect. */
@@ -183,21 +193,29 @@ export class OpenvpnServer extends EventEmitter<ServerEvents> {
 
   /** The client's handshake is done: a peer-id and an address for it, and what its PUSH_REPLY says. */
   private allocate(client: Client): PushOptions {
-    const { gateway, prefixLength, ping, pingRestart, push, pool } = this.options;
-    const address = this.freeAddresses.shift();
-    if (address === undefined) throw new Error(`no free address in the pool (all ${pool.length} taken)`);
+    const { gateway, prefixLength, ping, pingRestart, push, pool, ipv6 } = this.options;
+    const slot = this.freeSlots.shift();
+    if (slot === undefined) throw new Error(`no free address in the pool (all ${this.slotsInAll} taken)`);
     const peerId = this.nextPeerId++;
-    client.info = { peerId, address, remote: client.label };
+    client.info = { peerId, address: pool[slot]!, remote: client.label };
+    client.slot = slot;
+    if (ipv6 !== undefined) client.info.address6 = ipv6.pool[slot]!;
     this.byPeerId.set(peerId, client);
     const options = [
       'topology subnet',
       `route-gateway ${gateway}`,
       `ping ${ping}`,
       `ping-restart ${pingRestart}`,
-      `ifconfig ${address} ${prefixToNetmask(prefixLength)}`,
+      // As OpenVPN: the client's IPv6 address with the pool's prefix length, and ours as its gateway.
+      ...(ipv6 === undefined ? [] : [`ifconfig-ipv6 ${client.info.address6}/${ipv6.prefixLength} ${ipv6.gateway}`]),
+      `ifconfig ${client.info.address} ${prefixToNetmask(prefixLength)}`,
       ...(push ?? []),
     ];
     return { peerId, options };
+  }
+
+  private get slotsInAll(): number {
+    return Math.min(this.options.pool.length, this.options.ipv6?.pool.length ?? Number.POSITIVE_INFINITY);
   }
 
   /** The client's peer, once its session has keys: on the address (UDP) or connection (TCP) it talked from. */
@@ -208,6 +226,7 @@ export class OpenvpnServer extends EventEmitter<ServerEvents> {
       id: info.peerId,
       localPort: this.boundPort!,
       vpnIpv4: info.address,
+      ...(info.address6 === undefined ? {} : { vpnIpv6: info.address6 }),
       keepaliveInterval: ping,
       keepaliveTimeout: pingRestart,
       remotePort: remote.port,
@@ -267,7 +286,9 @@ export class OpenvpnServer extends EventEmitter<ServerEvents> {
         // Already gone with the interface.
       }
     }
-    this.freeAddresses.push(info.address);
+    // Back in order: the next client gets the lowest free addresses, as from a fresh pool.
+    const at = this.freeSlots.findIndex((free) => free > client.slot!);
+    this.freeSlots.splice(at < 0 ? this.freeSlots.length : at, 0, client.slot!);
     this.emit('disconnected', { ...info, reason });
   }
 }
