@@ -13,7 +13,13 @@ import { type ManualClock, MemoryNetwork } from '../src/edge/memory.js';
 import { type P2pTlsOptions, P2pTlsTunnel } from '../src/openvpn/p2p-tunnel.js';
 import { decodeHeader, encodeControlPacket } from '../src/openvpn/packet.js';
 import { parsePushed } from '../src/openvpn/pushed.js';
-import { type ClientInfo, OpenvpnServer, prefixToNetmask, type ServerOptions } from '../src/openvpn/server.js';
+import {
+  type ClientInfo,
+  jittered,
+  OpenvpnServer,
+  prefixToNetmask,
+  type ServerOptions,
+} from '../src/openvpn/server.js';
 import type { Established } from '../src/openvpn/session.js';
 import { TlsCrypt } from '../src/openvpn/tls-wrap.js';
 import { ipv4Packet } from './helpers/packets.js';
@@ -216,6 +222,54 @@ test('openvpn server: a flood of hard resets from strangers takes no peer, peer-
     server.close();
     tunnel.close();
     clientIface.destroy();
+    serverIface.destroy();
+  }
+});
+
+test("openvpn server: reneg-sec jitter is OpenVPN's, a tenth of the interval or down to min", () => {
+  for (let i = 0; i < 200; i++) {
+    const j = jittered(3600);
+    assert.ok(j > 3240 && j <= 3600, `${j}`);
+    const m = jittered(100, 50);
+    assert.ok(m > 50 && m <= 100, `${m}`);
+  }
+  assert.equal(jittered(3), 3);
+  assert.equal(jittered(0), 0);
+});
+
+test('openvpn server: reneg-sec makes the server renegotiate each client on its timer, key-ids in turn, and data still crosses', {
+  skip,
+}, async () => {
+  const net = new MemoryNetwork();
+  const { serverHost, serverIface, server } = serverOn(net, { pool: ['10.8.0.2'], renegotiateSeconds: 5 });
+  const { host, iface, tunnel } = clientOn(net, '10.0.0.2', {});
+  const keyIds: number[] = [];
+  tunnel.on('established', (e) => keyIds.push(e.keyId));
+  try {
+    await server.start();
+    const up = once(tunnel, 'established');
+    void tunnel.start();
+    await drive(net.clock, up);
+    // Our pull client has no reneg-sec of its own: every new key is the server's doing.
+    const third = new Promise<void>((resolve) => tunnel.on('established', (e) => e.keyId === 2 && resolve()));
+    await drive(net.clock, third);
+    assert.deepEqual(keyIds, [0, 1, 2]);
+    // Once the client has acknowledged our side of it, the new key carries the server's traffic.
+    const swapped = (async () => {
+      while (serverIface.getKey(1, 'primary').keyId !== 2) await turn();
+    })();
+    await drive(net.clock, swapped);
+    const packet = ipv4Packet('10.8.0.2', '10.8.0.1', 'after two renegotiations');
+    host.tun('tun0').inject(packet);
+    assert.deepEqual(await drive(net.clock, serverHost.tun('tun0').written.next()), packet);
+    const reply = ipv4Packet('10.8.0.1', '10.8.0.2', 'sealed under key 2');
+    serverHost.tun('tun0').inject(reply);
+    assert.deepEqual(await drive(net.clock, host.tun('tun0').written.next()), reply);
+    assert.deepEqual(keyIds, [0, 1, 2]);
+  } finally {
+    server.close();
+    tunnel.close();
+    iface.destroy();
     serverIface.destroy();
   }
 });

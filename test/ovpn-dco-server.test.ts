@@ -209,3 +209,31 @@ test('ovpn-dco point-to-point TLS mode with ifconfig-ipv6: our tls-server and a 
     /3 packets transmitted, 3 received/,
   );
 });
+
+test('ovpn-dco server with reneg-sec 3: the server renegotiates a real openvpn client (reneg-sec 0) during a ping flood, no packet lost', {
+  skip,
+  timeout: 60_000,
+}, async () => {
+  const { h, keys } = harness();
+  const c: Case = { proto: 'udp', cipher: 'AES-256-GCM', wrap: 'tls-crypt' };
+  await h.startOurs(serverConfig(h, c, keys, ['reneg-sec 3']));
+  const client = h.writeConfig('client.conf', [
+    ...h.clientLines('udp', '10.96.0.1'),
+    'data-ciphers AES-256-GCM',
+    `tls-crypt ${keys['tls-crypt']}`,
+    'reneg-sec 0',
+    'disable-dco',
+    'verb 3',
+  ]);
+  const theirs = await h.startTheirs(client);
+  const flood = h.run('ping flood', 1, ['ping', '-q', '-i', '0.005', '-c', '1600', '-W', '2', '10.8.0.1']);
+  assert.equal(await flood.exited, 0, flood.tail());
+  assert.match(flood.output, /1600 packets transmitted, 1600 received, 0% packet loss/);
+  // Each TLS handshake prints its Control Channel line: the first, and one per renegotiation;
+  // with reneg-sec 0 openvpn starts none itself (it would say "TLS: soft reset").
+  const handshakes = theirs.output.split('\n').filter((l) => l.includes('Control Channel: TLS'));
+  assert.ok(handshakes.length >= 3, theirs.tail());
+  assert.doesNotMatch(theirs.output, /TLS: soft reset/);
+  const peer = h.getPeer('tun0', 1);
+  assert.ok(Number(peer.get('VPN RX packets')) >= 1600, [...peer].join(', '));
+});

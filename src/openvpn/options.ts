@@ -90,8 +90,6 @@ export function planEngine(config: OpenVpnConfig): EnginePlan {
       return unsupported('mode server', 'a server without `server NET MASK`');
     if (pool === null || pool === undefined) return unsupported('nopool', 'a server without a pool');
     if (config.transport.lport === null) unsupported('nobind', 'a server without a port');
-    if (config.renegSec !== 0)
-      notes.push(`reneg-sec ${config.renegSec}: clients renegotiate on their own timer; the server has none`);
     if (!config.duplicateCn) notes.push('duplicate-cn off: a second client with the same name is not kicked out');
     if (config.explicitExitNotify > 0) notes.push('explicit-exit-notify: clients are not told to reconnect on exit');
     let addresses = ipv4Range(pool.start, pool.end, config.maxClients);
@@ -121,6 +119,8 @@ export function planEngine(config: OpenVpnConfig): EnginePlan {
           prefixLength: config.server.prefixLen,
           pool: addresses,
           ...(ipv6 === undefined ? {} : { ipv6 }),
+          ...(config.renegSec > 0 ? { renegotiateSeconds: config.renegSec } : {}),
+          ...(config.renegSecMin === null ? {} : { renegotiateSecondsMin: config.renegSecMin }),
           ping: config.ping,
           pingRestart,
           push: config.push.filter((p) => !PUSHED_BY_SERVER.test(p)),

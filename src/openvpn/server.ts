@@ -13,9 +13,9 @@
  */
 import { EventEmitter } from 'node:events';
 import { Opcode } from '../core/wire.js';
-import type { PacketEvent, PeerDelEvent, PeerFloatEvent } from '../device/api.js';
+import type { KeySwapEvent, PacketEvent, PeerDelEvent, PeerFloatEvent } from '../device/api.js';
 import type { OvpnInterface } from '../device/ovpn-interface.js';
-import type { Clock } from '../edge/edges.js';
+import type { Clock, Timer } from '../edge/edges.js';
 import { realClock } from '../edge/kernel.js';
 import { decodeHeader } from './packet.js';
 import { ControlSession, type Established, type PushOptions, type SessionOptions } from './session.js';
@@ -42,6 +42,13 @@ export interface ServerOptions
   /** ping / ping-restart pushed to clients and used as each client peer's keepalive, seconds. */
   ping: number;
   pingRestart: number;
+  /**
+   * reneg-sec [max [min]]: renegotiate each client's keys this many seconds after its current
+   * key came up, less a random jitter as OpenVPN's server does (up to a tenth, or down to `min`).
+   * 0 or absent: only when the client asks, or the data channel's packet-ids run out.
+   */
+  renegotiateSeconds?: number;
+  renegotiateSecondsMin?: number;
   /** More options for every PUSH_REPLY (routes, ...). */
   push?: readonly string[];
   /** A fresh tls-auth/tls-crypt context per client (each has its own packet-ids). */
@@ -72,6 +79,10 @@ interface Client {
   info?: ClientInfo;
   /** Its position in the pool, with info. */
   slot?: number;
+  /** When we start its next renegotiation (reneg-sec), from its current key on. */
+  renegotiation?: Timer;
+  /** Its reneg-sec, jitter taken off once per client as OpenVPN does per session. */
+  renegotiateMs: number;
   /** "address:port" it talks from. */
   label: string;
   session: ControlSession;
@@ -108,6 +119,12 @@ export class OpenvpnServer extends EventEmitter<ServerEvents> {
     this.byRemote.set(endpointKey(e.remote), client);
   };
 
+  /** The data channel says a client's packet-ids are running out: renegotiate, as OpenVPN does. */
+  private readonly onKeySwapNeeded = (e: KeySwapEvent) => {
+    const client = this.byPeerId.get(e.peerId);
+    if (client !== undefined) rekey(client);
+  };
+
   constructor(private readonly options: ServerOptions) {
     super();
     this.clock = options.clock ?? realClock;
@@ -121,6 +138,7 @@ export class OpenvpnServer extends EventEmitter<ServerEvents> {
     iface.on('packet-ntf', this.onPacket);
     iface.on('peer-del-ntf', this.onPeerDel);
     iface.on('peer-float-ntf', this.onFloat);
+    iface.on('key-swap-ntf', this.onKeySwapNeeded);
     this.boundPort = await iface.listen(this.transport, this.options.localPort);
   }
 
@@ -134,6 +152,7 @@ export class OpenvpnServer extends EventEmitter<ServerEvents> {
     iface.off('packet-ntf', this.onPacket);
     iface.off('peer-del-ntf', this.onPeerDel);
     iface.off('peer-float-ntf', this.onFloat);
+    iface.off('key-swap-ntf', this.onKeySwapNeeded);
     for (const client of [...this.byRemote.values()]) this.drop(client, 'server closed', true);
     if (this.boundPort !== null) iface.unlisten(this.transport, this.boundPort);
     this.boundPort = null;
@@ -161,7 +180,7 @@ export class OpenvpnServer extends EventEmitter<ServerEvents> {
   }
 
   private newClient(e: PacketEvent): Client {
-    const { iface, push, wrap, transport: _, ...rest } = this.options;
+    const { iface, push, wrap, transport: _, renegotiateSeconds, renegotiateSecondsMin, ...rest } = this.options;
     const label = `${e.remote.address}:${e.remote.port}`;
     const sessionOptions: SessionOptions = {
       ...rest,
@@ -176,7 +195,12 @@ export class OpenvpnServer extends EventEmitter<ServerEvents> {
     };
     if (wrap !== undefined) sessionOptions.wrap = wrap();
     const session = new ControlSession(sessionOptions);
-    const client: Client = { label, session, remote: e.remote };
+    const client: Client = {
+      label,
+      session,
+      remote: e.remote,
+      renegotiateMs: jittered(renegotiateSeconds ?? 0, renegotiateSecondsMin) * 1000,
+    };
     session.on('established', (est) => this.established(client, est));
     session.on('active', () => {
       if (client.info !== undefined) iface.swapKeys(client.info.peerId);
@@ -262,6 +286,10 @@ export class OpenvpnServer extends EventEmitter<ServerEvents> {
       this.drop(client, (error as Error).message, true);
       return;
     }
+    if (client.renegotiateMs > 0) {
+      client.renegotiation?.cancel();
+      client.renegotiation = this.clock.after(client.renegotiateMs, () => rekey(client));
+    }
     if (est.keyId !== 0) return;
     info.cipher = est.cipher;
     if (est.commonName !== undefined) info.commonName = est.commonName;
@@ -272,6 +300,7 @@ export class OpenvpnServer extends EventEmitter<ServerEvents> {
   private drop(client: Client, reason: string, deletePeer: boolean): void {
     if (this.byRemote.get(endpointKey(client.remote)) !== client) return;
     this.byRemote.delete(endpointKey(client.remote));
+    client.renegotiation?.cancel();
     client.session.close();
     const { info } = client;
     if (info === undefined) {
@@ -291,6 +320,25 @@ export class OpenvpnServer extends EventEmitter<ServerEvents> {
     this.freeSlots.splice(at < 0 ? this.freeSlots.length : at, 0, client.slot!);
     this.emit('disconnected', { ...info, reason });
   }
+}
+
+/**
+ * Starts a renegotiation with a client. One that is under way already, or a session not yet
+ * established, refuses: the key that comes up next sets the next timer.
+ */
+function rekey(client: Client): void {
+  try {
+    client.session.rekey();
+  } catch {
+    // Nothing to do now.
+  }
+}
+
+/** OpenVPN's server-side reneg-sec: max less random jitter, a tenth of it by default or down to min. */
+export function jittered(seconds: number, min?: number): number {
+  if (seconds <= 0) return 0;
+  const spread = Math.max(min === undefined ? Math.floor(seconds / 10) : seconds - min, 1);
+  return seconds - Math.floor(Math.random() * spread);
 }
 
 export function prefixToNetmask(prefixLength: number): string {
