@@ -273,3 +273,30 @@ test('openvpn server: reneg-sec makes the server renegotiate each client on its 
     serverIface.destroy();
   }
 });
+
+test('openvpn server: notifyRestart tells each client RESTART (RESTART,[N] for the next server) and resolves once they acknowledge', {
+  skip,
+}, async () => {
+  const net = new MemoryNetwork();
+  const { serverIface, server } = serverOn(net, { pool: ['10.8.0.2'] });
+  const { iface, tunnel } = clientOn(net, '10.0.0.2', {});
+  const messages: string[] = [];
+  tunnel.session.on('message', (text) => messages.push(text));
+  try {
+    await server.start();
+    const up = once(tunnel, 'established');
+    void tunnel.start();
+    await drive(net.clock, up);
+    const started = net.clock.now();
+    await drive(net.clock, server.notifyRestart(false));
+    // Acknowledged well before the two seconds a silent client would cost.
+    assert.ok(net.clock.now() - started < 1000, `${net.clock.now() - started} ms`);
+    await drive(net.clock, server.notifyRestart(true));
+    assert.deepEqual(messages, ['RESTART', 'RESTART,[N]']);
+  } finally {
+    server.close();
+    tunnel.close();
+    iface.destroy();
+    serverIface.destroy();
+  }
+});

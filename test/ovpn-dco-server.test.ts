@@ -237,3 +237,28 @@ test('ovpn-dco server with reneg-sec 3: the server renegotiates a real openvpn c
   const peer = h.getPeer('tun0', 1);
   assert.ok(Number(peer.get('VPN RX packets')) >= 1600, [...peer].join(', '));
 });
+
+for (const [value, said] of [
+  [1, ''],
+  [2, '[N]'],
+] as const) {
+  test(`ovpn-dco server with explicit-exit-notify ${value}: on SIGTERM a real openvpn client is told to reconnect (RESTART${said === '' ? '' : `,${said}`}), then ovpn-dco exits 0`, {
+    skip,
+    timeout: 60_000,
+  }, async () => {
+    const { h, keys } = harness();
+    const c: Case = { proto: 'udp', cipher: 'AES-256-GCM', wrap: 'none' };
+    const ours = await h.startOurs(serverConfig(h, c, keys, [`explicit-exit-notify ${value}`]));
+    const theirs = await h.startTheirs(clientConfig(h, 'client.conf', '10.96.0.1', c, keys));
+    await ours.waitLine(/client connected: /, 10_000);
+    ours.child.kill('SIGTERM');
+    await theirs.waitLine(/server-pushed-connection-reset/, 5_000);
+    assert.match(
+      theirs.output,
+      new RegExp(`Connection reset command was pushed by server \\('${said.replace(/[[\]]/g, '\\$&')}'\\)`),
+    );
+    // openvpn restarts before it acknowledges, so we wait out OpenVPN's two seconds, then leave.
+    assert.equal(await ours.exited, 0, ours.tail());
+    assert.match(ours.output, /stopping: stopped by SIGTERM/);
+  });
+}

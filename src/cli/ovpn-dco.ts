@@ -92,9 +92,13 @@ async function main(): Promise<void> {
     log(`stopping: ${reason}`);
     // The status file's last word still lists the clients, with their final counts.
     status?.finish();
-    // The server tells its clients' sessions goodbye while the interface can still send.
-    engine?.close();
-    iface.destroy(reason);
+    // explicit-exit-notify: the server first tells its clients to reconnect (RESTART), then its
+    // sessions say goodbye while the interface can still send.
+    const server = config.explicitExitNotify > 0 && engine instanceof OpenvpnServer ? engine : undefined;
+    void (server?.notifyRestart(config.explicitExitNotify === 2) ?? Promise.resolve()).then(() => {
+      engine?.close();
+      iface.destroy(reason);
+    });
   };
   iface.on('closed', ({ reason }) => {
     stopping = true;

@@ -91,7 +91,6 @@ export function planEngine(config: OpenVpnConfig): EnginePlan {
     if (pool === null || pool === undefined) return unsupported('nopool', 'a server without a pool');
     if (config.transport.lport === null) unsupported('nobind', 'a server without a port');
     if (!config.duplicateCn) notes.push('duplicate-cn off: a second client with the same name is not kicked out');
-    if (config.explicitExitNotify > 0) notes.push('explicit-exit-notify: clients are not told to reconnect on exit');
     let addresses = ipv4Range(pool.start, pool.end, config.maxClients);
     let ipv6: ServerOptions['ipv6'];
     if (config.serverIpv6 !== null && config.ifconfigIpv6 !== null) {

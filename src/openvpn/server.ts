@@ -90,6 +90,9 @@ interface Client {
   remote: PacketEvent['remote'];
 }
 
+/** How long a stopping server waits for its clients to acknowledge RESTART, as OpenVPN's does. */
+const RESTART_WAIT_MS = 2000;
+
 const endpointKey = (r: { address: string; port: number }) => `${r.address}/${r.port}`;
 
 export class OpenvpnServer extends EventEmitter<ServerEvents> {
@@ -156,6 +159,35 @@ export class OpenvpnServer extends EventEmitter<ServerEvents> {
     for (const client of [...this.byRemote.values()]) this.drop(client, 'server closed', true);
     if (this.boundPort !== null) iface.unlisten(this.transport, this.boundPort);
     this.boundPort = null;
+  }
+
+  /**
+   * Before stopping (explicit-exit-notify): tells each client over UDP to reconnect, with the
+   * control message OpenVPN's server sends, RESTART, or RESTART,[N] (`nextServer`: try the next
+   * remote). Over TCP the connection's end tells them. Resolves once every client has
+   * acknowledged it, or after the two seconds OpenVPN's server waits.
+   */
+  async notifyRestart(nextServer: boolean): Promise<void> {
+    const told: ControlSession[] = [];
+    if (this.transport === 'udp') {
+      for (const client of this.byPeerId.values()) {
+        try {
+          client.session.sendMessage(nextServer ? 'RESTART,[N]' : 'RESTART');
+          told.push(client.session);
+        } catch {
+          // Its key exchange is not finished: there is no channel to tell it on.
+        }
+      }
+    }
+    if (told.length === 0) return;
+    await new Promise<void>((resolve) => {
+      const deadline = this.clock.now() + RESTART_WAIT_MS;
+      const poll = this.clock.every(50, () => {
+        if (!told.every((s) => s.settled) && this.clock.now() < deadline) return;
+        poll.cancel();
+        resolve();
+      });
+    });
   }
 
   clients(): ClientInfo[] {

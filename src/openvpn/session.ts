@@ -315,6 +315,11 @@ export class ControlSession extends EventEmitter<SessionEvents> {
     this.pump();
   }
 
+  /** Everything we sent has been acknowledged (or the session is closed): nothing left to resend. */
+  get settled(): boolean {
+    return this.closed || [...this.states.values()].every((ks) => ks.reliable.idle());
+  }
+
   /** The reliability counters of all key states together. */
   get reliableStats(): ReliableStats {
     const sum: ReliableStats = { sent: 0, retransmits: 0, received: 0, duplicates: 0, outOfWindow: 0 };
