@@ -19,7 +19,12 @@ import { parseIp } from '../src/core/ip.js';
 import { type KeyConfig, KeyContext } from '../src/core/key-context.js';
 import { PacketIdSender } from '../src/core/packet-id.js';
 import { KEEPALIVE_MESSAGE, PEER_ID_UNDEF } from '../src/core/wire.js';
-import { OvpnInterface, type PeerDelEvent, type PeerFloatEvent } from '../src/device/ovpn-interface.js';
+import {
+  OvpnInterface,
+  type PacketEvent,
+  type PeerDelEvent,
+  type PeerFloatEvent,
+} from '../src/device/ovpn-interface.js';
 import { type MemoryBind, type MemoryHost, MemoryNetwork, type MemoryTun } from '../src/edge/memory.js';
 import { installKey, keyPair, openOne, sealOne } from './helpers/keys.js';
 import { ipv4Packet } from './helpers/packets.js';
@@ -900,6 +905,43 @@ test('local ports: a peer only receives on its own port (its valid packet on ano
   assert.notEqual(server.host.bound(PORT), undefined, 'the shared port stays for peer 11');
   server.iface.delPeer(c11.id);
   assert.equal(server.host.bound(PORT), undefined, 'closed with its last peer');
+});
+
+test('listen: a UDP port with no peer hands up control packets from anyone; sendControl answers them; it closes with its last user', async () => {
+  const net = new MemoryNetwork();
+  const server = side(net, LINK.a, 'MP');
+  assert.equal(await server.iface.listen('udp', PORT), PORT);
+  assert.notEqual(server.host.bound(PORT), undefined, 'the port is open with no peer');
+  assert.deepEqual(server.iface.getPeers(), []);
+  const stranger = net.host('10.0.0.77').openUdp(40001);
+  const hardReset = Buffer.from('38a1b2c3d4e5f60718000000000000', 'hex');
+  const event = soon(once(server.iface, 'packet-ntf'), 'the packet-ntf');
+  stranger.sendTo(hardReset, { address: LINK.a, port: PORT });
+  const [e] = (await event) as [PacketEvent];
+  assert.deepEqual(
+    [e.peerId, e.localPort, e.remote.address, e.remote.port, e.data],
+    [null, PORT, '10.0.0.77', 40001, hardReset],
+  );
+  // The answer leaves from the listening port to the sender, with no peer made for it.
+  const response = Buffer.from('40f6e5d4c3b2a1090801a1b2c3d4e5f6070000000000', 'hex');
+  server.iface.sendControl('udp', PORT, e.remote, response);
+  const got = await soon(stranger.next(), 'the answer');
+  assert.deepEqual([got.data, got.from.address, got.from.port], [response, LINK.a, PORT]);
+  assert.deepEqual(server.iface.getPeers(), []);
+  assert.equal(totalDrops(server.iface.info().drops), 0);
+
+  assert.throws(() => server.iface.sendControl('udp', PORT + 1, e.remote, response), {
+    code: 'ENOENT',
+    message: `no UDP socket on local port ${PORT + 1}: listen on it first`,
+  });
+  assert.throws(() => server.iface.sendControl('udp', PORT, e.remote, Buffer.alloc(0)), { code: 'EINVAL' });
+  // A peer added on the port shares it: the socket stays until both have let go.
+  server.iface.newPeer({ id: 1, localPort: PORT, remoteIpv4: '10.0.0.77', remotePort: 40001, vpnIpv4: '5.5.5.2' });
+  server.iface.unlisten('udp', PORT);
+  assert.notEqual(server.host.bound(PORT), undefined, 'the peer still uses the port');
+  server.iface.delPeer(1);
+  assert.equal(server.host.bound(PORT), undefined, 'closed with its last user');
+  server.iface.destroy();
 });
 
 test('TUN removal: `ip link del` ends the interface: every peer deleted with TEARDOWN, then closed', async () => {

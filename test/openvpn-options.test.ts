@@ -45,6 +45,38 @@ test('options: server NET MASK is an OpenvpnServer on an MP interface with the p
   assert.ok(o.wrap?.() instanceof TlsCrypt);
 });
 
+test('options: a server on proto tcp (tcp-server) takes clients over TCP, one UDP by default', () => {
+  const transportOf = (text: string) => {
+    const p = plan(text);
+    return p.engine.kind === 'server' ? p.engine.options.transport : p.engine.kind;
+  };
+  assert.equal(transportOf(`${SERVER}proto tcp\n`), 'tcp');
+  assert.equal(transportOf(`${SERVER}proto tcp-server\n`), 'tcp');
+  assert.equal(transportOf(SERVER), 'udp');
+});
+
+test('options: server-ipv6 pairs an IPv6 pool with the IPv4 one and puts NET+1 on the TUN; ifconfig-ipv6 in p2p mode too', () => {
+  const p = plan(`${SERVER}server-ipv6 fd00:8::/64\n`);
+  assert.equal(p.engine.kind, 'server');
+  if (p.engine.kind !== 'server') return;
+  const o = p.engine.options;
+  assert.deepEqual(p.address6, ['fd00:8::1/64']);
+  assert.equal(o.ipv6?.gateway, 'fd00:8::1');
+  assert.equal(o.ipv6?.prefixLength, 64);
+  assert.deepEqual(o.ipv6?.pool.slice(0, 2), ['fd00:8::1000', 'fd00:8::1001']);
+  assert.equal(o.ipv6?.pool.length, o.pool.length);
+  // A /124 has room for 14 clients only: the pool shrinks to fit both.
+  const small = plan(`${SERVER}server-ipv6 fd00:8::/124\n`);
+  if (small.engine.kind !== 'server') return assert.fail('a server');
+  assert.equal(small.engine.options.pool.length, 14);
+  assert.deepEqual(small.engine.options.ipv6?.pool.slice(0, 1), ['fd00:8::2']);
+  assert.equal(plan(SERVER).address6, null);
+  const p2p = plan(
+    'dev tun0\ntls-server\nca ca.crt\ncert server.crt\nkey server.key\ndh none\nremote 10.1.0.2 1194\nifconfig 10.9.0.1 10.9.0.2\nifconfig-ipv6 fd00:9::1/64 fd00:9::2\n',
+  );
+  assert.deepEqual(p2p.address6, ['fd00:9::1/64']);
+});
+
 test('options: tls-server with ifconfig and tls-auth is a P2P tunnel with the peer address', () => {
   const p = plan(
     'dev tun0\ntls-server\nca ca.crt\ncert server.crt\nkey server.key\ndh none\nremote 10.1.0.2 1194\nifconfig 10.9.0.1 10.9.0.2\ntls-auth ta.key 0\nreneg-sec 300\n',
@@ -84,7 +116,6 @@ test('options: what the core cannot do yet is an error naming the directive and 
   );
   assert.equal(plan(`${SERVER}status /tmp/status.log 5\n`).engine.kind, 'server');
   refused(`${SERVER}route 10.20.0.0 255.255.0.0\n`, /test\.conf:8: route: /);
-  refused(`${SERVER}proto tcp-server\n`, /test\.conf:8: proto tcp-server: a multi-client server over TCP/);
   refused(
     'client\ndev tun\nremote vpn.example.com\nca ca.crt\ncert client.crt\nkey client.key\n',
     /test\.conf:3: remote vpn\.example\.com: a remote that is not an IPv4 address/,

@@ -7,11 +7,19 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, test } from 'node:test';
+import { Opcode } from '../src/core/wire.js';
 import { OvpnInterface } from '../src/device/ovpn-interface.js';
 import { type ManualClock, MemoryNetwork } from '../src/edge/memory.js';
-import { P2pTlsTunnel } from '../src/openvpn/p2p-tunnel.js';
+import { type P2pTlsOptions, P2pTlsTunnel } from '../src/openvpn/p2p-tunnel.js';
+import { decodeHeader, encodeControlPacket } from '../src/openvpn/packet.js';
 import { parsePushed } from '../src/openvpn/pushed.js';
-import { type ClientInfo, LISTENER_PEER_ID, OpenvpnServer, prefixToNetmask } from '../src/openvpn/server.js';
+import {
+  type ClientInfo,
+  jittered,
+  OpenvpnServer,
+  prefixToNetmask,
+  type ServerOptions,
+} from '../src/openvpn/server.js';
 import type { Established } from '../src/openvpn/session.js';
 import { TlsCrypt } from '../src/openvpn/tls-wrap.js';
 import { ipv4Packet } from './helpers/packets.js';
@@ -43,6 +51,49 @@ async function drive<T>(clock: ManualClock, promise: Promise<T>): Promise<T> {
   return watched;
 }
 
+/** Our server at 10.0.0.1:1194 on the in-memory network, gateway 10.8.0.1/24, ping 10 / 60. */
+function serverOn(net: MemoryNetwork, options: Pick<ServerOptions, 'pool'> & Partial<ServerOptions>) {
+  const serverHost = net.host('10.0.0.1');
+  const serverIface = OvpnInterface.create({
+    name: 'tun0',
+    mode: 'MP',
+    edges: serverHost.edges,
+    followSystemRoutes: false,
+  });
+  const server = new OpenvpnServer({
+    iface: serverIface,
+    clock: net.clock,
+    localPort: 1194,
+    gateway: '10.8.0.1',
+    prefixLength: 24,
+    ping: 10,
+    pingRestart: 60,
+    tls: { ca: pki.ca, cert: pki.serverCert, key: pki.serverKey },
+    ciphers: ['AES-256-GCM'],
+    ...options,
+  });
+  return { serverHost, serverIface, server };
+}
+
+/** One of our pull clients of that server, on its own host. */
+function clientOn(net: MemoryNetwork, address: string, options: Partial<P2pTlsOptions>) {
+  const host = net.host(address);
+  const iface = OvpnInterface.create({ name: 'tun0', mode: 'P2P', edges: host.edges });
+  const tunnel = new P2pTlsTunnel({
+    role: 'client',
+    pull: true,
+    iface,
+    clock: net.clock,
+    localPort: 1194,
+    remoteIpv4: '10.0.0.1',
+    remotePort: 1194,
+    tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey },
+    ciphers: ['AES-256-GCM'],
+    ...options,
+  });
+  return { host, iface, tunnel };
+}
+
 test('openvpn prefixToNetmask', () => {
   assert.deepEqual([24, 16, 30, 32, 0].map(prefixToNetmask), [
     '255.255.255.0',
@@ -58,47 +109,16 @@ test('openvpn server: two pull clients get their own peer-id and address, traffi
 }, async () => {
   const net = new MemoryNetwork();
   const key = Buffer.alloc(256, 3);
-  const serverHost = net.host('10.0.0.1');
-  const serverIface = OvpnInterface.create({
-    name: 'tun0',
-    mode: 'MP',
-    edges: serverHost.edges,
-    followSystemRoutes: false,
-  });
-  const server = new OpenvpnServer({
-    iface: serverIface,
-    clock: net.clock,
-    localPort: 1194,
-    gateway: '10.8.0.1',
-    prefixLength: 24,
+  const { serverHost, serverIface, server } = serverOn(net, {
     pool: ['10.8.0.2', '10.8.0.3', '10.8.0.4'],
-    ping: 10,
-    pingRestart: 60,
-    tls: { ca: pki.ca, cert: pki.serverCert, key: pki.serverKey },
-    ciphers: ['AES-256-GCM'],
     remoteCertTls: 'client',
     wrap: () => new TlsCrypt(key, true),
   });
-  const clients = ['10.0.0.2', '10.0.0.3'].map((address) => {
-    const host = net.host(address);
-    const iface = OvpnInterface.create({ name: 'tun0', mode: 'P2P', edges: host.edges });
-    const tunnel = new P2pTlsTunnel({
-      role: 'client',
-      pull: true,
-      iface,
-      clock: net.clock,
-      localPort: 1194,
-      remoteIpv4: '10.0.0.1',
-      remotePort: 1194,
-      tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey },
-      ciphers: ['AES-256-GCM'],
-      remoteCertTls: 'server',
-      wrap: new TlsCrypt(key, false),
-    });
-    return { host, iface, tunnel };
-  });
+  const clients = ['10.0.0.2', '10.0.0.3'].map((address) =>
+    clientOn(net, address, { remoteCertTls: 'server', wrap: new TlsCrypt(key, false) }),
+  );
   try {
-    server.start();
+    await server.start();
     const connected: ClientInfo[] = [];
     server.on('connected', (c) => connected.push(c));
     const up = Promise.all(clients.map((c) => once(c.tunnel, 'established').then(([e]) => e as Established)));
@@ -126,7 +146,6 @@ test('openvpn server: two pull clients get their own peer-id and address, traffi
       [
         [1, '10.8.0.2', 10],
         [2, '10.8.0.3', 10],
-        [LISTENER_PEER_ID, '100::1', 0],
       ],
     );
     // Each client's packet reaches the server's TUN; the server's reply finds each client by address.
@@ -156,6 +175,128 @@ test('openvpn server: two pull clients get their own peer-id and address, traffi
       c.tunnel.close();
       c.iface.destroy();
     }
+    serverIface.destroy();
+  }
+});
+
+test('openvpn server: a flood of hard resets from strangers takes no peer, peer-id or address; they are answered from the listening port, and a real client still gets the one address', {
+  skip,
+}, async () => {
+  const net = new MemoryNetwork();
+  const { serverIface, server } = serverOn(net, { pool: ['10.8.0.2'] });
+  const { iface: clientIface, tunnel } = clientOn(net, '10.0.0.2', {});
+  try {
+    await server.start();
+    assert.equal(server.port, 1194);
+    const stranger = net.host('10.0.0.66');
+    const socks = Array.from({ length: 20 }, (_, i) => stranger.openUdp(40000 + i));
+    for (const sock of socks) {
+      const reset = encodeControlPacket({
+        opcode: Opcode.CONTROL_HARD_RESET_CLIENT_V2,
+        keyId: 0,
+        sessionId: Buffer.alloc(8, sock.port & 0xff),
+        acks: [],
+        messageId: 0,
+        payload: Buffer.alloc(0),
+      });
+      sock.sendTo(reset, { address: '10.0.0.1', port: 1194 });
+    }
+    // Each one is answered by a server hard reset, from the listening port, and nothing more is made.
+    for (const sock of socks) {
+      const answer = await drive(net.clock, sock.next());
+      assert.equal(answer.from.port, 1194);
+      assert.equal(decodeHeader(answer.data).opcode, Opcode.CONTROL_HARD_RESET_SERVER_V2);
+    }
+    assert.deepEqual(serverIface.getPeers(), []);
+    assert.deepEqual(server.clients(), []);
+
+    const up = once(tunnel, 'established').then(([e]) => e as Established);
+    void tunnel.start();
+    const est = await drive(net.clock, up);
+    assert.deepEqual([est.peerId, parsePushed(est.pushed!).ifconfig], [1, { local: '10.8.0.2', prefixLength: 24 }]);
+    assert.deepEqual(
+      serverIface.getPeers().map((p) => [p.id, p.vpnIpv4, p.remoteIpv4, p.remotePort]),
+      [[1, '10.8.0.2', '10.0.0.2', 1194]],
+    );
+  } finally {
+    server.close();
+    tunnel.close();
+    clientIface.destroy();
+    serverIface.destroy();
+  }
+});
+
+test("openvpn server: reneg-sec jitter is OpenVPN's, a tenth of the interval or down to min", () => {
+  for (let i = 0; i < 200; i++) {
+    const j = jittered(3600);
+    assert.ok(j > 3240 && j <= 3600, `${j}`);
+    const m = jittered(100, 50);
+    assert.ok(m > 50 && m <= 100, `${m}`);
+  }
+  assert.equal(jittered(3), 3);
+  assert.equal(jittered(0), 0);
+});
+
+test('openvpn server: reneg-sec makes the server renegotiate each client on its timer, key-ids in turn, and data still crosses', {
+  skip,
+}, async () => {
+  const net = new MemoryNetwork();
+  const { serverHost, serverIface, server } = serverOn(net, { pool: ['10.8.0.2'], renegotiateSeconds: 5 });
+  const { host, iface, tunnel } = clientOn(net, '10.0.0.2', {});
+  const keyIds: number[] = [];
+  tunnel.on('established', (e) => keyIds.push(e.keyId));
+  try {
+    await server.start();
+    const up = once(tunnel, 'established');
+    void tunnel.start();
+    await drive(net.clock, up);
+    // Our pull client has no reneg-sec of its own: every new key is the server's doing.
+    const third = new Promise<void>((resolve) => tunnel.on('established', (e) => e.keyId === 2 && resolve()));
+    await drive(net.clock, third);
+    assert.deepEqual(keyIds, [0, 1, 2]);
+    // Once the client has acknowledged our side of it, the new key carries the server's traffic.
+    const swapped = (async () => {
+      while (serverIface.getKey(1, 'primary').keyId !== 2) await turn();
+    })();
+    await drive(net.clock, swapped);
+    const packet = ipv4Packet('10.8.0.2', '10.8.0.1', 'after two renegotiations');
+    host.tun('tun0').inject(packet);
+    assert.deepEqual(await drive(net.clock, serverHost.tun('tun0').written.next()), packet);
+    const reply = ipv4Packet('10.8.0.1', '10.8.0.2', 'sealed under key 2');
+    serverHost.tun('tun0').inject(reply);
+    assert.deepEqual(await drive(net.clock, host.tun('tun0').written.next()), reply);
+    assert.deepEqual(keyIds, [0, 1, 2]);
+  } finally {
+    server.close();
+    tunnel.close();
+    iface.destroy();
+    serverIface.destroy();
+  }
+});
+
+test('openvpn server: notifyRestart tells each client RESTART (RESTART,[N] for the next server) and resolves once they acknowledge', {
+  skip,
+}, async () => {
+  const net = new MemoryNetwork();
+  const { serverIface, server } = serverOn(net, { pool: ['10.8.0.2'] });
+  const { iface, tunnel } = clientOn(net, '10.0.0.2', {});
+  const messages: string[] = [];
+  tunnel.session.on('message', (text) => messages.push(text));
+  try {
+    await server.start();
+    const up = once(tunnel, 'established');
+    void tunnel.start();
+    await drive(net.clock, up);
+    const started = net.clock.now();
+    await drive(net.clock, server.notifyRestart(false));
+    // Acknowledged well before the two seconds a silent client would cost.
+    assert.ok(net.clock.now() - started < 1000, `${net.clock.now() - started} ms`);
+    await drive(net.clock, server.notifyRestart(true));
+    assert.deepEqual(messages, ['RESTART', 'RESTART,[N]']);
+  } finally {
+    server.close();
+    tunnel.close();
+    iface.destroy();
     serverIface.destroy();
   }
 });

@@ -53,33 +53,11 @@ for (const tlsCrypt of [false, true]) {
     const h = new OvpnDcoHarness();
     harnesses.push(h);
     h.setup();
-    const { files } = h.pki;
     const wrap = tlsCrypt ? [`tls-crypt ${h.newStaticKey('tc.key')}`] : [];
     const statusFile = join(h.pki.dir, 'openvpn-status.log');
-    const server = h.writeConfig('server.conf', [
-      'port 1194',
-      'proto udp',
-      'dev tun0',
-      `ca ${files.ca}`,
-      `cert ${files.serverCert}`,
-      `key ${files.serverKey}`,
-      'dh none',
-      'server 10.8.0.0 255.255.255.0',
-      'topology subnet',
-      'keepalive 10 60',
-      `status ${statusFile} 1`,
-      ...wrap,
-    ]);
+    const server = h.writeConfig('server.conf', [...h.serverLines(), `status ${statusFile} 1`, ...wrap]);
     const client = h.writeConfig('client.conf', [
-      'client',
-      'dev tun',
-      'proto udp',
-      `remote ${OUR_LINK} 1194`,
-      'nobind',
-      `ca ${files.ca}`,
-      `cert ${files.clientCert}`,
-      `key ${files.clientKey}`,
-      'remote-cert-tls server',
+      ...h.clientLines(),
       'data-ciphers AES-256-GCM',
       'explicit-exit-notify 1',
       ...wrap,
@@ -194,34 +172,16 @@ test('ovpn-dco: our pull client from client.conf (tls-auth, key-direction) again
   const h = new OvpnDcoHarness();
   harnesses.push(h);
   h.setup();
-  const { files } = h.pki;
   const key = h.newStaticKey('ta.key');
   const theirs = h.writeConfig('server.conf', [
-    'port 1194',
-    'proto udp',
-    'dev tun',
-    `ca ${files.ca}`,
-    `cert ${files.serverCert}`,
-    `key ${files.serverKey}`,
-    'dh none',
-    'server 10.8.0.0 255.255.255.0',
-    'topology subnet',
-    'keepalive 10 60',
+    ...h.serverLines('udp', 'tun'),
     `tls-auth ${key} 0`,
     'data-ciphers AES-256-GCM',
     'disable-dco',
     'verb 3',
   ]);
   const ours = h.writeConfig('client.conf', [
-    'client',
-    'dev tun0',
-    'proto udp',
-    `remote ${THEIR_LINK} 1194`,
-    'nobind',
-    `ca ${files.ca}`,
-    `cert ${files.clientCert}`,
-    `key ${files.clientKey}`,
-    'remote-cert-tls server',
+    ...h.clientLines('udp', THEIR_LINK, 'tun0'),
     `tls-auth ${key}`,
     'key-direction 1',
   ]);

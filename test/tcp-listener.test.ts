@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { KeyContext } from '../src/core/key-context.js';
-import { OvpnInterface } from '../src/device/ovpn-interface.js';
+import { OvpnInterface, type PacketEvent } from '../src/device/ovpn-interface.js';
 import { MemoryNetwork } from '../src/edge/memory.js';
 import { installKey, keyPair, sealOne } from './helpers/keys.js';
 import { ipv4Packet } from './helpers/packets.js';
@@ -119,4 +119,55 @@ test('tcp listener: connections no peer takes are bounded: 64 at most (the oldes
   net.clock.advance(1);
   await until(() => sockets.slice(1).every(closed), 'every waiting connection is closed after 60 s');
   assert.equal(closed(sockets[0]!), false, "the peer's connection is not a waiting one");
+});
+
+test("tcp listen: a port with no peer hands up each connection's control packets with its address; sendControl answers on that connection; a peer named by that address takes it", async () => {
+  const { iface, tun, port } = await setup();
+  const events: PacketEvent[] = [];
+  iface.on('packet-ntf', (e) => events.push(e));
+  assert.equal(await iface.listen('tcp', port), port);
+  const [one, two] = [await dial(port), await dial(port)];
+  const hardReset = Buffer.from('38a1b2c3d4e5f60718000000000000', 'hex');
+  one.write(framed(hardReset));
+  two.write(framed(Buffer.from('38ffffffffffffffff000000000000', 'hex')));
+  await until(() => events.length === 2, 'both control packets');
+  const first = events.find((e) => e.remote.port === one.localPort)!;
+  assert.deepEqual(
+    [first.peerId, first.localPort, first.remote.address, first.data],
+    [null, port, '127.0.0.1', hardReset],
+  );
+  // The answer goes on the first client's connection only.
+  const reply = Buffer.from('40f6e5d4c3b2a1090801a1b2c3d4e5f6070000000000', 'hex');
+  const received: Buffer[] = [];
+  one.on('data', (chunk: Buffer) => received.push(chunk));
+  two.on('data', () => assert.fail('the other connection got the answer'));
+  iface.sendControl('tcp', port, first.remote, reply);
+  await until(() => Buffer.concat(received).length === reply.length + 2, 'the framed answer');
+  assert.deepEqual(Buffer.concat(received), framed(reply));
+  assert.throws(() => iface.sendControl('tcp', port, { address: '127.0.0.1', port: 9 }, reply), {
+    code: 'ENOENT',
+    message: `no connection from 127.0.0.1:9 waits on TCP port ${port}`,
+  });
+
+  // The control plane names the connection it talked to: the peer takes that one, not the oldest.
+  const [serverKey, clientKey] = keyPair('AES-256-GCM');
+  const second = events.find((e) => e.remote.port === two.localPort)!;
+  await iface.newTcpPeer({
+    id: 7,
+    localPort: port,
+    remoteIpv4: '127.0.0.1',
+    remotePort: second.remote.port,
+    vpnIpv4: '5.5.5.7',
+  });
+  assert.equal(iface.getPeer(7).remotePort, two.localPort);
+  installKey(iface, 7, serverKey);
+  const packet = ipv4Packet('5.5.5.7', '5.5.5.1', 'through the adopted connection');
+  two.write(framed(sealOne(new KeyContext(clientKey), packet, 7)));
+  assert.deepEqual(await tun.written.next(), packet);
+  // The listening port outlives unlisten while the peer uses it.
+  iface.unlisten('tcp', port);
+  const three = await dial(port);
+  three.destroy();
+  for (const s of [one, two]) s.destroy();
+  iface.destroy();
 });

@@ -92,9 +92,13 @@ async function main(): Promise<void> {
     log(`stopping: ${reason}`);
     // The status file's last word still lists the clients, with their final counts.
     status?.finish();
-    // The server tells its clients' sessions goodbye while the interface can still send.
-    engine?.close();
-    iface.destroy(reason);
+    // explicit-exit-notify: the server first tells its clients to reconnect (RESTART), then its
+    // sessions say goodbye while the interface can still send.
+    const server = config.explicitExitNotify > 0 && engine instanceof OpenvpnServer ? engine : undefined;
+    void (server?.notifyRestart(config.explicitExitNotify === 2) ?? Promise.resolve()).then(() => {
+      engine?.close();
+      iface.destroy(reason);
+    });
   };
   iface.on('closed', ({ reason }) => {
     stopping = true;
@@ -110,6 +114,7 @@ async function main(): Promise<void> {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => stop(`stopped by ${signal}`));
 
   if (plan.address !== null) ip('addr', 'add', ...plan.address, 'dev', name);
+  if (plan.address6 !== null) ip('-6', 'addr', 'add', ...plan.address6, 'dev', name);
   ip('link', 'set', name, 'up');
   if (config.role === 'server' && config.clientToClient) enableForwarding(undo);
 
@@ -193,6 +198,7 @@ class StatusWriter {
         realAddress: c.remote.slice(0, colon),
         realPort: Number(c.remote.slice(colon + 1)),
         virtualAddress: c.address,
+        ...(c.address6 === undefined ? {} : { virtualIpv6Address: c.address6 }),
         bytesReceived: stats.linkRxBytes + (this.controlRx.get(c.remote)?.bytes ?? 0),
         bytesSent: stats.linkTxBytes,
         connectedSince: c.since,
@@ -249,7 +255,10 @@ function start(plan: EnginePlan, iface: OvpnInterface, name: string): OpenvpnSer
     server.on('disconnected', (c) =>
       log(`client disconnected: ${c.commonName ?? '(no CN)'} from ${c.remote}, VPN address ${c.address}: ${c.reason}`),
     );
-    server.start();
+    server.start().catch((error: Error) => {
+      log(`fatal: ${error.message}`);
+      iface.destroy(error.message);
+    });
     return server;
   }
   const tunnel = new P2pTlsTunnel({ ...plan.engine.options, iface });

@@ -6,11 +6,13 @@
  */
 import type { PacketBatch } from '../core/batch.js';
 import type { DropCounters } from '../core/drops.js';
+import { type EndpointInit, newEndpoints, writeEndpoint } from '../core/endpoint.js';
 import type { FlowQueueOptions } from '../core/flow-queue.js';
 import { KEEPALIVE_MESSAGE } from '../core/wire.js';
 import { type Clock, errorCode, TUN_GONE_CODE, type Tun } from '../edge/edges.js';
 import type { Peer } from '../peer/peer.js';
 import type { InterfaceInfo } from './api.js';
+import type { Link } from './links.js';
 import type { DataPathHost, LinkLookup, PeerLookup } from './path-context.js';
 import { Receiver } from './receive.js';
 import type { TcpLink } from './tcp-link.js';
@@ -38,6 +40,7 @@ export class DataPath {
   private readonly rx: Receiver;
   private tunRetry: NodeJS.Immediate | null = null;
   private stopped = false;
+  private readonly rawEndpoint = newEndpoints(1);
 
   constructor(
     private readonly tun: Tun,
@@ -82,6 +85,13 @@ export class DataPath {
 
   sendOne(peer: Peer, data: Uint8Array, seal: boolean): void {
     this.guard(() => this.tx.sendOne(peer, data, seal, this.clock.now()));
+  }
+
+  /** A control packet to `remote` through a link that no peer may have yet (a server's answer). */
+  sendRaw(link: Link, remote: EndpointInit, data: Uint8Array): void {
+    writeEndpoint(this.rawEndpoint, 0, remote);
+    // A packet the socket refuses is lost like any datagram: the control plane retransmits.
+    this.guard(() => this.tx.sendRaw(link, this.rawEndpoint, data));
   }
 
   /**

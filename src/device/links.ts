@@ -4,9 +4,9 @@
  * peer, either connected out or accepted on a listening port that peers wait on.
  */
 import type { PacketBatch } from '../core/batch.js';
-import { copyEndpoint } from '../core/endpoint.js';
+import { copyEndpoint, type EndpointInit } from '../core/endpoint.js';
 import type { Clock, DatagramBind, Timer } from '../edge/edges.js';
-import type { Peer } from '../peer/peer.js';
+import type { Peer, Transport } from '../peer/peer.js';
 import { OvpnError } from './api.js';
 import { type TcpCloseReason, TcpLink, TcpListener } from './tcp-link.js';
 import { UdpPort } from './udp-port.js';
@@ -177,6 +177,69 @@ export class Links {
     if (at >= 0) pending.port.pending.splice(at, 1);
   }
 
+  /**
+   * A port held open with no peer on it (a server's): control packets from anyone on it go up,
+   * and sendControl can answer them before their sender has a peer. Resolves to the port bound.
+   */
+  async listen(transport: Transport, port: number): Promise<number> {
+    if (transport === 'udp') return this.holdUdp(port).port;
+    const opening = this.listenTcp(port);
+    const tcpPort = await opening;
+    tcpPort.users++;
+    // Port 0 picked a free one: known by that from now on, as peers and unlisten name it.
+    if (port === 0 && this.tcpPorts.get(0) === opening) {
+      this.tcpPorts.delete(0);
+      this.tcpPorts.set(tcpPort.listener.port, opening);
+    }
+    return tcpPort.listener.port;
+  }
+
+  /** Lets go of a port taken by listen: it closes unless peers still use it. */
+  unlisten(transport: Transport, port: number): void {
+    if (transport === 'udp') {
+      this.releaseUdp(port);
+      return;
+    }
+    const opening = this.tcpPorts.get(port);
+    void opening?.then((tcpPort) => this.dropTcpUser(port, opening, tcpPort));
+  }
+
+  /**
+   * What carries a control packet to an address that has no peer: the UDP socket of the local
+   * port, or the connection from that address accepted on the listening TCP port.
+   */
+  controlLink(transport: Transport, localPort: number, remote: EndpointInit): Link {
+    const link = transport === 'udp' ? this.udp.get(localPort) : this.pendingFrom(localPort, remote);
+    if (link !== undefined) return link;
+    const message =
+      transport === 'udp'
+        ? `no UDP socket on local port ${localPort}: listen on it first`
+        : `no connection from ${remote.address}:${remote.port} waits on TCP port ${localPort}`;
+    throw new OvpnError('ENOENT', message, transport === 'udp' ? 'local-port' : 'remote-ipv4');
+  }
+
+  /** The connection from `remote` accepted on the listening port that no peer has yet. */
+  pendingFrom(localPort: number, remote: EndpointInit): TcpLink | undefined {
+    for (const [link, { port }] of this.pending)
+      if (
+        port.listener.port === localPort &&
+        link.remote.address === remote.address &&
+        link.remote.port === remote.port
+      )
+        return link;
+    return undefined;
+  }
+
+  /**
+   * A peer takes the pending connection its control plane has already talked to (and so
+   * authenticated): it is the peer's for good, and the peer uses the listening port.
+   */
+  adopt(peer: Peer, link: TcpLink): void {
+    const pending = this.pending.get(link);
+    if (pending !== undefined) pending.port.users++;
+    this.attachTcp(peer, link, true);
+  }
+
   releaseTcp(peer: Peer): void {
     const link = this.tcpLinks.get(peer.id);
     if (link !== undefined) {
@@ -189,9 +252,7 @@ export class Links {
     void opening.then((tcpPort) => {
       const at = tcpPort.waiting.indexOf(peer);
       if (at >= 0) tcpPort.waiting.splice(at, 1);
-      if (--tcpPort.users > 0 || this.tcpPorts.get(peer.localPort) !== opening) return;
-      this.tcpPorts.delete(peer.localPort);
-      this.closePort(tcpPort);
+      this.dropTcpUser(peer.localPort, opening, tcpPort);
     });
   }
 
@@ -241,6 +302,13 @@ export class Links {
     this.pending.set(link, { port: tcpPort, timer });
     link.onPackets = (batch) => this.handlers.streamPackets(null, link, tcpPort.listener.port, batch);
     link.onClose = () => this.settle(link);
+  }
+
+  /** One user fewer on a listening port: the last one closes it. */
+  private dropTcpUser(port: number, opening: Promise<TcpPort>, tcpPort: TcpPort): void {
+    if (--tcpPort.users > 0 || this.tcpPorts.get(port) !== opening) return;
+    this.tcpPorts.delete(port);
+    this.closePort(tcpPort);
   }
 
   private closePort(tcpPort: TcpPort): void {

@@ -10,9 +10,8 @@
 
 import { EventEmitter } from 'node:events';
 import type { AeadBackend } from '../core/aead.js';
-import { MAX_PACKET } from '../core/batch.js';
 import { newDropCounters } from '../core/drops.js';
-import { type Endpoint, readEndpoint, writeEndpoint } from '../core/endpoint.js';
+import { type Endpoint, type EndpointInit, readEndpoint, writeEndpoint } from '../core/endpoint.js';
 import { keySlotName } from '../core/key-slots.js';
 import type { Clock, Timer, Tun } from '../edge/edges.js';
 import { type DelPeerReasonName, Peer, type Transport } from '../peer/peer.js';
@@ -37,7 +36,7 @@ import { type InterfaceSettings, resolveOptions } from './options.js';
 import type { DataPathHost } from './path-context.js';
 import { peerInfo } from './peer-info.js';
 import { PeerTable } from './peer-table.js';
-import { checkKeyRequest, checkPeerId, checkPort, checkPrefix, remoteOf, slotOf } from './policy.js';
+import { checkKeyRequest, checkPacket, checkPeerId, checkPort, checkPrefix, remoteOf, slotOf } from './policy.js';
 import type { TcpLink } from './tcp-link.js';
 import { startKeepalives } from './timers.js';
 import { Warnings } from './warnings.js';
@@ -181,9 +180,10 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
   }
 
   /**
-   * Adds a TCP peer. With a remote address we connect to it, and resolve once connected. Without,
-   * we listen on local-port and the peer takes the next connection accepted there (first come,
-   * first served); until then packets to it are dropped and counted.
+   * Adds a TCP peer. With a remote address we connect to it, and resolve once connected, unless
+   * a connection from that address waits on the listening local-port (see listen): the peer takes
+   * that one. Without, we listen on local-port and the peer takes the next connection accepted
+   * there (first come, first served); until then packets to it are dropped and counted.
    */
   async newTcpPeer(config: PeerConfig): Promise<void> {
     this.assertOpen();
@@ -199,6 +199,12 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
       this.assertOpen();
       this.table.checkNewPeer(config);
       this.links.awaitConnection(this.addPeer(config, port, 'tcp'), tcpPort);
+      return;
+    }
+    // A server's control plane names the connection it accepted and talked to: the peer takes it.
+    const accepted = config.localPort === undefined ? undefined : this.links.pendingFrom(config.localPort, remote);
+    if (accepted !== undefined) {
+      this.links.adopt(this.addPeer(config, config.localPort!, 'tcp'), accepted);
       return;
     }
     const link = await this.links.connect(remote);
@@ -307,11 +313,28 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
 
   /** Sends a control-plane packet to a peer through its data socket, untouched. */
   sendPacket(peerId: number, data: Uint8Array): void {
-    const peer = this.peerOrThrow(peerId, 'peer-id');
-    if (!(data instanceof Uint8Array) || data.length === 0 || data.length > MAX_PACKET) {
-      throw new OvpnError('EINVAL', `packet must be 1 to ${MAX_PACKET} bytes`, 'data');
-    }
-    this.dataPath.sendOne(peer, data, false);
+    this.dataPath.sendOne(this.peerOrThrow(peerId, 'peer-id'), checkPacket(data), false);
+  }
+
+  /**
+   * Opens a local port with no peer, as a server does: control packets from senders that have
+   * no peer come up as packet-ntf (peerId null) with their address, and sendControl answers
+   * them. Resolves to the port bound (0 picks a free one). unlisten lets go of it.
+   */
+  async listen(transport: Transport, port: number): Promise<number> {
+    this.assertOpen();
+    return this.links.listen(transport, checkPort(port, 'local-port'));
+  }
+
+  unlisten(transport: Transport, port: number): void {
+    if (!this.closed) this.links.unlisten(transport, port);
+  }
+
+  /** Sends a control packet, untouched, to an address that has no peer yet, from a port we listen on. */
+  sendControl(transport: Transport, localPort: number, remote: EndpointInit, data: Uint8Array): void {
+    this.assertOpen();
+    const link = this.links.controlLink(transport, localPort, remote);
+    this.dataPath.sendRaw(link, remote, checkPacket(data));
   }
 
   /** Sends the keepalive message to a peer now (the timer does this by itself). */

@@ -6,6 +6,7 @@
  * interface checks ids and addresses against its peer table).
  */
 import { isIP } from 'node:net';
+import { MAX_PACKET } from '../core/batch.js';
 import { type CipherAlg, isCipherAlg } from '../core/cipher.js';
 import type { EndpointInit } from '../core/endpoint.js';
 import { type IpBytes, type Prefix, parseIp, parsePrefix } from '../core/ip.js';
@@ -23,6 +24,14 @@ function checkInteger(value: number, min: number, max: number, field: string, wh
 
 export function checkPeerId(id: number, field = 'id'): number {
   return checkInteger(id, 0, MAX_PEER_ID, field, `an integer from 0 to ${MAX_PEER_ID}`);
+}
+
+/** A control packet handed to us to send, untouched. */
+export function checkPacket(data: Uint8Array): Uint8Array {
+  if (!(data instanceof Uint8Array) || data.length === 0 || data.length > MAX_PACKET) {
+    throw new OvpnError('EINVAL', `packet must be 1 to ${MAX_PACKET} bytes`, 'data');
+  }
+  return data;
 }
 
 export function checkPort(port: number, field: string): number {

@@ -85,14 +85,25 @@ export class Transmitter {
 
   /** Sends one packet, already in plain form, to a peer: sealed as data, or raw for control. */
   sendOne(peer: Peer, data: Uint8Array, seal: boolean, now: number): void {
-    single ??= newBatch(1);
-    const batch = single;
-    resetOffsets(batch);
-    pushPacket(batch, data);
+    const batch = this.one(data);
     if (seal && sealRange(batch, 0, 1, peer.keys.primary, peer.id, peer.drops) > 0) return;
     singlePeer[0] = peer;
     this.send(batch, peer.endpoint, singlePeer, now);
     singlePeer[0] = null;
+  }
+
+  /** Sends one control packet, untouched, through a link no peer may have yet. */
+  sendRaw(link: UdpPort | TcpLink, endpoint: Buffer, data: Uint8Array): void {
+    const batch = this.one(data);
+    if (link instanceof TcpLink) link.send(batch, 0, 1);
+    else sendRange(link, batch, endpoint, 0, 1);
+  }
+
+  private one(data: Uint8Array): PacketBatch {
+    single ??= newBatch(1);
+    resetOffsets(single);
+    pushPacket(single, data);
+    return single;
   }
 
   private route(batch: PacketBatch): void {

@@ -540,7 +540,7 @@ function ipv6Prefix(d: Directive, text: string): { bytes: Uint8Array; prefixLen:
 }
 
 /** An IPv6 address plus a small number, carrying across bytes. */
-function addV6(bytes: Uint8Array, n: number): Uint8Array {
+export function addV6(bytes: Uint8Array, n: number): Uint8Array {
   const out = Uint8Array.from(bytes);
   let carry = n;
   for (let i = 15; i >= 0 && carry > 0; i--) {

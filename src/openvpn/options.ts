@@ -6,7 +6,8 @@
  * dropped silently; what only changes process behaviour we do not have becomes a note.
  */
 import { isIPv4 } from 'node:net';
-import { type OpenVpnConfig, OpenVpnConfigError, where } from './config.js';
+import { formatIp, parseIp } from '../core/ip.js';
+import { addV6, type OpenVpnConfig, OpenVpnConfigError, where } from './config.js';
 import type { P2pTlsOptions } from './p2p-tunnel.js';
 import { netmaskToPrefix } from './pushed.js';
 import type { ServerOptions } from './server.js';
@@ -21,6 +22,8 @@ export interface EnginePlan {
   engine: EngineOptions;
   /** `ip addr add` arguments for the TUN (before the device name), or null for a pull client (it is pushed). */
   address: string[] | null;
+  /** The same for its IPv6 address (`ip -6 addr add`): `ifconfig-ipv6`, or what `server-ipv6` expands to. */
+  address6: string[] | null;
   /** Remarks for the log: settings taken with a different effect than OpenVPN's. */
   notes: string[];
 }
@@ -50,8 +53,6 @@ export function planEngine(config: OpenVpnConfig): EnginePlan {
     throw new OpenVpnConfigError(`${location}: ${directive}: ${why} (not supported by this engine yet)`);
   };
   const notes: string[] = [];
-  if (config.serverIpv6 !== null) unsupported('server-ipv6', 'IPv6 pools');
-  if (config.ifconfigIpv6 !== null) unsupported('ifconfig-ipv6', 'IPv6 tunnel addresses');
   if (config.routes.length > 0) unsupported('route', 'routes on the TUN');
   if (config.routesIpv6.length > 0) unsupported('route-ipv6', 'routes on the TUN');
   if (config.verifyX509Name !== null) unsupported('verify-x509-name', 'checking the peer certificate name');
@@ -88,14 +89,21 @@ export function planEngine(config: OpenVpnConfig): EnginePlan {
     if (config.server === null || config.ifconfig === null)
       return unsupported('mode server', 'a server without `server NET MASK`');
     if (pool === null || pool === undefined) return unsupported('nopool', 'a server without a pool');
-    if (config.transport.proto !== 'udp')
-      unsupported(`proto ${config.transport.proto}`, 'a multi-client server over TCP');
     if (config.transport.lport === null) unsupported('nobind', 'a server without a port');
-    if (config.renegSec !== 0)
-      notes.push(`reneg-sec ${config.renegSec}: clients renegotiate on their own timer; the server has none`);
     if (!config.duplicateCn) notes.push('duplicate-cn off: a second client with the same name is not kicked out');
-    if (config.explicitExitNotify > 0) notes.push('explicit-exit-notify: clients are not told to reconnect on exit');
-    const addresses = ipv4Range(pool.start, pool.end, config.maxClients);
+    let addresses = ipv4Range(pool.start, pool.end, config.maxClients);
+    let ipv6: ServerOptions['ipv6'];
+    if (config.serverIpv6 !== null && config.ifconfigIpv6 !== null) {
+      const { poolStart, prefixLen } = config.serverIpv6;
+      // OpenVPN's pool is as large as the smaller of the two; a /112 or longer starts at +2.
+      if (prefixLen >= 112) addresses = addresses.slice(0, 2 ** (128 - prefixLen) - 2);
+      const start = parseIp(poolStart)!.bytes;
+      ipv6 = {
+        gateway: config.ifconfigIpv6.local,
+        prefixLength: prefixLen,
+        pool: addresses.map((_, i) => formatIp(addV6(start, i))),
+      };
+    }
     // A server keeps the pushed ping-restart for its own side too (OpenVPN doubles it).
     const pingRestart = config.keepalive?.timeout ?? config.pingRestart;
     return {
@@ -105,9 +113,13 @@ export function planEngine(config: OpenVpnConfig): EnginePlan {
         options: {
           ...common,
           localPort: config.transport.lport ?? 1194,
+          transport: config.transport.proto === 'udp' ? 'udp' : 'tcp',
           gateway: config.ifconfig.local,
           prefixLength: config.server.prefixLen,
           pool: addresses,
+          ...(ipv6 === undefined ? {} : { ipv6 }),
+          ...(config.renegSec > 0 ? { renegotiateSeconds: config.renegSec } : {}),
+          ...(config.renegSecMin === null ? {} : { renegotiateSecondsMin: config.renegSecMin }),
           ping: config.ping,
           pingRestart,
           push: config.push.filter((p) => !PUSHED_BY_SERVER.test(p)),
@@ -115,6 +127,7 @@ export function planEngine(config: OpenVpnConfig): EnginePlan {
         },
       },
       address: [`${config.ifconfig.local}/${config.server.prefixLen}`],
+      address6: tunAddress6(config),
       notes,
     };
   }
@@ -165,8 +178,16 @@ export function planEngine(config: OpenVpnConfig): EnginePlan {
       },
     },
     address,
+    address6: tunAddress6(config),
     notes,
   };
+}
+
+/** `ifconfig-ipv6 LOCAL/BITS REMOTE` (or server-ipv6's): OpenVPN puts LOCAL/BITS on the TUN. */
+function tunAddress6(config: OpenVpnConfig): string[] | null {
+  const ifc = config.ifconfigIpv6;
+  if (ifc === null) return null;
+  return [`${ifc.local}/${ifc.prefixLen}`];
 }
 
 /** The IPv4 addresses from start to end inclusive, at most `limit` of them. */

@@ -13,13 +13,15 @@ import type { OvpnInterface } from '../device/ovpn-interface.js';
 import type { Clock, Timer } from '../edge/edges.js';
 import { realClock } from '../edge/kernel.js';
 import { parsePushed } from './pushed.js';
-import { ControlSession, type Established, type Role, type SessionOptions } from './session.js';
+import { ControlSession, type Established, type PushOptions, type Role, type SessionOptions } from './session.js';
 
 /** The peer's id until the session has negotiated one; any id works, it is replaced. */
 export const HANDSHAKE_PEER_ID = 0;
 
-export interface P2pTlsOptions extends Omit<SessionOptions, 'send' | 'clock' | 'role'> {
+export interface P2pTlsOptions extends Omit<SessionOptions, 'send' | 'clock' | 'role' | 'push'> {
   role: Role;
+  /** A server pushing to its one pull client: the peer-id is known up front. */
+  push?: PushOptions;
   iface: OvpnInterface;
   /** The clock of the interface's edges; default the process's. */
   clock?: Clock;

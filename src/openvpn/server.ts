@@ -1,42 +1,54 @@
 /**
- * OpenVPN's multi-client server (`server NET MASK`, topology subnet) on one UDP port of a
- * multi-peer interface: a TLS session per client address, each client a peer of its own with a
- * peer-id and an address from the pool, told to it in the PUSH_REPLY. A client whose session
- * fails, that says EXIT (explicit-exit-notify over the control channel), or whose peer the data
- * channel deletes (expired, ...), gives both back.
+ * OpenVPN's multi-client server (`server NET MASK`, topology subnet) on one UDP or TCP port of
+ * a multi-peer interface: a TLS session per client address (per connection over TCP), each
+ * client a peer of its own with a peer-id and an address from the pool, told to it in the
+ * PUSH_REPLY. A client whose session fails, that says EXIT (explicit-exit-notify over the control
+ * channel), or whose peer the data channel deletes (expired, connection gone, ...), gives both
+ * back.
  *
- * The interface opens a UDP port only for a peer, and sends only to peers; so a placeholder
- * peer holds the port (its VPN address is in 100::/64, the discard prefix, where nothing is
- * routed), and a client's peer is added once its first packet authenticates (with tls-auth or
- * tls-crypt; without, at its first hard reset), so that our answers can reach it.
+ * The port is held by the interface's listen, with no peer on it: the handshake is answered with
+ * sendControl. A client gets its peer-id and address once its TLS handshake and key exchange are
+ * done (when the PUSH_REPLY is made), and its peer once keys are negotiated, so strangers (a
+ * flood of hard resets) take neither peers nor peer-ids nor addresses.
  */
 import { EventEmitter } from 'node:events';
 import { Opcode } from '../core/wire.js';
-import type { PacketEvent, PeerDelEvent } from '../device/api.js';
+import type { KeySwapEvent, PacketEvent, PeerDelEvent, PeerFloatEvent } from '../device/api.js';
 import type { OvpnInterface } from '../device/ovpn-interface.js';
-import type { Clock } from '../edge/edges.js';
+import type { Clock, Timer } from '../edge/edges.js';
 import { realClock } from '../edge/kernel.js';
 import { decodeHeader } from './packet.js';
-import { ControlSession, type Established, type SessionOptions } from './session.js';
+import { ControlSession, type Established, type PushOptions, type SessionOptions } from './session.js';
 import type { ControlWrap } from './tls-wrap.js';
-
-/** Ids above every client's: the placeholder that holds the UDP port. */
-export const LISTENER_PEER_ID = 0xfffffe;
-const LISTENER_VPN_ADDRESS = '100::1';
 
 export interface ServerOptions
   extends Omit<SessionOptions, 'send' | 'clock' | 'role' | 'push' | 'pull' | 'wrap' | 'trace'> {
   iface: OvpnInterface;
   clock?: Clock;
+  /** The port clients reach us on (0: any free one, see `port` once started). */
   localPort: number;
+  /** udp (default) or tcp (`proto tcp-server`): each TCP connection is a client of its own. */
+  transport?: 'udp' | 'tcp';
   /** Our tunnel address (the clients' route-gateway) and the pool's prefix length. */
   gateway: string;
   prefixLength: number;
   /** Client addresses, handed out in order and taken back when a client leaves. */
   pool: readonly string[];
+  /**
+   * server-ipv6: our IPv6 tunnel address (the clients' gateway), the prefix length, and the
+   * clients' IPv6 addresses, paired with `pool` by position (a client gets both), as OpenVPN does.
+   */
+  ipv6?: { gateway: string; prefixLength: number; pool: readonly string[] };
   /** ping / ping-restart pushed to clients and used as each client peer's keepalive, seconds. */
   ping: number;
   pingRestart: number;
+  /**
+   * reneg-sec [max [min]]: renegotiate each client's keys this many seconds after its current
+   * key came up, less a random jitter as OpenVPN's server does (up to a tenth, or down to `min`).
+   * 0 or absent: only when the client asks, or the data channel's packet-ids run out.
+   */
+  renegotiateSeconds?: number;
+  renegotiateSecondsMin?: number;
   /** More options for every PUSH_REPLY (routes, ...). */
   push?: readonly string[];
   /** A fresh tls-auth/tls-crypt context per client (each has its own packet-ids). */
@@ -46,6 +58,8 @@ export interface ServerOptions
 export interface ClientInfo {
   peerId: number;
   address: string;
+  /** Its IPv6 tunnel address, with server-ipv6. */
+  address6?: string;
   remote: string;
   commonName?: string;
   cipher?: string;
@@ -56,63 +70,134 @@ export interface ServerEvents {
   connected: [ClientInfo & { established: Established }];
   /** A client is gone: session error or its peer deleted; `reason` says which. */
   disconnected: [ClientInfo & { reason: string }];
+  /** A handshake that never became a client (refused certificate, no common cipher, no address left, ...). */
+  refused: [{ remote: string; reason: string }];
 }
 
 interface Client {
-  info: ClientInfo;
+  /** Its peer-id and address, once its handshake got that far. */
+  info?: ClientInfo;
+  /** Its position in the pool, with info. */
+  slot?: number;
+  /** When we start its next renegotiation (reneg-sec), from its current key on. */
+  renegotiation?: Timer;
+  /** Its reneg-sec, jitter taken off once per client as OpenVPN does per session. */
+  renegotiateMs: number;
+  /** "address:port" it talks from. */
+  label: string;
   session: ControlSession;
-  /** Whether the client's peer exists on the interface yet. */
-  added: boolean;
+  /** Where its packets come from and ours go to, until it has a peer. */
+  remote: PacketEvent['remote'];
 }
 
-const remoteKey = (e: PacketEvent) => `${e.localPort}/${e.remote.address}/${e.remote.port}`;
+/** How long a stopping server waits for its clients to acknowledge RESTART, as OpenVPN's does. */
+const RESTART_WAIT_MS = 2000;
+
+const endpointKey = (r: { address: string; port: number }) => `${r.address}/${r.port}`;
 
 export class OpenvpnServer extends EventEmitter<ServerEvents> {
   private readonly byRemote = new Map<string, Client>();
   private readonly byPeerId = new Map<number, Client>();
-  private readonly freeAddresses: string[];
+  /** Peer-ids whose peer is on the interface. */
+  private readonly added = new Set<number>();
+  /** Positions in the pool (and the IPv6 pool) free to hand out, lowest first. */
+  private readonly freeSlots: number[];
   private nextPeerId = 1;
   private readonly clock: Clock;
+  private readonly transport: 'udp' | 'tcp';
+  private boundPort: number | null = null;
   private readonly onPacket = (e: PacketEvent) => this.packet(e);
   private readonly onPeerDel = (e: PeerDelEvent) => {
     const client = this.byPeerId.get(e.peerId);
     if (client !== undefined) this.drop(client, `peer deleted (${e.reason})`, false);
   };
+  /** A client's authenticated data came from a new address (float): its control packets will too. */
+  private readonly onFloat = (e: PeerFloatEvent) => {
+    const client = this.byPeerId.get(e.peerId);
+    if (client === undefined) return;
+    this.byRemote.delete(endpointKey(client.remote));
+    client.remote = e.remote;
+    client.label = `${e.remote.address}:${e.remote.port}`;
+    if (client.info !== undefined) client.info.remote = client.label;
+    this.byRemote.set(endpointKey(e.remote), client);
+  };
+
+  /** The data channel says a client's packet-ids are running out: renegotiate, as OpenVPN does. */
+  private readonly onKeySwapNeeded = (e: KeySwapEvent) => {
+    const client = this.byPeerId.get(e.peerId);
+    if (client !== undefined) rekey(client);
+  };
 
   constructor(private readonly options: ServerOptions) {
     super();
     this.clock = options.clock ?? realClock;
-    this.freeAddresses = [...options.pool];
+    this.transport = options.transport ?? 'udp';
+    this.freeSlots = Array.from({ length: this.slotsInAll }, (_, i) => i);
   }
 
-  start(): void {
-    const { iface, localPort } = this.options;
-    iface.newPeer({
-      id: LISTENER_PEER_ID,
-      localPort,
-      remoteIpv4: '127.0.0.1',
-      remotePort: 9,
-      vpnIpv6: LISTENER_VPN_ADDRESS,
-    });
+  /** Listens on the port; resolves once clients can connect. */
+  async start(): Promise<void> {
+    const { iface } = this.options;
     iface.on('packet-ntf', this.onPacket);
     iface.on('peer-del-ntf', this.onPeerDel);
+    iface.on('peer-float-ntf', this.onFloat);
+    iface.on('key-swap-ntf', this.onKeySwapNeeded);
+    this.boundPort = await iface.listen(this.transport, this.options.localPort);
+  }
+
+  /** The port listened on (the one asked for, or the one picked for 0); null before start. */
+  get port(): number | null {
+    return this.boundPort;
   }
 
   close(): void {
     const { iface } = this.options;
     iface.off('packet-ntf', this.onPacket);
     iface.off('peer-del-ntf', this.onPeerDel);
+    iface.off('peer-float-ntf', this.onFloat);
+    iface.off('key-swap-ntf', this.onKeySwapNeeded);
     for (const client of [...this.byRemote.values()]) this.drop(client, 'server closed', true);
+    if (this.boundPort !== null) iface.unlisten(this.transport, this.boundPort);
+    this.boundPort = null;
+  }
+
+  /**
+   * Before stopping (explicit-exit-notify): tells each client over UDP to reconnect, with the
+   * control message OpenVPN's server sends, RESTART, or RESTART,[N] (`nextServer`: try the next
+   * remote). Over TCP the connection's end tells them. Resolves once every client has
+   * acknowledged it, or after the two seconds OpenVPN's server waits.
+   */
+  async notifyRestart(nextServer: boolean): Promise<void> {
+    const told: ControlSession[] = [];
+    if (this.transport === 'udp') {
+      for (const client of this.byPeerId.values()) {
+        try {
+          client.session.sendMessage(nextServer ? 'RESTART,[N]' : 'RESTART');
+          told.push(client.session);
+        } catch {
+          // Its key exchange is not finished: there is no channel to tell it on.
+        }
+      }
+    }
+    if (told.length === 0) return;
+    await new Promise<void>((resolve) => {
+      const deadline = this.clock.now() + RESTART_WAIT_MS;
+      const poll = this.clock.every(50, () => {
+        if (!told.every((s) => s.settled) && this.clock.now() < deadline) return;
+        poll.cancel();
+        resolve();
+      });
+    });
   }
 
   clients(): ClientInfo[] {
-    return [...this.byRemote.values()].map((c) => c.info);
+    return [...this.byPeerId.values()].map((c) => c.info!);
   }
 
   private packet(e: PacketEvent): void {
-    if (e.localPort !== this.options.localPort || e.peerId === LISTENER_PEER_ID) return;
-    let client = e.peerId === null ? this.byRemote.get(remoteKey(e)) : this.byPeerId.get(e.peerId);
-    if (client === undefined && e.peerId === null) {
+    if (e.localPort !== this.boundPort) return;
+    let client = this.byRemote.get(endpointKey(e.remote));
+    if (client === undefined) {
       let opcode: number;
       try {
         opcode = decodeHeader(e.data).opcode;
@@ -123,76 +208,106 @@ export class OpenvpnServer extends EventEmitter<ServerEvents> {
       client = this.newClient(e);
       if (client === undefined) return;
     }
-    client?.session.receive(e.data);
+    client.session.receive(e.data);
   }
 
-  private newClient(e: PacketEvent): Client | undefined {
-    const address = this.freeAddresses.shift();
-    if (address === undefined) return undefined;
-    const { iface, gateway, prefixLength, ping, pingRestart, push, wrap, ...rest } = this.options;
-    const peerId = this.nextPeerId++;
-    const mask = prefixToNetmask(prefixLength);
-    const info: ClientInfo = { peerId, address, remote: `${e.remote.address}:${e.remote.port}` };
-    const pushed = [
-      'topology subnet',
-      `route-gateway ${gateway}`,
-      `ping ${ping}`,
-      `ping-restart ${pingRestart}`,
-      `ifconfig ${address} ${mask}`,
-      ...(push ?? []),
-    ];
+  private newClient(e: PacketEvent): Client {
+    const { iface, push, wrap, transport: _, renegotiateSeconds, renegotiateSecondsMin, ...rest } = this.options;
+    const label = `${e.remote.address}:${e.remote.port}`;
     const sessionOptions: SessionOptions = {
       ...rest,
       role: 'server',
       clock: this.clock,
-      push: { peerId, options: pushed },
+      push: () => this.allocate(client),
       send: (packet) => {
-        // The first answer goes out only once the client's first packet has authenticated.
-        if (!client.added) this.addPeer(client, e);
-        iface.sendPacket(peerId, packet);
+        if (client.info !== undefined && this.added.has(client.info.peerId))
+          iface.sendPacket(client.info.peerId, packet);
+        else iface.sendControl(this.transport, e.localPort, client.remote, packet);
       },
     };
     if (wrap !== undefined) sessionOptions.wrap = wrap();
     const session = new ControlSession(sessionOptions);
-    const client: Client = { info, session, added: false };
+    const client: Client = {
+      label,
+      session,
+      remote: e.remote,
+      renegotiateMs: jittered(renegotiateSeconds ?? 0, renegotiateSecondsMin) * 1000,
+    };
     session.on('established', (est) => this.established(client, est));
-    session.on('active', () => iface.swapKeys(peerId));
+    session.on('active', () => {
+      if (client.info !== undefined) iface.swapKeys(client.info.peerId);
+    });
     session.on('error', (error) => this.drop(client, error.message, true));
     // explicit-exit-notify of a client that negotiated cc-exit: it is leaving, free its place now.
     session.on('message', (text) => {
       if (text === 'EXIT') this.drop(client, 'exit notification', true);
     });
-    this.byRemote.set(remoteKey(e), client);
-    this.byPeerId.set(peerId, client);
+    this.byRemote.set(endpointKey(e.remote), client);
     session.start();
     return client;
   }
 
-  private addPeer(client: Client, e: PacketEvent): void {
-    const { iface, localPort, ping, pingRestart } = this.options;
+  /** The client's handshake is done: a peer-id and an address for it, and what its PUSH_REPLY says. */
+  private allocate(client: Client): PushOptions {
+    const { gateway, prefixLength, ping, pingRestart, push, pool, ipv6 } = this.options;
+    const slot = this.freeSlots.shift();
+    if (slot === undefined) throw new Error(`no free address in the pool (all ${this.slotsInAll} taken)`);
+    const peerId = this.nextPeerId++;
+    client.info = { peerId, address: pool[slot]!, remote: client.label };
+    client.slot = slot;
+    if (ipv6 !== undefined) client.info.address6 = ipv6.pool[slot]!;
+    this.byPeerId.set(peerId, client);
+    const options = [
+      'topology subnet',
+      `route-gateway ${gateway}`,
+      `ping ${ping}`,
+      `ping-restart ${pingRestart}`,
+      // As OpenVPN: the client's IPv6 address with the pool's prefix length, and ours as its gateway.
+      ...(ipv6 === undefined ? [] : [`ifconfig-ipv6 ${client.info.address6}/${ipv6.prefixLength} ${ipv6.gateway}`]),
+      `ifconfig ${client.info.address} ${prefixToNetmask(prefixLength)}`,
+      ...(push ?? []),
+    ];
+    return { peerId, options };
+  }
+
+  private get slotsInAll(): number {
+    return Math.min(this.options.pool.length, this.options.ipv6?.pool.length ?? Number.POSITIVE_INFINITY);
+  }
+
+  /** The client's peer, once its session has keys: on the address (UDP) or connection (TCP) it talked from. */
+  private addPeer(client: Client, info: ClientInfo): void {
+    const { iface, ping, pingRestart } = this.options;
+    const { remote } = client;
     const config: Parameters<OvpnInterface['newPeer']>[0] = {
-      id: client.info.peerId,
-      localPort,
-      vpnIpv4: client.info.address,
+      id: info.peerId,
+      localPort: this.boundPort!,
+      vpnIpv4: info.address,
+      ...(info.address6 === undefined ? {} : { vpnIpv6: info.address6 }),
       keepaliveInterval: ping,
       keepaliveTimeout: pingRestart,
+      remotePort: remote.port,
     };
-    if (e.remote.family === 4) config.remoteIpv4 = e.remote.address;
-    else config.remoteIpv6 = e.remote.address;
-    config.remotePort = e.remote.port;
-    if (e.remote.local !== undefined) {
-      if (e.remote.family === 4) config.localIpv4 = e.remote.local;
-      else config.localIpv6 = e.remote.local;
+    if (remote.family === 4) config.remoteIpv4 = remote.address;
+    else config.remoteIpv6 = remote.address;
+    if (remote.local !== undefined && this.transport === 'udp') {
+      if (remote.family === 4) config.localIpv4 = remote.local;
+      else config.localIpv6 = remote.local;
     }
-    iface.newPeer(config);
-    client.added = true;
+    if (this.transport === 'udp') iface.newPeer(config);
+    else {
+      // The connection it talked from waits on our port: the peer takes it at once.
+      iface.newTcpPeer(config).catch((error: Error) => this.drop(client, error.message, true));
+    }
+    this.added.add(info.peerId);
   }
 
   private established(client: Client, est: Established): void {
     const { iface } = this.options;
+    const info = client.info!;
     try {
+      if (!this.added.has(info.peerId)) this.addPeer(client, info);
       iface.newKey({
-        peerId: client.info.peerId,
+        peerId: info.peerId,
         slot: est.keyId === 0 ? 'primary' : 'secondary',
         keyId: est.keyId,
         cipherAlg: est.cipher,
@@ -203,29 +318,59 @@ export class OpenvpnServer extends EventEmitter<ServerEvents> {
       this.drop(client, (error as Error).message, true);
       return;
     }
+    if (client.renegotiateMs > 0) {
+      client.renegotiation?.cancel();
+      client.renegotiation = this.clock.after(client.renegotiateMs, () => rekey(client));
+    }
     if (est.keyId !== 0) return;
-    client.info.cipher = est.cipher;
-    if (est.commonName !== undefined) client.info.commonName = est.commonName;
-    this.emit('connected', { ...client.info, established: est });
+    info.cipher = est.cipher;
+    if (est.commonName !== undefined) info.commonName = est.commonName;
+    this.emit('connected', { ...info, established: est });
   }
 
-  /** Forgets a client, deletes its peer if still there, and gives back its address. */
+  /** Forgets a client, deletes its peer if there is one, and gives back its peer-id's address. */
   private drop(client: Client, reason: string, deletePeer: boolean): void {
-    const { peerId, address } = client.info;
-    if (this.byPeerId.get(peerId) !== client) return;
-    this.byPeerId.delete(peerId);
-    for (const [key, c] of this.byRemote) if (c === client) this.byRemote.delete(key);
+    if (this.byRemote.get(endpointKey(client.remote)) !== client) return;
+    this.byRemote.delete(endpointKey(client.remote));
+    client.renegotiation?.cancel();
     client.session.close();
-    if (deletePeer && client.added) {
+    const { info } = client;
+    if (info === undefined) {
+      this.emit('refused', { remote: client.label, reason });
+      return;
+    }
+    this.byPeerId.delete(info.peerId);
+    if (this.added.delete(info.peerId) && deletePeer) {
       try {
-        this.options.iface.delPeer(peerId);
+        this.options.iface.delPeer(info.peerId);
       } catch {
         // Already gone with the interface.
       }
     }
-    this.freeAddresses.push(address);
-    this.emit('disconnected', { ...client.info, reason });
+    // Back in order: the next client gets the lowest free addresses, as from a fresh pool.
+    const at = this.freeSlots.findIndex((free) => free > client.slot!);
+    this.freeSlots.splice(at < 0 ? this.freeSlots.length : at, 0, client.slot!);
+    this.emit('disconnected', { ...info, reason });
   }
+}
+
+/**
+ * Starts a renegotiation with a client. One that is under way already, or a session not yet
+ * established, refuses: the key that comes up next sets the next timer.
+ */
+function rekey(client: Client): void {
+  try {
+    client.session.rekey();
+  } catch {
+    // Nothing to do now.
+  }
+}
+
+/** OpenVPN's server-side reneg-sec: max less random jitter, a tenth of it by default or down to min. */
+export function jittered(seconds: number, min?: number): number {
+  if (seconds <= 0) return 0;
+  const spread = Math.max(min === undefined ? Math.floor(seconds / 10) : seconds - min, 1);
+  return seconds - Math.floor(Math.random() * spread);
 }
 
 export function prefixToNetmask(prefixLength: number): string {

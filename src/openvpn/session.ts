@@ -86,7 +86,7 @@ export interface SessionOptions {
    * peer-id, and answer each PUSH_REQUEST with a PUSH_REPLY of these options followed by
    * peer-id, cipher and, with exporter keys, key-derivation tls-ekm.
    */
-  push?: PushOptions;
+  push?: PushOptions | (() => PushOptions);
   /**
    * Client only: OpenVPN's `client` / `pull`. We announce REQUEST_PUSH and IV_NCP instead of
    * P2P negotiation, ask with PUSH_REQUEST, and take cipher, peer-id and key derivation from
@@ -313,6 +313,11 @@ export class ControlSession extends EventEmitter<SessionEvents> {
     ks.initiated = true;
     ks.reliable.send(Opcode.CONTROL_SOFT_RESET_V1, Buffer.alloc(0));
     this.pump();
+  }
+
+  /** Everything we sent has been acknowledged (or the session is closed): nothing left to resend. */
+  get settled(): boolean {
+    return this.closed || [...this.states.values()].every((ks) => ks.reliable.idle());
   }
 
   /** The reliability counters of all key states together. */
@@ -542,7 +547,14 @@ export class ControlSession extends EventEmitter<SessionEvents> {
     }
     const ivProto = ivProtoOf(peerInfo);
     const remoteCiphers = peerInfo.get('IV_CIPHERS')?.split(':');
-    const { push } = this.options;
+    let push: PushOptions | undefined;
+    try {
+      // A function: the server hands out its peer-id and address only to a client this far.
+      push = typeof this.options.push === 'function' ? this.options.push() : this.options.push;
+    } catch (error) {
+      this.fail(error as Error);
+      return;
+    }
     let cipher: string | undefined;
     if (push !== undefined && server && remoteCiphers !== undefined)
       cipher = commonCipher(this.options.ciphers, remoteCiphers);

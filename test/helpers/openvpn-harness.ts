@@ -116,6 +116,14 @@ export interface HarnessOptions {
 }
 
 /**
+ * The stem of a test's namespace names: `kind` and a random tag, so runs side by side never
+ * collide, after OVPN_TEST_NS_PREFIX when set (one prefix per developer or CI job sharing a host).
+ */
+export function namespaceStem(kind: string): string {
+  return `${process.env.OVPN_TEST_NS_PREFIX ?? ''}${kind}${randomBytes(3).toString('hex')}`;
+}
+
+/**
  * What a namespace test makes, recorded as it is made and undone newest first by stop(), safe
  * after any failure and more than once: processes, namespaces (with lo up) and certificates.
  */
@@ -172,8 +180,8 @@ export class OpenvpnHarness extends Scene {
 
   constructor() {
     super();
-    const tag = randomBytes(3).toString('hex');
-    this.ns = [`ovp${tag}a`, `ovp${tag}b`];
+    const stem = namespaceStem('ovp');
+    this.ns = [`${stem}a`, `${stem}b`];
   }
 
   /** setup(), then resolves once both ends report the tunnel up, with our ESTABLISHED json. */

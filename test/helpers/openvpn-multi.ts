@@ -5,12 +5,11 @@
  * name, whatever happened before.
  */
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseStaticKey } from '../../src/openvpn/static-key.js';
-import { type Proc, Scene } from './openvpn-harness.js';
+import { namespaceStem, type Proc, Scene } from './openvpn-harness.js';
 import type { ServerNsConfig } from './openvpn-server-ns.js';
 import type { Pki } from './pki.js';
 
@@ -25,9 +24,9 @@ export class MultiClientHarness extends Scene {
 
   constructor(readonly count: number) {
     super();
-    const tag = randomBytes(3).toString('hex');
-    this.serverNs = `ovm${tag}s`;
-    this.clientNs = Array.from({ length: count }, (_, i) => `ovm${tag}c${i}`);
+    const stem = namespaceStem('ovm');
+    this.serverNs = `${stem}s`;
+    this.clientNs = Array.from({ length: count }, (_, i) => `${stem}c${i}`);
   }
 
   /** Everything up to the point where every client printed "Initialization Sequence Completed". */

@@ -45,8 +45,8 @@ const server = new OpenvpnServer({
 });
 server.on('connected', ({ established, ...info }) => say(`CONNECTED ${JSON.stringify(info)}`));
 server.on('disconnected', (info) => say(`DISCONNECTED ${JSON.stringify(info)}`));
-server.start();
-say('READY');
+server.on('refused', (info) => say(`REFUSED ${JSON.stringify(info)}`));
+void server.start().then(() => say('READY'));
 
 createInterface({ input: process.stdin }).on('line', (line) => {
   if (line.trim() !== 'stats') return;

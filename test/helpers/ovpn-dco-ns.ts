@@ -5,11 +5,10 @@
  * name, whatever happened before: processes, namespaces, the certificate directory.
  */
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Proc, Scene } from './openvpn-harness.js';
+import { namespaceStem, type Proc, Scene } from './openvpn-harness.js';
 import type { Pki } from './pki.js';
 
 export const OVPN_DCO = fileURLToPath(new URL('../../src/cli/ovpn-dco.js', import.meta.url));
@@ -21,11 +20,12 @@ export class OvpnDcoHarness extends Scene {
   /** [ours, theirs]. */
   readonly ns: [string, string];
   private pkiMade: Pki | undefined;
+  private readonly extraClients: string[] = [];
 
   constructor() {
     super();
-    const tag = randomBytes(3).toString('hex');
-    this.ns = [`odc${tag}a`, `odc${tag}b`];
+    const stem = namespaceStem('odc');
+    this.ns = [`${stem}a`, `${stem}b`];
   }
 
   get pki(): Pki {
@@ -43,6 +43,69 @@ export class OvpnDcoHarness extends Scene {
     execFileSync('ip', ['-n', b, 'addr', 'add', `${THEIR_LINK}/24`, 'dev', 'odc1']);
     execFileSync('ip', ['-n', a, 'link', 'set', 'odc0', 'up']);
     execFileSync('ip', ['-n', b, 'link', 'set', 'odc1', 'up']);
+  }
+
+  /**
+   * One more client namespace, joined to ours by its own veth pair: 10.96.<n>.1 ours, .2 its
+   * (n from 1). Returns its name and our address on that link.
+   */
+  addClient(): { ns: string; server: string } {
+    const n = this.extraClients.length + 1;
+    const ns = `${this.ns[0].slice(0, -1)}c${n}`;
+    this.addNamespace(ns);
+    this.extraClients.push(ns);
+    execFileSync('ip', [
+      '-n',
+      this.ns[0],
+      'link',
+      'add',
+      `odcs${n}`,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'odcc',
+      'netns',
+      ns,
+    ]);
+    execFileSync('ip', ['-n', this.ns[0], 'addr', 'add', `10.96.${n}.1/24`, 'dev', `odcs${n}`]);
+    execFileSync('ip', ['-n', ns, 'addr', 'add', `10.96.${n}.2/24`, 'dev', 'odcc']);
+    execFileSync('ip', ['-n', this.ns[0], 'link', 'set', `odcs${n}`, 'up']);
+    execFileSync('ip', ['-n', ns, 'link', 'set', 'odcc', 'up']);
+    return { ns, server: `10.96.${n}.1` };
+  }
+
+  /** The lines of a multi-client server.conf (10.8.0.0/24, port 1194), before the case's own. */
+  serverLines(proto: 'udp' | 'tcp-server' = 'udp', dev = 'tun0'): string[] {
+    const { files } = this.pki;
+    return [
+      'port 1194',
+      `proto ${proto}`,
+      `dev ${dev}`,
+      `ca ${files.ca}`,
+      `cert ${files.serverCert}`,
+      `key ${files.serverKey}`,
+      'dh none',
+      'server 10.8.0.0 255.255.255.0',
+      'topology subnet',
+      'keepalive 10 60',
+    ];
+  }
+
+  /** The lines of a client.conf for that server at `remote`, before the case's own. */
+  clientLines(proto: 'udp' | 'tcp-client' = 'udp', remote = OUR_LINK, dev = 'tun'): string[] {
+    const { files } = this.pki;
+    return [
+      'client',
+      `dev ${dev}`,
+      `proto ${proto}`,
+      `remote ${remote} 1194`,
+      'nobind',
+      `ca ${files.ca}`,
+      `cert ${files.clientCert}`,
+      `key ${files.clientKey}`,
+      'remote-cert-tls server',
+    ];
   }
 
   /** Writes a config file into the certificate directory; returns its path. */
@@ -66,11 +129,16 @@ export class OvpnDcoHarness extends Scene {
     return p;
   }
 
-  /** `openvpn --config <theirs>` in their namespace, once it says it is up. */
-  async startTheirs(config: string): Promise<Proc> {
-    const p = this.spawn('openvpn', this.ns[1], ['openvpn', '--config', config]);
+  /** `openvpn --config <theirs>` in their namespace (or `ns`), once it says it is up. */
+  async startTheirs(config: string, ns = this.ns[1]): Promise<Proc> {
+    const p = this.spawn(`openvpn in ${ns}`, ns, ['openvpn', '--config', config]);
     await p.waitLine(/Initialization Sequence Completed/, 30_000);
     return p;
+  }
+
+  /** Any program in a namespace (0 ours, 1 theirs, or one named), stopped with the rest. */
+  run(name: string, side: 0 | 1 | string, args: string[]): Proc {
+    return this.spawn(name, typeof side === 'string' ? side : this.ns[side], args);
   }
 
   /** `ovpn-cli listen_mcast` in our namespace, once it is subscribed. */
@@ -80,9 +148,10 @@ export class OvpnDcoHarness extends Scene {
     return p;
   }
 
-  /** Runs a command in a namespace: 0 ours, 1 theirs. */
-  exec(side: 0 | 1, args: string[], timeoutMs = 30_000): string {
-    return execFileSync('ip', ['netns', 'exec', this.ns[side], ...args], {
+  /** Runs a command in a namespace: 0 ours, 1 theirs, or one named. */
+  exec(side: 0 | 1 | string, args: string[], timeoutMs = 30_000): string {
+    const ns = typeof side === 'string' ? side : this.ns[side];
+    return execFileSync('ip', ['netns', 'exec', ns, ...args], {
       timeout: timeoutMs,
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'pipe'],
