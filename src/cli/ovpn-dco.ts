@@ -6,8 +6,11 @@
  * control socket (so `ovpn-cli tun0 get_peer` and `listen_mcast` work on it, as on a daemon's),
  * runs the TLS control channel, and logs one line per client connect/disconnect. A server with
  * `status FILE [SECONDS]` writes OpenVPN's status file (status.ts) at start, every SECONDS and on
- * exit, each time whole (a temporary file renamed over it). SIGTERM or SIGINT destroys the
- * interface and exits 0; a config error exits 1 with the parser's message.
+ * exit, each time whole (a temporary file renamed over it). A client (or point-to-point peer)
+ * tries its remotes in turn and starts again after ping-restart or a lost connection
+ * (openvpn/reconnect.ts); it puts its own and the pushed addresses and routes on the TUN and takes
+ * them off again when the session ends. SIGTERM or SIGINT (after explicit-exit-notify's goodbye)
+ * destroys the interface and exits 0; a config error exits 1 with the parser's message.
  */
 import { execFileSync } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
@@ -24,8 +27,8 @@ import {
   where,
 } from '../openvpn/config.js';
 import { type EnginePlan, planEngine } from '../openvpn/options.js';
-import { P2pTlsTunnel } from '../openvpn/p2p-tunnel.js';
-import { parsePushed } from '../openvpn/pushed.js';
+import { ipArgs, type PushedConfig, parsePushed, type TunSetting, tunSettings } from '../openvpn/pushed.js';
+import { ReconnectingClient } from '../openvpn/reconnect.js';
 import { type ClientInfo, OpenvpnServer } from '../openvpn/server.js';
 import { formatStatus, type StatusClient } from '../openvpn/status.js';
 import { packageVersion } from './version.js';
@@ -38,6 +41,18 @@ function log(message: string): void {
 
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'inherit'] });
 
+/** Runs `ip`, logging instead of throwing: for settings the tunnel can live without. */
+function ipQuietly(args: string[]): boolean {
+  try {
+    execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    return true;
+  } catch (error) {
+    const stderr = (error as { stderr?: Buffer }).stderr?.toString().trim();
+    log(`warning: ip ${args.join(' ')}: ${stderr || (error as Error).message}`);
+    return false;
+  }
+}
+
 /** `dev tun` lets the kernel number the device, as OpenVPN does; we take the first free tunN. */
 function deviceName(config: OpenVpnConfig): string {
   if (config.dev.fixed) return config.dev.name;
@@ -46,7 +61,7 @@ function deviceName(config: OpenVpnConfig): string {
 
 async function readConfig(): Promise<{ config: OpenVpnConfig; plan: EnginePlan }> {
   try {
-    const config = await resolveFirstRemote(parseOpenVpnArgs(process.argv.slice(2)));
+    const config = await resolveRemotes(parseOpenVpnArgs(process.argv.slice(2)));
     return { config, plan: planEngine(config) };
   } catch (error) {
     process.stderr.write(`ovpn-dco: ${(error as Error).message}\n`);
@@ -55,22 +70,32 @@ async function readConfig(): Promise<{ config: OpenVpnConfig; plan: EnginePlan }
 }
 
 /**
- * The core takes an IPv4 address; a client.ovpn usually names its server. Only the first remote
- * is tried (options.ts), so only it is looked up, once, at start.
+ * The core takes IPv4 addresses; a client.ovpn usually names its servers. Each name is looked up
+ * once, at start; one that does not resolve is left out (as OpenVPN goes on to the next remote),
+ * and only when none does is it an error.
  */
-async function resolveFirstRemote(config: OpenVpnConfig): Promise<OpenVpnConfig> {
-  const [first, ...rest] = config.remotes;
-  if (first === undefined || isIP(first.host) !== 0) return config;
-  let address: string;
-  try {
-    ({ address } = await lookup(first.host, { family: 4 }));
-  } catch (error) {
-    const at = config.seen.get('remote');
-    const location = at === undefined ? 'command line' : where(at);
-    throw new OpenVpnConfigError(`${location}: remote ${first.host}: ${(error as Error).message}`);
+async function resolveRemotes(config: OpenVpnConfig): Promise<OpenVpnConfig> {
+  const remotes: OpenVpnConfig['remotes'] = [];
+  let failure: string | undefined;
+  for (const remote of config.remotes) {
+    if (isIP(remote.host) !== 0) {
+      remotes.push(remote);
+      continue;
+    }
+    try {
+      const { address } = await lookup(remote.host, { family: 4 });
+      log(`remote ${remote.host} is ${address}`);
+      remotes.push({ ...remote, host: address });
+    } catch (error) {
+      failure = `remote ${remote.host}: ${(error as Error).message}`;
+      log(`warning: ${failure}; skipped`);
+    }
   }
-  log(`remote ${first.host} is ${address}`);
-  return { ...config, remotes: [{ ...first, host: address }, ...rest] };
+  if (remotes.length === 0 && failure !== undefined) {
+    const at = config.seen.get('remote');
+    throw new OpenVpnConfigError(`${at === undefined ? 'command line' : where(at)}: ${failure}`);
+  }
+  return { ...config, remotes };
 }
 
 async function main(): Promise<void> {
@@ -81,19 +106,25 @@ async function main(): Promise<void> {
   const iface = OvpnInterface.create({ name, mode: plan.engine.mode, mtu: config.tunMtu });
   const undo: (() => void)[] = [];
   let stopping = false;
-  let engine: { close(): void } | undefined;
+  let engine: OpenvpnServer | ReconnectingClient | undefined;
+  const onTun = new TunState(name);
   let status: StatusWriter | undefined;
   // The namespace's socket directory goes again on exit if we made it and nothing else is in it.
   if (!existsSync(controlDir())) undo.push(() => rmdirQuietly(controlDir()));
   const control = new ControlServer(iface, socketPath(name, true), () => iface.destroy('deleted by del_iface'));
-  const stop = (reason: string) => {
+  const stop = async (reason: string) => {
     if (stopping) return;
     stopping = true;
     log(`stopping: ${reason}`);
     // The status file's last word still lists the clients, with their final counts.
     status?.finish();
-    // The server tells its clients' sessions goodbye while the interface can still send.
-    engine?.close();
+    // Goodbyes go out while the interface can still send: the server's to its clients' sessions,
+    // a client's EXIT (explicit-exit-notify) once it is acknowledged or its time is up.
+    if (engine instanceof ReconnectingClient) {
+      if (await engine.exit()) log('exit notification sent to the server');
+    } else engine?.close();
+    // What we routed through the TUN comes off before it goes (as openvpn deletes its routes).
+    onTun.clear();
     iface.destroy(reason);
   };
   iface.on('closed', ({ reason }) => {
@@ -107,13 +138,13 @@ async function main(): Promise<void> {
     });
   });
   iface.on('warning', (e) => log(`warning: ${e.message}`));
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => stop(`stopped by ${signal}`));
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void stop(`stopped by ${signal}`));
 
-  if (plan.address !== null) ip('addr', 'add', ...plan.address, 'dev', name);
+  if (plan.tun === undefined && plan.address !== null) ip('addr', 'add', ...plan.address, 'dev', name);
   ip('link', 'set', name, 'up');
   if (config.role === 'server' && config.clientToClient) enableForwarding(undo);
 
-  engine = start(plan, iface, name);
+  engine = start(plan, iface, onTun);
   if (config.status !== null && engine instanceof OpenvpnServer)
     status = new StatusWriter(config.status.path, config.status.interval, config.status.version, engine, iface);
   await control.listen();
@@ -240,7 +271,7 @@ function enableForwarding(undo: (() => void)[]): void {
   undo.push(() => writeFileSync(IP_FORWARD, '0'));
 }
 
-function start(plan: EnginePlan, iface: OvpnInterface, name: string): OpenvpnServer | P2pTlsTunnel {
+function start(plan: EnginePlan, iface: OvpnInterface, onTun: TunState): OpenvpnServer | ReconnectingClient {
   if (plan.engine.kind === 'server') {
     const server = new OpenvpnServer({ ...plan.engine.options, iface });
     server.on('connected', (c) =>
@@ -252,25 +283,69 @@ function start(plan: EnginePlan, iface: OvpnInterface, name: string): OpenvpnSer
     server.start();
     return server;
   }
-  const tunnel = new P2pTlsTunnel({ ...plan.engine.options, iface });
-  const { remoteIpv4, remotePort } = plan.engine.options;
-  tunnel.on('established', (e) => {
-    log(`peer ${e.commonName ?? '(no CN)'} at ${remoteIpv4}:${remotePort}: key ${e.keyId} up, ${e.cipher}`);
+  const { tun, connect } = plan;
+  if (tun === undefined || connect === undefined) throw new Error('a point-to-point plan without its TUN settings');
+  const pull = plan.engine.options.pull === true;
+  // The config's own settings stay for the process's lifetime; a pull client adds the pushed ones.
+  if (!pull) onTun.apply(tun);
+  const client = new ReconnectingClient({ iface, tunnel: plan.engine.options, connect });
+  client.on('attempt', ({ remote, attempt }) =>
+    log(`attempt ${attempt}: ${remote.transport.toUpperCase()} ${remote.host}:${remote.port}`),
+  );
+  client.on('established', (e) => {
+    log(`peer ${e.commonName ?? '(no CN)'} at ${e.remote.host}:${e.remote.port}: key ${e.keyId} up, ${e.cipher}`);
     if (e.keyId !== 0 || e.pushed === undefined) return;
-    // A pull client takes its address from the PUSH_REPLY.
-    const ifconfig = parsePushed(e.pushed).ifconfig;
-    if (ifconfig === undefined) return;
-    if (ifconfig.prefixLength !== undefined)
-      ip('addr', 'add', `${ifconfig.local}/${ifconfig.prefixLength}`, 'dev', name);
-    else if (ifconfig.remote !== undefined) ip('addr', 'add', ifconfig.local, 'peer', ifconfig.remote, 'dev', name);
-    log(`pushed address ${ifconfig.local}`);
+    // A pull client takes its addresses and routes from the PUSH_REPLY.
+    const pushed = parsePushed(e.pushed);
+    onTun.apply(mergePushed(tun, pushed));
+    if (pushed.ifconfig !== undefined) log(`pushed address ${pushed.ifconfig.local}`);
   });
-  tunnel.on('error', (error) => log(`error: ${error.message}`));
-  tunnel.start().catch((error: Error) => {
-    log(`fatal: ${error.message}`);
-    iface.destroy(error.message);
+  client.on('down', ({ reason, pauseSeconds, wasUp }) => {
+    log(`${wasUp ? 'connection lost' : 'attempt failed'}: ${reason}; next attempt in ${pauseSeconds} s`);
+    if (pull) onTun.clear();
   });
-  return tunnel;
+  client.on('gave-up', ({ reason }) => {
+    log(`fatal: ${reason}`);
+    iface.destroy(reason);
+  });
+  client.on('error', (error) => log(`error: ${error.message}`));
+  client.start();
+  return client;
+}
+
+/** The config's own TUN settings with what the server pushed: its addresses win, the routes add up. */
+function mergePushed(own: Omit<PushedConfig, 'other'>, pushed: PushedConfig): Omit<PushedConfig, 'other'> {
+  const { other: _, ...settings } = pushed;
+  return {
+    ...own,
+    ...settings,
+    routes: [...own.routes, ...pushed.routes],
+    routesIpv6: [...own.routesIpv6, ...pushed.routesIpv6],
+  };
+}
+
+/** The addresses and routes we put on the TUN, so that exactly they come off again. */
+class TunState {
+  private readonly applied: TunSetting[] = [];
+
+  constructor(private readonly name: string) {}
+
+  apply(settings: Omit<PushedConfig, 'other'>): void {
+    const { settings: list, skipped } = tunSettings(settings);
+    for (const what of skipped) log(`warning: ${what}: not an address we can route, skipped`);
+    for (const setting of list) {
+      if (!ipQuietly(ipArgs(setting, 'add', this.name))) continue;
+      this.applied.push(setting);
+      if (setting.object === 'route') log(`route ${setting.args.join(' ')} dev ${this.name}`);
+    }
+  }
+
+  /** Routes first (they may lean on an address), then addresses, newest first. */
+  clear(): void {
+    const all = this.applied.splice(0).reverse();
+    for (const setting of [...all.filter((s) => s.object === 'route'), ...all.filter((s) => s.object === 'addr')])
+      ipQuietly(ipArgs(setting, 'del', this.name));
+  }
 }
 
 main().catch((error: unknown) => {
