@@ -65,6 +65,8 @@ export class ReconnectingClient extends EventEmitter<ReconnectEvents> {
   private pollTimer: Timer | undefined;
   private retryTimer: Timer | undefined;
   private readonly onPeerDel = (event: PeerDelEvent) => {
+    // TEARDOWN: the handshake peer replaced by the negotiated one (P2P mode), or the interface going.
+    if (event.reason === 'TEARDOWN') return;
     if (this.tunnel !== undefined && event.peerId === this.tunnel.dataPeerId)
       this.restart(DEL_REASON[event.reason] ?? `peer deleted (${event.reason})`);
   };

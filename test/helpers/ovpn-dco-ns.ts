@@ -22,10 +22,11 @@ export class OvpnDcoHarness extends Scene {
   readonly ns: [string, string];
   private pkiMade: Pki | undefined;
 
-  constructor() {
+  /** `prefix` starts the namespace names (with a random tag), so parallel runs keep apart. */
+  constructor(prefix = 'odc') {
     super();
     const tag = randomBytes(3).toString('hex');
-    this.ns = [`odc${tag}a`, `odc${tag}b`];
+    this.ns = [`${prefix}${tag}a`, `${prefix}${tag}b`];
   }
 
   get pki(): Pki {
