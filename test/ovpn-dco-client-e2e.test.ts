@@ -164,3 +164,32 @@ test('ovpn-dco client: a dead first remote is skipped for the second; the tunnel
   await ours.waitLine(/pushed address 10\.8\.0\.2/, 30_000, lost);
   ping(h, '10.8.0.1');
 });
+
+test('ovpn-dco client over TCP: a refused first remote is skipped at once; a server restart closes the connection and we connect again', {
+  skip,
+  timeout: 90_000,
+}, async () => {
+  const h = scene();
+  const config = theirServer(h, ['proto tcp-server', 'keepalive 10 60']);
+  let theirs = await h.startTheirs(config);
+  const ours = await h.startOurs(
+    ourClient(h, 'client.conf', [
+      'proto tcp-client',
+      // Nothing listens on 1195: the connection is refused and the next remote tried.
+      `remote ${THEIR_LINK} 1195`,
+      `remote ${THEIR_LINK} 1194`,
+      'connect-retry 1',
+    ]),
+  );
+  await ours.waitLine(/attempt failed: .*ECONNREFUSED.*1195/, 10_000);
+  await ours.waitLine(/pushed address 10\.8\.0\.2/, 15_000);
+  ping(h, '10.8.0.1');
+
+  // openvpn going away closes the TCP connection: we notice at once, long before ping-restart.
+  await theirs.stop();
+  await ours.waitLine(/connection lost: connection closed by the peer/, 10_000);
+  const lost = ours.output.length;
+  theirs = await h.startTheirs(config);
+  await ours.waitLine(/pushed address 10\.8\.0\.2/, 30_000, lost);
+  ping(h, '10.8.0.1');
+});

@@ -27,7 +27,14 @@ import {
   where,
 } from '../openvpn/config.js';
 import { type EnginePlan, planEngine } from '../openvpn/options.js';
-import { ipArgs, type PushedConfig, parsePushed, type TunSetting, tunSettings } from '../openvpn/pushed.js';
+import {
+  ipArgs,
+  mergePushed,
+  type PushedConfig,
+  parsePushed,
+  type TunSetting,
+  tunSettings,
+} from '../openvpn/pushed.js';
 import { ReconnectingClient } from '../openvpn/reconnect.js';
 import { type ClientInfo, OpenvpnServer } from '../openvpn/server.js';
 import { formatStatus, type StatusClient } from '../openvpn/status.js';
@@ -311,17 +318,6 @@ function start(plan: EnginePlan, iface: OvpnInterface, onTun: TunState): Openvpn
   client.on('error', (error) => log(`error: ${error.message}`));
   client.start();
   return client;
-}
-
-/** The config's own TUN settings with what the server pushed: its addresses win, the routes add up. */
-function mergePushed(own: Omit<PushedConfig, 'other'>, pushed: PushedConfig): Omit<PushedConfig, 'other'> {
-  const { other: _, ...settings } = pushed;
-  return {
-    ...own,
-    ...settings,
-    routes: [...own.routes, ...pushed.routes],
-    routesIpv6: [...own.routesIpv6, ...pushed.routesIpv6],
-  };
 }
 
 /** The addresses and routes we put on the TUN, so that exactly they come off again. */

@@ -85,6 +85,17 @@ export function parsePushed(options: readonly string[]): PushedConfig {
   return config;
 }
 
+/** The config's own TUN settings with what the server pushed: its addresses win, the routes add up. */
+export function mergePushed(own: Omit<PushedConfig, 'other'>, pushed: PushedConfig): Omit<PushedConfig, 'other'> {
+  const { other: _, ...settings } = pushed;
+  return {
+    ...own,
+    ...settings,
+    routes: [...own.routes, ...pushed.routes],
+    routesIpv6: [...own.routesIpv6, ...pushed.routesIpv6],
+  };
+}
+
 /** One address or route on the TUN. */
 export interface TunSetting {
   family: 4 | 6;
