@@ -56,20 +56,7 @@ for (const tlsCrypt of [false, true]) {
     const { files } = h.pki;
     const wrap = tlsCrypt ? [`tls-crypt ${h.newStaticKey('tc.key')}`] : [];
     const statusFile = join(h.pki.dir, 'openvpn-status.log');
-    const server = h.writeConfig('server.conf', [
-      'port 1194',
-      'proto udp',
-      'dev tun0',
-      `ca ${files.ca}`,
-      `cert ${files.serverCert}`,
-      `key ${files.serverKey}`,
-      'dh none',
-      'server 10.8.0.0 255.255.255.0',
-      'topology subnet',
-      'keepalive 10 60',
-      `status ${statusFile} 1`,
-      ...wrap,
-    ]);
+    const server = h.writeServerConfig('tun0', ['keepalive 10 60', `status ${statusFile} 1`, ...wrap]);
     const client = h.writeConfig('client.conf', [
       'client',
       'dev tun',
@@ -196,16 +183,7 @@ test('ovpn-dco: our pull client from client.conf (tls-auth, key-direction) again
   h.setup();
   const { files } = h.pki;
   const key = h.newStaticKey('ta.key');
-  const theirs = h.writeConfig('server.conf', [
-    'port 1194',
-    'proto udp',
-    'dev tun',
-    `ca ${files.ca}`,
-    `cert ${files.serverCert}`,
-    `key ${files.serverKey}`,
-    'dh none',
-    'server 10.8.0.0 255.255.255.0',
-    'topology subnet',
+  const theirs = h.writeServerConfig('tun', [
     'keepalive 10 60',
     `tls-auth ${key} 0`,
     'data-ciphers AES-256-GCM',

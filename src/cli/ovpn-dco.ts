@@ -308,8 +308,9 @@ function start(plan: EnginePlan, iface: OvpnInterface, onTun: TunState): Openvpn
     if (pushed.ifconfig !== undefined) log(`pushed address ${pushed.ifconfig.local}`);
   });
   client.on('down', ({ reason, pauseSeconds, wasUp }) => {
-    log(`${wasUp ? 'connection lost' : 'attempt failed'}: ${reason}; next attempt in ${pauseSeconds} s`);
+    // The pushed settings are off before the line says so (the tests read the line, then the TUN).
     if (pull) onTun.clear();
+    log(`${wasUp ? 'connection lost' : 'attempt failed'}: ${reason}; next attempt in ${pauseSeconds} s`);
   });
   client.on('gave-up', ({ reason }) => {
     log(`fatal: ${reason}`);

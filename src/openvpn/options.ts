@@ -1,7 +1,8 @@
 /**
  * An `OpenVpnConfig` (config.ts) mapped onto what the protocol core takes: the options of an
  * `OpenvpnServer` (role `server`, on an MP interface) or of a `P2pTlsTunnel` (point-to-point TLS
- * mode, or a pull client of the first `remote`), plus the TUN address to configure. Everything
+ * mode, or a pull client; the first `remote` in them, all in `connect` for reconnect.ts), plus
+ * the TUN's addresses and routes to configure. Everything
  * the config asks for that the core cannot do yet is an error naming the directive, never
  * dropped silently; what only changes process behaviour we do not have becomes a note.
  */

@@ -53,6 +53,26 @@ export class OvpnDcoHarness extends Scene {
     return path;
   }
 
+  /**
+   * A `server.conf` as OpenVPN's sample has it (UDP 1194, a 10.8.0.0/24 pool with topology subnet,
+   * the server certificate), for ovpn-dco or openvpn, with `extra` lines after; returns its path.
+   */
+  writeServerConfig(dev: string, extra: string[]): string {
+    const { files } = this.pki;
+    return this.writeConfig('server.conf', [
+      'port 1194',
+      'proto udp',
+      `dev ${dev}`,
+      `ca ${files.ca}`,
+      `cert ${files.serverCert}`,
+      `key ${files.serverKey}`,
+      'dh none',
+      'server 10.8.0.0 255.255.255.0',
+      'topology subnet',
+      ...extra,
+    ]);
+  }
+
   /** A fresh static key file (tls-auth, tls-crypt) made by openvpn itself; returns its path. */
   newStaticKey(name: string): string {
     const path = join(this.pki.dir, name);
