@@ -1396,6 +1396,11 @@ export function describeOpenVpnConfig(config: OpenVpnConfig): string {
   add('bind', t.lport === null ? 'none' : `${t.local ?? '*'}:${t.lport}`);
   for (const r of config.remotes)
     add('remote', `${r.host} ${r.port} ${r.proto}${r.family === 'any' ? '' : ` ${r.family}`}`);
+  if (config.remotes.length > 0) {
+    const { seconds, max } = config.connectRetry;
+    const rounds = config.connectRetryMax === null ? '' : `, ${config.connectRetryMax} rounds`;
+    add('connect-retry', `${seconds} s up to ${max} s${rounds}, server-poll-timeout ${config.serverPollTimeout} s`);
+  }
   if (config.server) {
     const pool = config.server.pool;
     add(
