@@ -728,3 +728,25 @@ describe('static key file', () => {
     });
   });
 });
+
+test('connect-retry, connect-retry-max and server-poll-timeout as OpenVPN reads them', () => {
+  const defaults = parse(CLIENT);
+  assert.deepEqual(
+    [defaults.connectRetry, defaults.connectRetryMax, defaults.serverPollTimeout],
+    [{ seconds: 1, max: 300 }, null, 120],
+  );
+  // The cap is never below the first pause.
+  assert.deepEqual(parse(`${CLIENT}connect-retry 5 2\n`).connectRetry, { seconds: 5, max: 5 });
+  const c = parse(`${CLIENT}connect-retry 2 60\nconnect-retry-max 4\nserver-poll-timeout 10\n`);
+  assert.deepEqual([c.connectRetry, c.connectRetryMax, c.serverPollTimeout], [{ seconds: 2, max: 60 }, 4, 10]);
+  assert.ok(
+    describeOpenVpnConfig(c)
+      .split('\n')
+      .includes('connect-retry        2 s up to 60 s, 4 rounds, server-poll-timeout 10 s'),
+    describeOpenVpnConfig(c),
+  );
+  assert.match(
+    parseError(`${CLIENT}connect-retry-max 0\n`),
+    /test\.conf:7: "connect-retry-max" expects a number of rounds \(1 to/,
+  );
+});

@@ -18,6 +18,7 @@ import {
   nextKeyId,
   protocolFlags,
   type SessionOptions,
+  tlsLimits,
 } from '../src/openvpn/session.js';
 import { TlsCrypt } from '../src/openvpn/tls-wrap.js';
 import { ipv4Packet } from './helpers/packets.js';
@@ -51,6 +52,9 @@ interface PairOptions {
   wrapKey?: Buffer;
   push?: { peerId: number; options: string[] };
   serverRemoteCertTls?: 'client';
+  /** More session options for one side (verify-x509-name, TLS limits). */
+  serverExtra?: Partial<SessionOptions>;
+  clientExtra?: Partial<SessionOptions>;
 }
 
 function pair(options: PairOptions = {}) {
@@ -73,6 +77,7 @@ function pair(options: PairOptions = {}) {
     ...(options.wrapKey === undefined ? {} : { wrap: new TlsCrypt(options.wrapKey, true) }),
     ...(options.push === undefined ? {} : { push: options.push }),
     ...(options.serverRemoteCertTls === undefined ? {} : { remoteCertTls: options.serverRemoteCertTls }),
+    ...options.serverExtra,
   });
   const client = new ControlSession({
     ...common,
@@ -83,6 +88,7 @@ function pair(options: PairOptions = {}) {
     exporter: options.clientExporter ?? true,
     ...(options.wrapKey === undefined ? {} : { wrap: new TlsCrypt(options.wrapKey, false) }),
     ...(options.push === undefined ? {} : { pull: true }),
+    ...options.clientExtra,
   });
   sessions.server = server;
   sessions.client = client;
@@ -197,19 +203,30 @@ test("openvpn session: a pull client takes peer-id, cipher and key derivation fr
   assert.equal(s.cipher, 'AES-128-GCM', "the server's preference");
   assert.equal(
     await pushed,
-    'PUSH_REPLY,topology subnet,ifconfig 10.8.0.6 255.255.255.0,ping 10,ping-restart 60,peer-id 4242,cipher AES-128-GCM,key-derivation tls-ekm',
+    'PUSH_REPLY,topology subnet,ifconfig 10.8.0.6 255.255.255.0,ping 10,ping-restart 60,peer-id 4242,cipher AES-128-GCM,protocol-flags cc-exit tls-ekm',
   );
   assert.deepEqual(parsePushed(c.pushed!), {
     topology: 'subnet',
     ifconfig: { local: '10.8.0.6', prefixLength: 24 },
     routes: [],
+    routesIpv6: [],
     ping: 10,
     pingRestart: 60,
-    other: ['peer-id 4242', 'cipher AES-128-GCM', 'key-derivation tls-ekm'],
+    other: ['peer-id 4242', 'cipher AES-128-GCM', 'protocol-flags cc-exit tls-ekm'],
   });
-  // The pull client announced REQUEST_PUSH and IV_NCP, not P2P negotiation.
+  // The pull client announced REQUEST_PUSH, IV_NCP and cc-exit, not P2P negotiation.
   assert.equal(s.peerInfo.get('IV_NCP'), '2');
-  assert.equal(Number(s.peerInfo.get('IV_PROTO')) & 0x24, 0x04);
+  assert.equal(Number(s.peerInfo.get('IV_PROTO')) & 0xa4, 0x84);
+  // explicit-exit-notify: the client's goodbye is the EXIT control message, acknowledged.
+  const exit = once(server, 'message').then(([text]) => text as string);
+  assert.equal(client.sendExit(), true);
+  assert.equal(await drive(clock, exit), 'EXIT');
+  await drive(
+    clock,
+    (async () => {
+      while (!client.settled) await turn();
+    })(),
+  );
   server.close();
   client.close();
 });
@@ -221,6 +238,7 @@ test('openvpn pushed: net30 ifconfig, routes, and masks that are not prefixes', 
       { network: '192.168.1.0', netmask: '255.255.255.0' },
       { network: '10.9.0.1', netmask: '255.255.255.255' },
     ],
+    routesIpv6: [],
     other: [],
   });
   assert.equal(netmaskToPrefix('255.255.255.252'), 30);
@@ -340,6 +358,65 @@ test('openvpn session: remote-cert-tls client accepts a client certificate', { s
   assertMirrored(s, c);
   server.close();
   client.close();
+});
+
+test('openvpn session: verify-x509-name accepts the CN by name, prefix or whole subject, and refuses another', {
+  skip,
+}, async () => {
+  for (const rule of [
+    { name: 'server', type: 'name' },
+    { name: 'serv', type: 'name-prefix' },
+    { name: 'CN=server', type: 'subject' },
+  ] as const) {
+    const { clock, server, client } = pair({ clientExtra: { verifyX509Name: rule, remoteCertTls: 'server' } });
+    server.start();
+    client.start();
+    await drive(clock, Promise.all([established(server), established(client)]));
+    server.close();
+    client.close();
+  }
+  const { clock, server, client } = pair({ clientExtra: { verifyX509Name: { name: 'vpn', type: 'name-prefix' } } });
+  server.start();
+  client.start();
+  const clientError = once(client, 'error').then(([e]) => e as Error);
+  assert.equal(
+    (await drive(clock, clientError)).message,
+    'peer certificate refused: common name "server" does not match verify-x509-name vpn name-prefix',
+  );
+  server.close();
+  client.close();
+});
+
+test('openvpn session: tls-version-min 1.3 and tls-ciphersuites reach node:tls: the same suite connects, disjoint ones do not', {
+  skip,
+}, async () => {
+  const tls13 = (suite: string): Partial<SessionOptions> => ({ tlsVersionMin: '1.3', tlsCiphersuites: suite });
+  const ok = pair({ serverExtra: tls13('TLS_AES_128_GCM_SHA256'), clientExtra: tls13('TLS_AES_128_GCM_SHA256') });
+  ok.server.start();
+  ok.client.start();
+  await drive(ok.clock, Promise.all([established(ok.server), established(ok.client)]));
+  ok.server.close();
+  ok.client.close();
+  const bad = pair({
+    serverExtra: tls13('TLS_AES_128_GCM_SHA256'),
+    clientExtra: tls13('TLS_CHACHA20_POLY1305_SHA256'),
+  });
+  bad.server.start();
+  bad.client.start();
+  const serverError = once(bad.server, 'error').then(([e]) => e as Error);
+  assert.match((await drive(bad.clock, serverError)).message, /no shared cipher|NO_SHARED_CIPHER/i);
+  bad.server.close();
+  bad.client.close();
+});
+
+test('openvpn session: tls-cipher without tls-ciphersuites keeps the TLS 1.3 defaults; both lists go in one node string', () => {
+  const limits = tlsLimits({ tlsCipher: 'ECDHE-RSA-AES256-GCM-SHA384' });
+  assert.match(limits.ciphers ?? '', /^TLS_[^:]+(:TLS_[^:]+)*:ECDHE-RSA-AES256-GCM-SHA384$/);
+  assert.deepEqual(tlsLimits({ tlsVersionMin: '1.3', tlsCiphersuites: 'TLS_AES_256_GCM_SHA384', tlsCipher: '' }), {
+    minVersion: 'TLSv1.3',
+    ciphers: 'TLS_AES_256_GCM_SHA384',
+  });
+  assert.deepEqual(tlsLimits({}), {});
 });
 
 test('openvpn session: P2P TLS tunnel on two in-memory interfaces installs the keys, carries packets both ways, and renegotiates on its timer', {

@@ -35,13 +35,14 @@ const FONT = "font-family='DejaVu Sans, Verdana, Arial, sans-serif'";
 const COLOURS: Record<string, string> = {
   'ours-aes': '#1f5fa8',
   'ours-chacha': '#6b9fd8',
+  'ovpn-dco-aes': '#7a4fb0',
   'openvpn-aes': '#d9731a',
   'openvpn-chacha': '#f0ad6b',
   'wireguard-go': '#3c9a4a',
 };
 
 const GROUPS: { name: string; ids: string[] }[] = [
-  { name: 'AES-256-GCM', ids: ['ours-aes', 'openvpn-aes'] },
+  { name: 'AES-256-GCM', ids: ['ours-aes', 'ovpn-dco-aes', 'openvpn-aes'] },
   { name: 'CHACHA20-POLY1305', ids: ['ours-chacha', 'openvpn-chacha'] },
   { name: 'WireGuard', ids: ['wireguard-go'] },
 ];
@@ -56,7 +57,8 @@ function text(x: number, y: number, s: string, attrs = ''): string {
 
 /** The bar's label; the cipher is the group's. */
 function shortLabel(t: { impl: string }): string {
-  return t.impl === 'ours' ? 'ours' : t.impl === 'openvpn' ? 'OpenVPN 2.6' : 'wireguard-go';
+  const labels: Record<string, string> = { ours: 'ours', 'ovpn-dco': 'ovpn-dco --config', openvpn: 'OpenVPN 2.6' };
+  return labels[t.impl] ?? 'wireguard-go';
 }
 
 /** Axis from 0 to a round number at or above `top`, with 3 to 5 ticks on a 1-2-2.5-5 step. */

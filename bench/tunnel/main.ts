@@ -2,12 +2,13 @@
  * Tunnel benchmark: our data channel against OpenVPN 2.6 (userspace) and wireguard-go, in one
  * run on the same machine, between two network namespaces joined by a veth.
  *
- * For each tunnel (ours and OpenVPN with AES-256-GCM and with CHACHA20-POLY1305, wireguard-go):
+ * For each tunnel (ours and OpenVPN with AES-256-GCM and with CHACHA20-POLY1305; our whole stack,
+ * ovpn-dco --config, from the same config files as the OpenVPN row, with AES-256-GCM; wireguard-go):
  *   - iperf3 TCP throughput, a → b
  *   - ping RTT (every 10 ms) while that TCP transfer runs, and idle
  *   - CPU seconds per GB: utime+stime of the tunnel processes at both ends over the TCP run
  *   - iperf3 UDP packets/s received at b, unlimited send rate, 64- and 1400-byte payloads
- * All five tunnels are up at once; rounds go metric by metric through all tunnels, starting
+ * All six tunnels are up at once; rounds go metric by metric through all tunnels, starting
  * with a different tunnel each round, so drift in the machine's load spreads over all of them.
  * Figures are medians over rounds; every sample is kept in the JSON.
  *

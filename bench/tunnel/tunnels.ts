@@ -5,7 +5,9 @@
  *
  *   ours          dist/ of this repository, configured with ovpn-cli like scripts/demo.sh
  *   OpenVPN 2.6   Debian's openvpn, userspace (--disable-dco), point-to-point TLS mode with a
- *                 throwaway CA made here
+ *                 throwaway CA made here, from a tls-server and a tls-client config file
+ *   ovpn-dco      our whole stack (src/cli/ovpn-dco.ts: TLS control channel and data channel)
+ *                 run from the very same two config files as the OpenVPN row
  *   wireguard-go  Debian's wireguard-go, configured with wg
  *
  * Every tunnel uses the same inner MTU, 1428 (our default: room for a 1400-byte UDP payload,
@@ -28,7 +30,7 @@ import {
   waitFor,
 } from './sys.js';
 
-export type Impl = 'ours' | 'openvpn' | 'wireguard-go';
+export type Impl = 'ours' | 'ovpn-dco' | 'openvpn' | 'wireguard-go';
 export type Cipher = 'AES-256-GCM' | 'CHACHA20-POLY1305';
 
 export const MTU = 1428;
@@ -36,6 +38,7 @@ export const MTU = 1428;
 /** Repository root of the running bench (dist/bench/tunnel/x.js → ../../..). */
 export const REPO_ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
 export const OVPN_CLI = join(REPO_ROOT, 'dist/src/cli/ovpn-cli.js');
+const OVPN_DCO = join(REPO_ROOT, 'dist/src/cli/ovpn-dco.js');
 const KEY_FILE = join(REPO_ROOT, 'tests/data64.key');
 
 export interface Tunnel {
@@ -217,12 +220,60 @@ export async function makePki(dir: string): Promise<void> {
   }
 }
 
-export async function startOpenVpn(c: Common, dev: string, port: number, pki: string): Promise<Tunnel> {
+/**
+ * The two config files of a point-to-point TLS tunnel, as an OpenVPN user writes them: namespace
+ * a is the tls-server, b the tls-client. Returns their paths, [a, b].
+ */
+function writeP2pConfigs(c: Common, dev: string, port: number, pki: string): [string, string] {
   const addr = inner(c.subnet);
+  const paths = [0, 1].map((i) => join(pki, `${c.id}-${i === 0 ? 'tls-server' : 'tls-client'}.conf`));
+  for (const i of [0, 1] as const) {
+    const other = (1 - i) as 0 | 1;
+    const role =
+      i === 0
+        ? ['tls-server', 'dh none', `cert ${join(pki, 'server.crt')}`, `key ${join(pki, 'server.key')}`]
+        : ['tls-client', `cert ${join(pki, 'client.crt')}`, `key ${join(pki, 'client.key')}`];
+    const lines = [
+      `dev ${dev}`,
+      'dev-type tun',
+      'disable-dco',
+      'proto udp',
+      `local ${LINK[i]}`,
+      `remote ${LINK[other]}`,
+      `port ${port}`,
+      `ifconfig ${addr[i]} ${addr[other]}`,
+      `tun-mtu ${MTU}`,
+      'mssfix 0',
+      `data-ciphers ${c.cipher}`,
+      `data-ciphers-fallback ${c.cipher}`,
+      `ca ${join(pki, 'ca.crt')}`,
+      ...role,
+      `remote-cert-tls ${i === 0 ? 'client' : 'server'}`,
+      'verb 3',
+      'mute-replay-warnings',
+    ];
+    writeFileSync(paths[i]!, `${lines.join('\n')}\n`);
+  }
+  return paths as [string, string];
+}
+
+/** What each program prints once its data channel has keys, and the lines that name the cipher. */
+const READY: Record<'openvpn' | 'ovpn-dco', { done: RegExp; cipher: RegExp }> = {
+  openvpn: {
+    done: /Initialization Sequence Completed/,
+    cipher: /Data Channel: cipher|Outgoing Data Channel|peer-id|Data Channel MTU/i,
+  },
+  'ovpn-dco': { done: /key 0 up, /, cipher: /key 0 up, / },
+};
+
+/** OpenVPN (impl 'openvpn') or our whole stack (impl 'ovpn-dco') on both ends, from the same config files. */
+export async function startP2pTls(c: Common, dev: string, port: number, pki: string): Promise<Tunnel> {
+  const program = c.impl === 'ovpn-dco' ? 'ovpn-dco' : 'openvpn';
+  const configs = writeP2pConfigs(c, dev, port, pki);
   const procs: Background[] = [];
   const t: Tunnel = {
     ...c,
-    addr,
+    addr: inner(c.subnet),
     devs: [dev, dev],
     port,
     pids: [],
@@ -233,86 +284,34 @@ export async function startOpenVpn(c: Common, dev: string, port: number, pki: st
   };
   onCleanup(c.id, () => t.stop());
   for (const i of [0, 1] as const) {
-    const other = (1 - i) as 0 | 1;
-    const role =
-      i === 0
-        ? [
-            '--tls-server',
-            '--dh',
-            'none',
-            '--cert',
-            join(pki, 'server.crt'),
-            '--key',
-            join(pki, 'server.key'),
-            '--remote-cert-tls',
-            'client',
-          ]
-        : [
-            '--tls-client',
-            '--cert',
-            join(pki, 'client.crt'),
-            '--key',
-            join(pki, 'client.key'),
-            '--remote-cert-tls',
-            'server',
-          ];
-    const args = [
-      '--dev',
-      dev,
-      '--dev-type',
-      'tun',
-      '--disable-dco',
-      '--proto',
-      'udp',
-      '--local',
-      LINK[i],
-      '--remote',
-      LINK[other],
-      '--port',
-      String(port),
-      '--ifconfig',
-      addr[i],
-      addr[other],
-      '--tun-mtu',
-      String(MTU),
-      '--mssfix',
-      '0',
-      '--data-ciphers',
-      c.cipher,
-      '--data-ciphers-fallback',
-      c.cipher,
-      '--ca',
-      join(pki, 'ca.crt'),
-      ...role,
-      '--verb',
-      '3',
-      '--mute-replay-warnings',
-    ];
-    const p = background('openvpn', args, { ns: NS[i] });
+    const p =
+      program === 'openvpn'
+        ? background('openvpn', ['--config', configs[i]], { ns: NS[i] })
+        : background(process.execPath, [OVPN_DCO, '--config', configs[i]], { ns: NS[i] });
     procs.push(p);
     t.pids.push(p.pid);
   }
+  const { done, cipher } = READY[program];
+  const tail = (p: Background) => p.output().split('\n').slice(-15).join('\n');
   await Promise.all(
     procs.map((p, i) =>
       waitFor(
-        `OpenVPN (${c.id}) in ${NS[i]} to print "Initialization Sequence Completed"`,
+        `${program} (${c.id}) in ${NS[i]} to print ${done}`,
         () => {
-          if (p.child.exitCode !== null)
-            throw new Error(`openvpn exited early:\n${p.output().split('\n').slice(-15).join('\n')}`);
-          return p.output().includes('Initialization Sequence Completed');
+          if (p.child.exitCode !== null) throw new Error(`${program} exited early:\n${tail(p)}`);
+          return done.test(p.output());
         },
         30_000,
         100,
       ).catch((error: Error) => {
-        throw new Error(
-          `${error.message}\n--- openvpn log (${NS[i]}) ---\n${p.output().split('\n').slice(-15).join('\n')}`,
-        );
+        throw new Error(`${error.message}\n--- ${program} log (${NS[i]}) ---\n${tail(p)}`);
       }),
     ),
   );
-  const lines = procs[0]!.output().split('\n');
-  t.confirmed = lines
-    .filter((l) => /Data Channel: cipher|Outgoing Data Channel|peer-id|Data Channel MTU/i.test(l))
+  t.confirmed = procs[0]!
+    .output()
+    .split('\n')
+    .filter((l) => cipher.test(l))
     .map((l) => l.replace(/^\S+ \S+ /, '').trim())
     .join(' | ');
   return t;
@@ -406,7 +405,7 @@ export interface TunnelPlan {
   start: (dir: string) => Promise<Tunnel>;
 }
 
-/** The five tunnels of a run. `dir` is the run's temporary directory (PKI, keys). */
+/** The six tunnels of a run. `dir` is the run's temporary directory (PKI, keys). */
 export function plans(): TunnelPlan[] {
   const common = (id: string, impl: Impl, cipher: Cipher, label: string, baseline: string, subnet: number): Common => ({
     id,
@@ -434,7 +433,7 @@ export function plans(): TunnelPlan[] {
     {
       id: 'openvpn-aes',
       start: (dir) =>
-        startOpenVpn(
+        startP2pTls(
           common('openvpn-aes', 'openvpn', 'AES-256-GCM', 'OpenVPN AES-256-GCM', 'openvpn-aes', 3),
           'obt-vaes',
           11003,
@@ -444,10 +443,20 @@ export function plans(): TunnelPlan[] {
     {
       id: 'openvpn-chacha',
       start: (dir) =>
-        startOpenVpn(
+        startP2pTls(
           common('openvpn-chacha', 'openvpn', 'CHACHA20-POLY1305', 'OpenVPN CHACHA20-POLY1305', 'openvpn-chacha', 4),
           'obt-vchacha',
           11004,
+          dir,
+        ),
+    },
+    {
+      id: 'ovpn-dco-aes',
+      start: (dir) =>
+        startP2pTls(
+          common('ovpn-dco-aes', 'ovpn-dco', 'AES-256-GCM', 'ovpn-dco --config AES-256-GCM', 'openvpn-aes', 6),
+          'obt-daes',
+          11006,
           dir,
         ),
     },

@@ -6,8 +6,11 @@
  * control socket (so `ovpn-cli tun0 get_peer` and `listen_mcast` work on it, as on a daemon's),
  * runs the TLS control channel, and logs one line per client connect/disconnect. A server with
  * `status FILE [SECONDS]` writes OpenVPN's status file (status.ts) at start, every SECONDS and on
- * exit, each time whole (a temporary file renamed over it). SIGTERM or SIGINT destroys the
- * interface and exits 0; a config error exits 1 with the parser's message.
+ * exit, each time whole (a temporary file renamed over it). A client (or point-to-point peer)
+ * tries its remotes in turn and starts again after ping-restart or a lost connection
+ * (openvpn/reconnect.ts); it puts its own and the pushed addresses and routes on the TUN and takes
+ * them off again when the session ends. SIGTERM or SIGINT (after explicit-exit-notify's goodbye)
+ * destroys the interface and exits 0; a config error exits 1 with the parser's message.
  */
 import { execFileSync } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
@@ -24,8 +27,15 @@ import {
   where,
 } from '../openvpn/config.js';
 import { type EnginePlan, planEngine } from '../openvpn/options.js';
-import { P2pTlsTunnel } from '../openvpn/p2p-tunnel.js';
-import { parsePushed } from '../openvpn/pushed.js';
+import {
+  ipArgs,
+  mergePushed,
+  type PushedConfig,
+  parsePushed,
+  type TunSetting,
+  tunSettings,
+} from '../openvpn/pushed.js';
+import { ReconnectingClient } from '../openvpn/reconnect.js';
 import { type ClientInfo, OpenvpnServer } from '../openvpn/server.js';
 import { formatStatus, type StatusClient } from '../openvpn/status.js';
 import { packageVersion } from './version.js';
@@ -38,6 +48,18 @@ function log(message: string): void {
 
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'inherit'] });
 
+/** Runs `ip`, logging instead of throwing: for settings the tunnel can live without. */
+function ipQuietly(args: string[]): boolean {
+  try {
+    execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    return true;
+  } catch (error) {
+    const stderr = (error as { stderr?: Buffer }).stderr?.toString().trim();
+    log(`warning: ip ${args.join(' ')}: ${stderr || (error as Error).message}`);
+    return false;
+  }
+}
+
 /** `dev tun` lets the kernel number the device, as OpenVPN does; we take the first free tunN. */
 function deviceName(config: OpenVpnConfig): string {
   if (config.dev.fixed) return config.dev.name;
@@ -46,7 +68,7 @@ function deviceName(config: OpenVpnConfig): string {
 
 async function readConfig(): Promise<{ config: OpenVpnConfig; plan: EnginePlan }> {
   try {
-    const config = await resolveFirstRemote(parseOpenVpnArgs(process.argv.slice(2)));
+    const config = await resolveRemotes(parseOpenVpnArgs(process.argv.slice(2)));
     return { config, plan: planEngine(config) };
   } catch (error) {
     process.stderr.write(`ovpn-dco: ${(error as Error).message}\n`);
@@ -55,22 +77,32 @@ async function readConfig(): Promise<{ config: OpenVpnConfig; plan: EnginePlan }
 }
 
 /**
- * The core takes an IPv4 address; a client.ovpn usually names its server. Only the first remote
- * is tried (options.ts), so only it is looked up, once, at start.
+ * The core takes IPv4 addresses; a client.ovpn usually names its servers. Each name is looked up
+ * once, at start; one that does not resolve is left out (as OpenVPN goes on to the next remote),
+ * and only when none does is it an error.
  */
-async function resolveFirstRemote(config: OpenVpnConfig): Promise<OpenVpnConfig> {
-  const [first, ...rest] = config.remotes;
-  if (first === undefined || isIP(first.host) !== 0) return config;
-  let address: string;
-  try {
-    ({ address } = await lookup(first.host, { family: 4 }));
-  } catch (error) {
-    const at = config.seen.get('remote');
-    const location = at === undefined ? 'command line' : where(at);
-    throw new OpenVpnConfigError(`${location}: remote ${first.host}: ${(error as Error).message}`);
+async function resolveRemotes(config: OpenVpnConfig): Promise<OpenVpnConfig> {
+  const remotes: OpenVpnConfig['remotes'] = [];
+  let failure: string | undefined;
+  for (const remote of config.remotes) {
+    if (isIP(remote.host) !== 0) {
+      remotes.push(remote);
+      continue;
+    }
+    try {
+      const { address } = await lookup(remote.host, { family: 4 });
+      log(`remote ${remote.host} is ${address}`);
+      remotes.push({ ...remote, host: address });
+    } catch (error) {
+      failure = `remote ${remote.host}: ${(error as Error).message}`;
+      log(`warning: ${failure}; skipped`);
+    }
   }
-  log(`remote ${first.host} is ${address}`);
-  return { ...config, remotes: [{ ...first, host: address }, ...rest] };
+  if (remotes.length === 0 && failure !== undefined) {
+    const at = config.seen.get('remote');
+    throw new OpenVpnConfigError(`${at === undefined ? 'command line' : where(at)}: ${failure}`);
+  }
+  return { ...config, remotes };
 }
 
 async function main(): Promise<void> {
@@ -81,24 +113,31 @@ async function main(): Promise<void> {
   const iface = OvpnInterface.create({ name, mode: plan.engine.mode, mtu: config.tunMtu });
   const undo: (() => void)[] = [];
   let stopping = false;
-  let engine: { close(): void } | undefined;
+  let engine: OpenvpnServer | ReconnectingClient | undefined;
+  const onTun = new TunState(name);
   let status: StatusWriter | undefined;
   // The namespace's socket directory goes again on exit if we made it and nothing else is in it.
   if (!existsSync(controlDir())) undo.push(() => rmdirQuietly(controlDir()));
   const control = new ControlServer(iface, socketPath(name, true), () => iface.destroy('deleted by del_iface'));
-  const stop = (reason: string) => {
+  const stop = async (reason: string) => {
     if (stopping) return;
     stopping = true;
     log(`stopping: ${reason}`);
     // The status file's last word still lists the clients, with their final counts.
     status?.finish();
-    // explicit-exit-notify: the server first tells its clients to reconnect (RESTART), then its
-    // sessions say goodbye while the interface can still send.
-    const server = config.explicitExitNotify > 0 && engine instanceof OpenvpnServer ? engine : undefined;
-    void (server?.notifyRestart(config.explicitExitNotify === 2) ?? Promise.resolve()).then(() => {
+    // Goodbyes go out while the interface can still send. A server with explicit-exit-notify
+    // first tells its clients to reconnect (RESTART), then its sessions say goodbye; a client
+    // sends EXIT and waits until it is acknowledged or its time is up.
+    if (engine instanceof ReconnectingClient) {
+      if (await engine.exit()) log('exit notification sent to the server');
+    } else {
+      if (engine !== undefined && config.explicitExitNotify > 0)
+        await engine.notifyRestart(config.explicitExitNotify === 2);
       engine?.close();
-      iface.destroy(reason);
-    });
+    }
+    // What we routed through the TUN comes off before it goes (as openvpn deletes its routes).
+    onTun.clear();
+    iface.destroy(reason);
   };
   iface.on('closed', ({ reason }) => {
     stopping = true;
@@ -111,14 +150,17 @@ async function main(): Promise<void> {
     });
   });
   iface.on('warning', (e) => log(`warning: ${e.message}`));
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => stop(`stopped by ${signal}`));
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void stop(`stopped by ${signal}`));
 
-  if (plan.address !== null) ip('addr', 'add', ...plan.address, 'dev', name);
-  if (plan.address6 !== null) ip('-6', 'addr', 'add', ...plan.address6, 'dev', name);
+  // A server's own addresses; every other role's come with its TUN settings (start()).
+  if (plan.tun === undefined) {
+    if (plan.address !== null) ip('addr', 'add', ...plan.address, 'dev', name);
+    if (plan.address6 !== null) ip('-6', 'addr', 'add', ...plan.address6, 'dev', name);
+  }
   ip('link', 'set', name, 'up');
   if (config.role === 'server' && config.clientToClient) enableForwarding(undo);
 
-  engine = start(plan, iface, name);
+  engine = start(plan, iface, onTun);
   if (config.status !== null && engine instanceof OpenvpnServer)
     status = new StatusWriter(config.status.path, config.status.interval, config.status.version, engine, iface);
   await control.listen();
@@ -246,7 +288,7 @@ function enableForwarding(undo: (() => void)[]): void {
   undo.push(() => writeFileSync(IP_FORWARD, '0'));
 }
 
-function start(plan: EnginePlan, iface: OvpnInterface, name: string): OpenvpnServer | P2pTlsTunnel {
+function start(plan: EnginePlan, iface: OvpnInterface, onTun: TunState): OpenvpnServer | ReconnectingClient {
   if (plan.engine.kind === 'server') {
     const server = new OpenvpnServer({ ...plan.engine.options, iface });
     server.on('connected', (c) =>
@@ -261,25 +303,59 @@ function start(plan: EnginePlan, iface: OvpnInterface, name: string): OpenvpnSer
     });
     return server;
   }
-  const tunnel = new P2pTlsTunnel({ ...plan.engine.options, iface });
-  const { remoteIpv4, remotePort } = plan.engine.options;
-  tunnel.on('established', (e) => {
-    log(`peer ${e.commonName ?? '(no CN)'} at ${remoteIpv4}:${remotePort}: key ${e.keyId} up, ${e.cipher}`);
+  const { tun, connect } = plan;
+  if (tun === undefined || connect === undefined) throw new Error('a point-to-point plan without its TUN settings');
+  const pull = plan.engine.options.pull === true;
+  // The config's own settings stay for the process's lifetime; a pull client adds the pushed ones.
+  if (!pull) onTun.apply(tun);
+  const client = new ReconnectingClient({ iface, tunnel: plan.engine.options, connect });
+  client.on('attempt', ({ remote, attempt }) =>
+    log(`attempt ${attempt}: ${remote.transport.toUpperCase()} ${remote.host}:${remote.port}`),
+  );
+  client.on('established', (e) => {
+    log(`peer ${e.commonName ?? '(no CN)'} at ${e.remote.host}:${e.remote.port}: key ${e.keyId} up, ${e.cipher}`);
     if (e.keyId !== 0 || e.pushed === undefined) return;
-    // A pull client takes its address from the PUSH_REPLY.
-    const ifconfig = parsePushed(e.pushed).ifconfig;
-    if (ifconfig === undefined) return;
-    if (ifconfig.prefixLength !== undefined)
-      ip('addr', 'add', `${ifconfig.local}/${ifconfig.prefixLength}`, 'dev', name);
-    else if (ifconfig.remote !== undefined) ip('addr', 'add', ifconfig.local, 'peer', ifconfig.remote, 'dev', name);
-    log(`pushed address ${ifconfig.local}`);
+    // A pull client takes its addresses and routes from the PUSH_REPLY.
+    const pushed = parsePushed(e.pushed);
+    onTun.apply(mergePushed(tun, pushed));
+    if (pushed.ifconfig !== undefined) log(`pushed address ${pushed.ifconfig.local}`);
   });
-  tunnel.on('error', (error) => log(`error: ${error.message}`));
-  tunnel.start().catch((error: Error) => {
-    log(`fatal: ${error.message}`);
-    iface.destroy(error.message);
+  client.on('down', ({ reason, pauseSeconds, wasUp }) => {
+    // The pushed settings are off before the line says so (the tests read the line, then the TUN).
+    if (pull) onTun.clear();
+    log(`${wasUp ? 'connection lost' : 'attempt failed'}: ${reason}; next attempt in ${pauseSeconds} s`);
   });
-  return tunnel;
+  client.on('gave-up', ({ reason }) => {
+    log(`fatal: ${reason}`);
+    iface.destroy(reason);
+  });
+  client.on('error', (error) => log(`error: ${error.message}`));
+  client.start();
+  return client;
+}
+
+/** The addresses and routes we put on the TUN, so that exactly they come off again. */
+class TunState {
+  private readonly applied: TunSetting[] = [];
+
+  constructor(private readonly name: string) {}
+
+  apply(settings: Omit<PushedConfig, 'other'>): void {
+    const { settings: list, skipped } = tunSettings(settings);
+    for (const what of skipped) log(`warning: ${what}: not an address we can route, skipped`);
+    for (const setting of list) {
+      if (!ipQuietly(ipArgs(setting, 'add', this.name))) continue;
+      this.applied.push(setting);
+      if (setting.object === 'route') log(`route ${setting.args.join(' ')} dev ${this.name}`);
+    }
+  }
+
+  /** Routes first (they may lean on an address), then addresses, newest first. */
+  clear(): void {
+    const all = this.applied.splice(0).reverse();
+    for (const setting of [...all.filter((s) => s.object === 'route'), ...all.filter((s) => s.object === 'addr')])
+      ipQuietly(ipArgs(setting, 'del', this.name));
+  }
 }
 
 main().catch((error: unknown) => {

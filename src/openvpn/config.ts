@@ -152,6 +152,12 @@ export interface OpenVpnConfig {
   remotes: Remote[];
   /** `remote-random`: try the remotes in random order. */
   remoteRandom: boolean;
+  /** `connect-retry SECONDS [MAX]`: the pause between attempts (default 1) and its cap once backing off (default 300). */
+  connectRetry: { seconds: number; max: number };
+  /** `connect-retry-max N`: give up after N rounds through the remotes; null: never (the default). */
+  connectRetryMax: number | null;
+  /** `server-poll-timeout SECONDS`: how long one remote may take to answer before the next is tried (default 120). */
+  serverPollTimeout: number;
   server: ServerPool | null;
   serverIpv6: ServerPoolIpv6 | null;
   /** From `ifconfig`, or what `server` expands to. */
@@ -401,6 +407,9 @@ interface Draft {
   nobind: boolean;
   remotes: { host: string; port: number | null; proto: ProtoName | null; family: AddressFamily | null }[];
   remoteRandom: boolean;
+  connectRetry: { seconds: number; max: number };
+  connectRetryMax: number | null;
+  serverPollTimeout: number;
   server: { network: number; netmask: number; nopool: boolean } | null;
   serverIpv6: { network: Uint8Array; prefixLen: number } | null;
   ifconfig: [string, string] | null;
@@ -463,6 +472,9 @@ function newDraft(io: ConfigIo): Draft {
     nobind: false,
     remotes: [],
     remoteRandom: false,
+    connectRetry: { seconds: 1, max: 300 },
+    connectRetryMax: null,
+    serverPollTimeout: 120,
     server: null,
     serverIpv6: null,
     ifconfig: null,
@@ -722,6 +734,18 @@ const SPECS = specs({
     });
   },
   'remote-random': flag('remoteRandom'),
+  'connect-retry SECONDS [MAX]': (draft, d) => {
+    const first = seconds(d, d.args[0]!);
+    // As OpenVPN: the cap is never below the first pause.
+    const max = d.args[1] === undefined ? draft.connectRetry.max : seconds(d, d.args[1]);
+    draft.connectRetry = { seconds: first, max: Math.max(first, max) };
+  },
+  'connect-retry-max N': (draft, d) => {
+    draft.connectRetryMax = integer(d, d.args[0]!, 1, 0x7fffffff, 'a number of rounds');
+  },
+  'server-poll-timeout SECONDS': (draft, d) => {
+    draft.serverPollTimeout = integer(d, d.args[0]!, 1, 0x7fffffff, 'a number of seconds');
+  },
   'server NETWORK NETMASK [nopool]': (draft, d) => {
     const network = ipv4(d, d.args[0]!, 'the network');
     const netmask = ipv4(d, d.args[1]!, 'the netmask');
@@ -1298,6 +1322,9 @@ function finish(draft: Draft): OpenVpnConfig {
     transport,
     remotes,
     remoteRandom: draft.remoteRandom,
+    connectRetry: draft.connectRetry,
+    connectRetryMax: draft.connectRetryMax,
+    serverPollTimeout: draft.serverPollTimeout,
     server: v4?.pool ?? null,
     serverIpv6: v6?.pool ?? null,
     ifconfig,
@@ -1369,6 +1396,11 @@ export function describeOpenVpnConfig(config: OpenVpnConfig): string {
   add('bind', t.lport === null ? 'none' : `${t.local ?? '*'}:${t.lport}`);
   for (const r of config.remotes)
     add('remote', `${r.host} ${r.port} ${r.proto}${r.family === 'any' ? '' : ` ${r.family}`}`);
+  if (config.remotes.length > 0) {
+    const { seconds, max } = config.connectRetry;
+    const rounds = config.connectRetryMax === null ? '' : `, ${config.connectRetryMax} rounds`;
+    add('connect-retry', `${seconds} s up to ${max} s${rounds}, server-poll-timeout ${config.serverPollTimeout} s`);
+  }
   if (config.server) {
     const pool = config.server.pool;
     add(

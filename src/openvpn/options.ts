@@ -1,7 +1,8 @@
 /**
  * An `OpenVpnConfig` (config.ts) mapped onto what the protocol core takes: the options of an
  * `OpenvpnServer` (role `server`, on an MP interface) or of a `P2pTlsTunnel` (point-to-point TLS
- * mode, or a pull client of the first `remote`), plus the TUN address to configure. Everything
+ * mode, or a pull client; the first `remote` in them, all in `connect` for reconnect.ts), plus
+ * the TUN's addresses and routes to configure. Everything
  * the config asks for that the core cannot do yet is an error naming the directive, never
  * dropped silently; what only changes process behaviour we do not have becomes a note.
  */
@@ -9,7 +10,7 @@ import { isIPv4 } from 'node:net';
 import { formatIp, parseIp } from '../core/ip.js';
 import { addV6, type OpenVpnConfig, OpenVpnConfigError, where } from './config.js';
 import type { P2pTlsOptions } from './p2p-tunnel.js';
-import { netmaskToPrefix } from './pushed.js';
+import { netmaskToPrefix, type PushedConfig } from './pushed.js';
 import type { ServerOptions } from './server.js';
 import { type ControlWrap, TlsAuth, type TlsAuthDigest, TlsCrypt } from './tls-wrap.js';
 
@@ -18,12 +19,43 @@ export type EngineOptions =
   | { kind: 'server'; mode: 'MP'; options: Omit<ServerOptions, 'iface'> }
   | { kind: 'p2p'; mode: 'P2P'; options: Omit<P2pTlsOptions, 'iface'> };
 
+/** One `remote` to try, resolved to an IPv4 address, with the transport it is reached by. */
+export interface PlannedRemote {
+  host: string;
+  port: number;
+  transport: 'udp' | 'tcp';
+}
+
+/** How a point-to-point or pull client session is (re)started: OpenVPN's connection list and retry rules. */
+export interface ConnectPlan {
+  /** In the order to try them (`remote` lines); the engine options hold the first. */
+  remotes: PlannedRemote[];
+  /** connect-retry: seconds between attempts, and the cap once backing off. */
+  retrySeconds: number;
+  retryMaxSeconds: number;
+  /** connect-retry-max: rounds through the remotes before giving up; null: never. */
+  rounds: number | null;
+  /** server-poll-timeout: seconds a remote has to complete the handshake before the next is tried. */
+  pollTimeout: number;
+  /** explicit-exit-notify: seconds to wait for the goodbye to be acknowledged on exit; 0: not sent. */
+  exitNotify: number;
+  /** tls-auth/tls-crypt: a fresh context for each new session (each has its own packet-ids). */
+  newWrap?: () => ControlWrap;
+}
+
 export interface EnginePlan {
   engine: EngineOptions;
   /** `ip addr add` arguments for the TUN (before the device name), or null for a pull client (it is pushed). */
   address: string[] | null;
-  /** The same for its IPv6 address (`ip -6 addr add`): `ifconfig-ipv6`, or what `server-ipv6` expands to. */
+  /** A server's IPv6 address (`ip -6 addr add`): what `server-ipv6` expands to; null otherwise. */
   address6: string[] | null;
+  /**
+   * Not a server: the config's own addresses and routes for the TUN (`ifconfig`, `ifconfig-ipv6`,
+   * `route`, `route-ipv6`); a pull client adds what the server pushes.
+   */
+  tun?: Omit<PushedConfig, 'other'>;
+  /** Not a server: the remotes and the rules for trying them again. */
+  connect?: ConnectPlan;
   /** Remarks for the log: settings taken with a different effect than OpenVPN's. */
   notes: string[];
 }
@@ -53,17 +85,17 @@ export function planEngine(config: OpenVpnConfig): EnginePlan {
     throw new OpenVpnConfigError(`${location}: ${directive}: ${why} (not supported by this engine yet)`);
   };
   const notes: string[] = [];
-  if (config.routes.length > 0) unsupported('route', 'routes on the TUN');
-  if (config.routesIpv6.length > 0) unsupported('route-ipv6', 'routes on the TUN');
-  if (config.verifyX509Name !== null) unsupported('verify-x509-name', 'checking the peer certificate name');
-  if (config.tlsCipher !== null) unsupported('tls-cipher', 'TLS 1.2 cipher lists');
-  if (config.tlsCiphersuites !== null) unsupported('tls-ciphersuites', 'TLS 1.3 cipher suites');
-  // Node's TLS refuses anything below 1.2 already: only a higher minimum would change something.
-  if (config.tlsVersionMin === '1.3') unsupported('tls-version-min 1.3', 'a TLS 1.3 minimum');
+  const isServer = config.role === 'server';
+  if (isServer && config.routes.length > 0) unsupported('route', 'routes on the TUN');
+  if (isServer && config.routesIpv6.length > 0) unsupported('route-ipv6', 'routes on the TUN');
   if (config.status !== null && config.role !== 'server') unsupported('status', 'a status file outside server mode');
   if (config.tlsAuth !== null && config.tlsCrypt !== null) unsupported('tls-crypt with tls-auth', 'both wrappings');
-  if (config.transport.local !== null && config.transport.local !== '0.0.0.0')
-    unsupported('local', 'binding one local address (every address is bound)');
+  const local = config.transport.local === '0.0.0.0' ? null : config.transport.local;
+  if (local !== null && (isServer || !isIPv4(local)))
+    unsupported(
+      'local',
+      isServer ? 'binding one local address (every address is bound)' : 'a local name or IPv6 address',
+    );
 
   const server = config.role === 'server' || config.role === 'p2p-tls-server';
   const tlsAuth = config.tlsAuth;
@@ -82,6 +114,11 @@ export function planEngine(config: OpenVpnConfig): EnginePlan {
     ciphers: config.dataCiphers,
     ...(config.dataCiphersFallback === null ? {} : { fallbackCipher: config.dataCiphersFallback }),
     ...(config.remoteCertTls === null ? {} : { remoteCertTls: config.remoteCertTls }),
+    ...(config.verifyX509Name === null ? {} : { verifyX509Name: config.verifyX509Name }),
+    // Node's TLS refuses anything below 1.2 already: only a higher minimum changes something.
+    ...(config.tlsVersionMin === '1.3' ? { tlsVersionMin: '1.3' as const } : {}),
+    ...(config.tlsCipher === null ? {} : { tlsCipher: config.tlsCipher }),
+    ...(config.tlsCiphersuites === null ? {} : { tlsCiphersuites: config.tlsCiphersuites }),
   };
 
   if (config.role === 'server') {
@@ -133,32 +170,57 @@ export function planEngine(config: OpenVpnConfig): EnginePlan {
   }
 
   const remote = config.remotes[0];
-  if (config.remotes.length > 1) notes.push(`${config.remotes.length} remotes: only the first is tried`);
   if (remote === undefined)
     return unsupported(`${ROLE_DIRECTIVE[config.role]} without remote`, 'waiting for a peer from anywhere');
-  if (!isIPv4(remote.host)) unsupported(`remote ${remote.host}`, 'a remote that is not an IPv4 address');
-  const proto = config.transport.proto;
-  if (remote.proto !== proto) unsupported(`remote … ${remote.proto}`, 'a remote with its own proto');
-  const transport: 'udp' | 'tcp' = proto === 'udp' ? 'udp' : 'tcp';
-  if (proto === 'tcp-server' && config.role !== 'p2p-tls-server')
-    unsupported('proto tcp-server', 'a TLS client listening for TCP');
-  if (proto === 'tcp-client' && config.role === 'p2p-tls-server')
-    unsupported('proto tcp-client', 'a TLS server connecting over TCP');
+  if (config.remoteRandom) notes.push('remote-random: the remotes are tried in the order given');
+  const remotes = config.remotes.map((r): PlannedRemote => {
+    if (!isIPv4(r.host)) unsupported(`remote ${r.host}`, 'a remote that is not an IPv4 address');
+    if (r.proto === 'tcp-server' && config.role !== 'p2p-tls-server')
+      unsupported('proto tcp-server', 'a TLS client listening for TCP');
+    if (r.proto === 'tcp-client' && config.role === 'p2p-tls-server')
+      unsupported('proto tcp-client', 'a TLS server connecting over TCP');
+    return { host: r.host, port: r.port, transport: r.proto === 'udp' ? 'udp' : 'tcp' };
+  });
+  const transport = remotes[0]!.transport;
   // nobind: any free port; ours has to be named, so pick one in the ephemeral range.
   const localPort = config.transport.lport ?? 49152 + Math.floor(Math.random() * 16384);
   let address: string[] | null = null;
+  const tun: Omit<PushedConfig, 'other'> = {
+    routes: config.routes.map((r) => ({
+      network: r.network,
+      netmask: r.netmask,
+      ...(r.gateway === null || r.gateway === 'vpn_gateway' ? {} : { gateway: r.gateway }),
+      ...(r.metric === null ? {} : { metric: r.metric }),
+    })),
+    routesIpv6: config.routesIpv6.map((r) => ({
+      prefix: `${r.network}/${r.prefixLen}`,
+      ...(r.gateway === null ? {} : { gateway: r.gateway }),
+      ...(r.metric === null ? {} : { metric: r.metric }),
+    })),
+    topology: config.topology,
+  };
+  if (config.ifconfigIpv6 !== null)
+    tun.ifconfigIpv6 = { local: config.ifconfigIpv6.local, prefixLength: config.ifconfigIpv6.prefixLen };
   if (config.pull) {
     if (config.ifconfig !== null) unsupported('ifconfig with pull', 'a pull client with its own address');
   } else {
     const ifc = config.ifconfig;
     if (ifc === null) return unsupported(ROLE_DIRECTIVE[config.role], 'point-to-point TLS mode without `ifconfig`');
-    address =
-      ifc.netmask !== null
-        ? [`${ifc.local}/${netmaskToPrefix(ifc.netmask)}`]
-        : ['local', ifc.local, 'peer', ifc.remote!];
+    const prefixLength = ifc.netmask === null ? undefined : netmaskToPrefix(ifc.netmask);
+    address = prefixLength !== undefined ? [`${ifc.local}/${prefixLength}`] : ['local', ifc.local, 'peer', ifc.remote!];
+    tun.ifconfig =
+      prefixLength !== undefined ? { local: ifc.local, prefixLength } : { local: ifc.local, remote: ifc.remote! };
   }
-  if (config.role === 'client' && config.explicitExitNotify > 0)
-    notes.push('explicit-exit-notify: the server is not told when we exit');
+  if (local !== null && transport === 'tcp') unsupported('local', 'a local address for a TCP connection');
+  const connect: ConnectPlan = {
+    ...(tlsAuth === null && tlsCrypt === null ? {} : { newWrap: () => wrap()! }),
+    remotes,
+    retrySeconds: config.connectRetry.seconds,
+    retryMaxSeconds: config.connectRetry.max,
+    rounds: config.connectRetryMax,
+    pollTimeout: config.serverPollTimeout,
+    exitNotify: config.explicitExitNotify,
+  };
   return {
     engine: {
       kind: 'p2p',
@@ -168,6 +230,7 @@ export function planEngine(config: OpenVpnConfig): EnginePlan {
         role: server ? 'server' : 'client',
         ...(config.pull ? { pull: true } : {}),
         localPort,
+        ...(local === null ? {} : { localIpv4: local }),
         remoteIpv4: remote.host,
         remotePort: remote.port,
         transport,
@@ -178,7 +241,9 @@ export function planEngine(config: OpenVpnConfig): EnginePlan {
       },
     },
     address,
-    address6: tunAddress6(config),
+    address6: null,
+    tun,
+    connect,
     notes,
   };
 }

@@ -26,6 +26,8 @@ export interface P2pTlsOptions extends Omit<SessionOptions, 'send' | 'clock' | '
   /** The clock of the interface's edges; default the process's. */
   clock?: Clock;
   localPort: number;
+  /** `local ADDR`: the source address of our UDP packets (the socket still receives on every address). */
+  localIpv4?: string;
   remoteIpv4: string;
   remotePort: number;
   /** The data channel's keepalive, in seconds (OpenVPN's ping / ping-restart). */
@@ -68,6 +70,7 @@ export class P2pTlsTunnel extends EventEmitter<P2pTlsEvents> {
       clock,
       role,
       localPort,
+      localIpv4,
       remoteIpv4,
       remotePort,
       keepaliveInterval,
@@ -139,8 +142,9 @@ export class P2pTlsTunnel extends EventEmitter<P2pTlsEvents> {
   }
 
   private addPeer(id: number): void {
-    const { localPort, remoteIpv4, remotePort, keepaliveInterval, keepaliveTimeout } = this.options;
+    const { localPort, localIpv4, remoteIpv4, remotePort, keepaliveInterval, keepaliveTimeout } = this.options;
     const config: Parameters<OvpnInterface['newPeer']>[0] = { id, localPort, remoteIpv4, remotePort };
+    if (localIpv4 !== undefined) config.localIpv4 = localIpv4;
     if (keepaliveInterval !== undefined) config.keepaliveInterval = keepaliveInterval;
     if (keepaliveTimeout !== undefined) config.keepaliveTimeout = keepaliveTimeout;
     this.options.iface.newPeer(config);

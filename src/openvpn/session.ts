@@ -12,7 +12,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { connect, createSecureContext, TLSSocket } from 'node:tls';
+import { connect, createSecureContext, DEFAULT_CIPHERS, TLSSocket } from 'node:tls';
 import { type CipherAlg, isCipherAlg } from '../core/cipher.js';
 import { Opcode } from '../core/wire.js';
 import type { Clock, Timer } from '../edge/edges.js';
@@ -47,7 +47,7 @@ import {
 import { ReliableLink, type ReliableStats } from './reliable.js';
 import { ControlStream } from './tls-duplex.js';
 import type { ControlWrap } from './tls-wrap.js';
-import { parseCaBundle, verifyPeerChain } from './verify.js';
+import { checkX509Name, parseCaBundle, type VerifyX509Name, verifyPeerChain } from './verify.js';
 
 export type Role = 'server' | 'client';
 
@@ -66,6 +66,14 @@ export interface SessionOptions {
   tls: TlsCredentials;
   /** OpenVPN's remote-cert-tls: the peer's certificate must have the extended key usage of this role. */
   remoteCertTls?: 'server' | 'client';
+  /** OpenVPN's verify-x509-name: the peer certificate's subject or CN must match. */
+  verifyX509Name?: VerifyX509Name;
+  /** tls-version-min: the lowest TLS version either side may settle on (node's floor is 1.2 anyway). */
+  tlsVersionMin?: '1.2' | '1.3';
+  /** tls-cipher: the TLS 1.2 cipher list (OpenSSL syntax); default node's. */
+  tlsCipher?: string;
+  /** tls-ciphersuites: the TLS 1.3 suites; default node's. */
+  tlsCiphersuites?: string;
   /** data-ciphers, in order of preference. */
   ciphers: readonly string[];
   /** data-ciphers-fallback: used when the peer announces no cipher list. */
@@ -157,6 +165,8 @@ interface Negotiated {
   peerId: number;
   peerInfo: Map<string, string>;
   pushed?: string[];
+  /** The peer takes an EXIT control message as our goodbye (OpenVPN's cc-exit). */
+  ccExit: boolean;
 }
 
 /**
@@ -304,6 +314,17 @@ export class ControlSession extends EventEmitter<SessionEvents> {
   }
 
   /**
+   * explicit-exit-notify: tells a peer that negotiated cc-exit that we are leaving, by the EXIT
+   * control message OpenVPN 2.6 sends. False when it did not (OpenVPN would send its OCC exit
+   * message inside the data channel instead, which we do not have) or nothing is established.
+   */
+  sendExit(): boolean {
+    if (this.closed || this.failed || this.negotiated?.ccExit !== true || !this.current.done) return false;
+    this.sendMessage('EXIT');
+    return true;
+  }
+
+  /**
    * Starts a renegotiation ourselves (reneg-sec, or packet-ids running out): a soft reset under
    * the next key-id. The new keys arrive as `established`, then `active`.
    */
@@ -315,9 +336,12 @@ export class ControlSession extends EventEmitter<SessionEvents> {
     this.pump();
   }
 
-  /** Everything we sent has been acknowledged (or the session is closed): nothing left to resend. */
+  /**
+   * Everything we sent has been acknowledged, what TLS still holds included (an EXIT or RESTART
+   * message just written), or the session is closed: nothing left to resend.
+   */
   get settled(): boolean {
-    return this.closed || [...this.states.values()].every((ks) => ks.reliable.idle());
+    return this.closed || [...this.states.values()].every((ks) => ks.reliable.idle() && ks.stream.writableLength === 0);
   }
 
   /** The reliability counters of all key states together. */
@@ -419,11 +443,12 @@ export class ControlSession extends EventEmitter<SessionEvents> {
 
   private startTls(ks: KeyState): void {
     const { tls: creds, role } = this.options;
+    const context = { ca: creds.ca, cert: creds.cert, key: creds.key, ...tlsLimits(this.options) };
     let tls: TLSSocket;
     if (role === 'server') {
       tls = new TLSSocket(ks.stream, {
         isServer: true,
-        secureContext: createSecureContext({ ca: creds.ca, cert: creds.cert, key: creds.key }),
+        secureContext: createSecureContext(context),
         requestCert: true,
         rejectUnauthorized: true,
       });
@@ -431,9 +456,7 @@ export class ControlSession extends EventEmitter<SessionEvents> {
     } else {
       tls = connect({
         socket: ks.stream,
-        ca: creds.ca,
-        cert: creds.cert,
-        key: creds.key,
+        ...context,
         rejectUnauthorized: true,
         // OpenVPN checks names only when told to (verify-x509-name); the CA decides.
         checkServerIdentity: () => undefined,
@@ -449,11 +472,11 @@ export class ControlSession extends EventEmitter<SessionEvents> {
 
   private secured(ks: KeyState): void {
     if (this.failed) return;
-    const why = verifyPeerChain(
-      ks.tls!.getPeerCertificate(true),
-      parseCaBundle(this.options.tls.ca),
-      this.options.remoteCertTls,
-    );
+    const peer = ks.tls!.getPeerCertificate(true);
+    const { verifyX509Name } = this.options;
+    const why =
+      verifyPeerChain(peer, parseCaBundle(this.options.tls.ca), this.options.remoteCertTls) ??
+      (verifyX509Name === undefined ? undefined : checkX509Name(peer, verifyX509Name));
     if (why !== undefined) {
       this.fail(new Error(`peer certificate refused: ${why}`));
       return;
@@ -464,8 +487,10 @@ export class ControlSession extends EventEmitter<SessionEvents> {
   private writeKeyMethod2(ks: KeyState): void {
     const client = this.options.role === 'client';
     const pull = client && this.options.pull === true;
+    // Like OpenVPN 2.6 we can say goodbye on the control channel (EXIT), so we announce it.
     const ivProto =
       IvProto.DATA_V2 |
+      IvProto.CC_EXIT_NOTIFY |
       (pull ? IvProto.REQUEST_PUSH : IvProto.NCP_P2P) |
       (this.options.exporter === false ? 0 : IvProto.TLS_KEY_EXPORT);
     const source = client
@@ -580,7 +605,8 @@ export class ControlSession extends EventEmitter<SessionEvents> {
         ...protocolFlags((ivProto & IvProto.CC_EXIT_NOTIFY) !== 0, useExporter),
       ].join(',');
     }
-    this.negotiated = { cipher: name, useExporter, peerId, peerInfo };
+    const ccExit = (ivProto & IvProto.CC_EXIT_NOTIFY) !== 0;
+    this.negotiated = { cipher: name, useExporter, peerId, peerInfo, ccExit };
     this.complete(ks, this.negotiated);
   }
 
@@ -600,10 +626,10 @@ export class ControlSession extends EventEmitter<SessionEvents> {
     const listed = cipher !== undefined && commonCipher([cipher], this.options.ciphers) !== undefined;
     const name = this.checkCipher(listed ? cipher : undefined, `pushed ${cipher ?? '(none)'}`);
     if (name === undefined) return;
-    const ekm =
-      value('key-derivation') === 'tls-ekm' || (value('protocol-flags')?.split(' ').includes('tls-ekm') ?? false);
+    const flags = value('protocol-flags')?.split(' ') ?? [];
+    const ekm = value('key-derivation') === 'tls-ekm' || flags.includes('tls-ekm');
     const useExporter = ekm && this.options.exporter !== false;
-    this.negotiated = { cipher: name, useExporter, peerId, peerInfo, pushed };
+    this.negotiated = { cipher: name, useExporter, peerId, peerInfo, pushed, ccExit: flags.includes('cc-exit') };
     this.complete(this.current, this.negotiated);
   }
 
@@ -667,6 +693,23 @@ export class ControlSession extends EventEmitter<SessionEvents> {
 export function protocolFlags(ccExit: boolean, exporter: boolean): string[] {
   if (ccExit) return [`protocol-flags cc-exit${exporter ? ' tls-ekm' : ''}`];
   return exporter ? ['key-derivation tls-ekm'] : [];
+}
+
+/** node:tls settings for tls-version-min, tls-cipher and tls-ciphersuites; node's defaults for what is not given. */
+export function tlsLimits(options: Pick<SessionOptions, 'tlsVersionMin' | 'tlsCipher' | 'tlsCiphersuites'>): {
+  minVersion?: 'TLSv1.2' | 'TLSv1.3';
+  ciphers?: string;
+} {
+  const out: { minVersion?: 'TLSv1.2' | 'TLSv1.3'; ciphers?: string } = {};
+  if (options.tlsVersionMin !== undefined) out.minVersion = `TLSv${options.tlsVersionMin}`;
+  if (options.tlsCipher !== undefined || options.tlsCiphersuites !== undefined) {
+    // node takes both lists in one string, telling TLS 1.3 suites by their TLS_ prefix.
+    const defaults = DEFAULT_CIPHERS.split(':');
+    const v13 = options.tlsCiphersuites ?? defaults.filter((c) => c.startsWith('TLS_')).join(':');
+    const v12 = options.tlsCipher ?? defaults.filter((c) => !c.startsWith('TLS_')).join(':');
+    out.ciphers = [v13, v12].filter((list) => list !== '').join(':');
+  }
+  return out;
 }
 
 /** OpenVPN's options string for a P2P TLS tunnel over UDP with an AEAD cipher. */

@@ -48,3 +48,32 @@ export function verifyPeerChain(
   }
   return 'the certificate chain does not lead to our CA';
 }
+
+/** OpenVPN's verify-x509-name: the whole subject, the CN, or the CN's beginning. */
+export interface VerifyX509Name {
+  name: string;
+  type: 'subject' | 'name' | 'name-prefix';
+}
+
+/**
+ * Returns undefined when the peer's own certificate matches `rule`, else why not. A subject is
+ * written as OpenVPN prints it, `C=KG, ST=NA, CN=Server-1`: the fields in certificate order.
+ */
+export function checkX509Name(peer: DetailedPeerCertificate | undefined, rule: VerifyX509Name): string | undefined {
+  if (peer?.raw === undefined) return 'the peer sent no certificate';
+  const cert = new X509Certificate(peer.raw);
+  const subject = cert.subject.split('\n').join(', ');
+  const cn = cert.subject
+    .split('\n')
+    .find((field) => field.startsWith('CN='))
+    ?.slice(3);
+  const ok =
+    rule.type === 'subject'
+      ? subject === rule.name
+      : rule.type === 'name'
+        ? cn === rule.name
+        : cn?.startsWith(rule.name) === true;
+  if (ok) return undefined;
+  const what = rule.type === 'subject' ? `subject "${subject}"` : `common name "${cn ?? '(none)'}"`;
+  return `${what} does not match verify-x509-name ${rule.name} ${rule.type}`;
+}

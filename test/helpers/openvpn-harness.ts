@@ -52,8 +52,11 @@ export class Proc {
     );
   }
 
-  /** Resolves with the first line matching; rejects when the process exits first or time runs out. */
-  waitLine(pattern: RegExp, timeoutMs: number): Promise<string> {
+  /**
+   * Resolves with the first line matching (in what was printed from character `from` on);
+   * rejects when the process exits first or time runs out.
+   */
+  waitLine(pattern: RegExp, timeoutMs: number, from = 0): Promise<string> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         finish();
@@ -61,7 +64,10 @@ export class Proc {
       }, timeoutMs);
       const finish = () => clearTimeout(timer);
       const check = () => {
-        const line = this.output.split('\n').find((l) => pattern.test(l));
+        const line = this.output
+          .slice(from)
+          .split('\n')
+          .find((l) => pattern.test(l));
         if (line !== undefined) {
           finish();
           resolve(line);

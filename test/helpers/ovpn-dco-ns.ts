@@ -22,9 +22,10 @@ export class OvpnDcoHarness extends Scene {
   private pkiMade: Pki | undefined;
   private readonly extraClients: string[] = [];
 
-  constructor() {
+  /** `prefix` starts the namespace names (after OVPN_TEST_NS_PREFIX, before a random tag). */
+  constructor(prefix = 'odc') {
     super();
-    const stem = namespaceStem('odc');
+    const stem = namespaceStem(prefix);
     this.ns = [`${stem}a`, `${stem}b`];
   }
 
