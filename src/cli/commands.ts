@@ -202,12 +202,7 @@ const PEER_COMMON = {
       (): Action =>
       async ({ ifname, out }) => {
         const info = await request(ifname, 'iface-get');
-        out.print(
-          Object.entries(info)
-            .map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
-            .join('\n'),
-          info,
-        );
+        out.print(formatAttrs(info), info);
       },
   },
   show: {
