@@ -22,9 +22,11 @@ export function controlDir(create = false): string {
 }
 
 export function socketPath(ifname: string, create = false): string {
-  return join(controlDir(create), `${checkInterfaceName(ifname)}.sock`);
+  const name = checkInterfaceName(ifname);
+  return join(controlDir(create), `${name}.sock`);
 }
 
 export function logPath(ifname: string): string {
-  return join(controlDir(true), `${checkInterfaceName(ifname)}.log`);
+  const name = checkInterfaceName(ifname);
+  return join(controlDir(true), `${name}.log`);
 }
