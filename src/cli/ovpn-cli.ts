@@ -107,26 +107,24 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${named === undefined ? usage() : commandHelp(named)}\n`);
     return 0;
   }
+  if (options.help) {
+    // `CMD --help` and `<iface> CMD --help`; anything else gets the general usage.
+    const [first, second] = positionals;
+    const named = (first && commandNamed(first)) || (second && commandNamed(second)) || undefined;
+    process.stdout.write(`${named === undefined ? usage() : commandHelp(named)}\n`);
+    return 0;
+  }
   if (positionals.length === 0) {
-    (options.help ? process.stdout : process.stderr).write(`${usage()}\n`);
-    return options.help ? 0 : EXIT_USAGE;
+    process.stderr.write(`${usage()}\n`);
+    return EXIT_USAGE;
   }
   let call: Call | undefined;
   let action: Action;
   try {
     call = resolve(positionals);
-    if (options.help) {
-      process.stdout.write(`${commandHelp(call.command)}\n`);
-      return 0;
-    }
     action = prepare(call);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    if (options.help) {
-      // `<iface> --help`, `<unknown> --help`: the general usage.
-      process.stdout.write(`${usage()}\n`);
-      return 0;
-    }
     fail(out, 'EINVAL', error.message, error.field);
     const hint = call === undefined ? 'ovpn-cli help lists the commands' : usageOf(call.command, call.form);
     process.stderr.write(`Error: invalid arguments: ${error.message}\n${hint}\n`);
