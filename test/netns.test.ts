@@ -45,7 +45,7 @@ function runScript(script: string, args: string[], alg = 'aes'): Promise<Run> {
       // Progress while a script runs for a minute: its steps and verdicts, as they come.
       const end = output.lastIndexOf('\n') + 1;
       for (const line of output.slice(shown, end).split('\n')) {
-        if (/^(==>|PASS|FAIL)/.test(line)) process.stderr.write(`    [${script} ${args.join(' ')}] ${line}\n`);
+        if (/^(==>|PASS|FAIL)/.test(line)) process.stderr.write(`    [${[script, ...args].join(' ')}] ${line}\n`);
       }
       shown = Math.max(shown, end);
     };
