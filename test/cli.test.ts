@@ -368,6 +368,14 @@ describe('cli: with interfaces, in a namespace of its own', { skip: missing(['ip
     assert.match(inNs('tun0', 'get_peer', '1').stdout, /\tDrops: .*\n\tLatest packet: /);
     assert.deepEqual(json('tun2', 'route_del', '7', '10.1.0.0/16'), { ok: true });
     assert.deepEqual(json('tun2', 'del_key', '7'), { ok: true });
+    // Without a slot the seed's del_key deletes the primary key, the upstream one both.
+    assert.deepEqual(json('tun1', 'del_key', '1'), { ok: true });
+    assert.deepEqual(
+      Object.values(json('show', 'tun1').peers[0].keys).map((k: any) => k?.['key-id'] ?? null),
+      [null, 5],
+    );
+    assert.deepEqual(json('del_key', 'tun1', '1'), { ok: true });
+    assert.deepEqual(json('show', 'tun1').peers[0].keys, { primary: null, secondary: null });
     const failed = inNs('--json', 'tun2', 'get_peer', '99');
     assert.equal(failed.status, 2);
     assert.equal(JSON.parse(failed.stdout).error.code, 'ENOENT');

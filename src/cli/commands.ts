@@ -67,7 +67,7 @@ function newMultiPeer(args: Args): Action {
   const peers = readPeersFile(args.str('peers-file'), 'peers-file').map((line) =>
     atLine(line, () => {
       // Upstream files add laddr and lport columns: <peer-id> <laddr> <lport> <raddr> <rport> <vpnaddr>.
-      const words = line.words.length >= 6 ? [line.words[0], ...line.words.slice(3)] : line.words;
+      const words = line.words.length >= 6 ? [line.words[0], ...line.words.slice(3, 6)] : line.words;
       const [id, raddr, rport, vpnaddr, extra] = words as (string | undefined)[];
       if (vpnaddr === undefined || extra !== undefined)
         throw new UsageError(`expected <peer-id> <raddr> <rport> <vpnaddr>, got "${line.words.join(' ')}"`);
@@ -125,6 +125,18 @@ function keyconf(args: Args, call: KeyCall): Body {
   return { 'peer-id': call.peerId, slot: call.slot, 'key-id': call.keyId, 'cipher-alg': call.cipher, ...keys };
 }
 
+/** key-del's syntax; `absent`: what goes when no slot is given. */
+function delKey(absent: 'primary' | 'both'): Syntax {
+  return {
+    params: ['peer-id', '[slot]'],
+    note: `slot: 1 (primary) or 2 (secondary); ${absent === 'both' ? 'both' : 'the primary'} when absent`,
+    prepare: (args) => {
+      const slot = args.has('slot') ? args.slot() : absent === 'primary' ? 'primary' : undefined;
+      return change('key-del', { keyconf: { 'peer-id': args.peerId(), ...(slot === undefined ? {} : { slot }) } });
+    },
+  };
+}
+
 function getPeer(args: Args): Action {
   const id = args.has('peer-id') ? args.peerId() : undefined;
   return async ({ ifname, out }) => {
@@ -169,14 +181,7 @@ const PEER_COMMON = {
     params: ['peer-id'],
     prepare: (args: Args) => change('key-swap', { keyconf: { 'peer-id': args.peerId() } }),
   },
-  delKey: {
-    params: ['peer-id', '[slot]'],
-    note: 'slot: 1 (primary) or 2 (secondary); both when absent',
-    prepare: (args: Args) =>
-      change('key-del', {
-        keyconf: { 'peer-id': args.peerId(), ...(args.has('slot') ? { slot: args.slot() } : {}) },
-      }),
-  },
+
   routeAdd: {
     params: ['peer-id', 'prefix'],
     note: 'prefix: 10.1.0.0/16, fd00::/64 or an address (MP: traffic to it goes to the peer)',
@@ -367,7 +372,13 @@ export const COMMANDS: readonly CommandDef[] = [
       },
     },
   },
-  { name: 'del_key', summary: "delete a peer's key(s)", seed: PEER_COMMON.delKey, upstream: PEER_COMMON.delKey },
+  {
+    name: 'del_key',
+    summary: "delete a peer's key(s)",
+    // The seed's del_key deletes the primary key; the upstream one both when no slot is given.
+    seed: delKey('primary'),
+    upstream: delKey('both'),
+  },
   {
     name: 'swap_keys',
     summary: 'swap the primary and secondary keys',

@@ -19,12 +19,13 @@ function forms(command: CommandDef): ('seed' | 'upstream')[] {
 export function commandHelp(command: CommandDef): string {
   const lines = [`ovpn-cli ${command.name}: ${command.summary}`, ''];
   for (const form of forms(command)) lines.push(`  ovpn-cli [--json] ${syntaxLine(command, form)}`);
-  const notes = new Set(
-    forms(command)
-      .map((form) => (command[form] as Syntax).note)
-      .filter((n) => n !== undefined),
-  );
-  if (notes.size > 0) lines.push('', ...[...notes].map((note) => `  ${note}`));
+  const notes = forms(command).flatMap((form) => {
+    const note = (command[form] as Syntax).note;
+    return note === undefined ? [] : [{ form, note }];
+  });
+  // A note both forms share is said once; notes that differ say which form they are about.
+  if (new Set(notes.map((n) => n.note)).size === 1) lines.push('', `  ${notes[0]!.note}`);
+  else if (notes.length > 1) lines.push('', ...notes.map(({ form, note }) => `  ${form} syntax: ${note}`));
   const creates = command.seed?.creates;
   if (creates !== undefined)
     lines.push('', `  In the first form the interface is created (${creates} mode) when it does not exist yet.`);
