@@ -7,6 +7,7 @@
  *                              point-to-point (--p2p) for every cipher, over IPv6, over TCP
  *   tests/float-test.sh        clients changing address keep their tunnels, with a notification
  *   tests/multihome-test.sh    a server with several addresses answers from the one used
+ *   tests/netns-test.sh --keep then --clean: the tunnel stays up to be tried by hand, then goes
  *
  * After each, nothing of it may remain: no namespace and no process (daemon or otherwise) in
  * the namespaces it created.
@@ -30,7 +31,7 @@ interface Run {
   output: string;
 }
 
-function runScript(script: string, args: string[], alg: string): Promise<Run> {
+function runScript(script: string, args: string[], alg = 'aes'): Promise<Run> {
   return new Promise((done, fail) => {
     const child = spawn('bash', [resolve(ROOT, 'tests', script), ...args], {
       cwd: ROOT,
@@ -38,8 +39,18 @@ function runScript(script: string, args: string[], alg: string): Promise<Run> {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    let shown = 0;
+    const collect = (chunk: Buffer) => {
+      output += chunk.toString();
+      // Progress while a script runs for a minute: its steps and verdicts, as they come.
+      const end = output.lastIndexOf('\n') + 1;
+      for (const line of output.slice(shown, end).split('\n')) {
+        if (/^(==>|PASS|FAIL)/.test(line)) process.stderr.write(`    [${[script, ...args].join(' ')}] ${line}\n`);
+      }
+      shown = Math.max(shown, end);
+    };
+    child.stdout.on('data', collect);
+    child.stderr.on('data', collect);
     // SIGTERM, not SIGKILL: the script's trap still tears everything down.
     const timer = setTimeout(() => child.kill('SIGTERM'), TIMEOUT_MS);
     child.on('error', fail);
@@ -187,4 +198,32 @@ test('tests/*-test.sh: tunnels between network namespaces', {
       assert.deepEqual(leftoverProcesses(inodes), [], 'processes left behind in the deleted namespaces');
     });
   }
+});
+
+test('tests/netns-test.sh --keep leaves peer0/peer1 up with the ping to try; --clean removes them', {
+  skip: NOT_ROOT,
+  timeout: 2 * TIMEOUT_MS,
+}, async () => {
+  const [ns0, ns1] = NAMESPACES;
+  const kept = await runScript('netns-test.sh', ['--p2p', '--keep']);
+  let inodes: string[] = [];
+  try {
+    assert.equal(kept.code, 0, kept.output);
+    assert.match(kept.output, new RegExp(`try: ip netns exec ${ns0} ping 5\\.5\\.5\\.2\n`));
+    assert.match(kept.output, /tear down with: .*netns-test\.sh --clean/);
+    const names = namedNamespaces();
+    assert.ok(names.includes(ns0!) && names.includes(ns1!), `kept namespaces: ${names.join(', ')}`);
+    inodes = createdNamespaces(kept.output);
+    const ping = spawnSync('ip', ['netns', 'exec', ns0!, 'ping', '-c', '1', '-W', '2', '5.5.5.2'], {
+      encoding: 'utf8',
+    });
+    assert.equal(ping.status, 0, `the printed ping works: ${ping.stdout}${ping.stderr}`);
+  } finally {
+    const clean = await runScript('netns-test.sh', ['--clean']);
+    assert.equal(clean.code, 0, clean.output);
+    assert.match(clean.output, new RegExp(`^PASS removed ${ns0} ${ns1}$`, 'm'));
+  }
+  const stale = namedNamespaces().filter((name) => NAMESPACES.includes(name));
+  assert.deepEqual(stale, [], `namespaces left behind by --clean: ${stale.join(', ')}`);
+  assert.deepEqual(leftoverProcesses(inodes), [], 'daemons left behind by --clean');
 });

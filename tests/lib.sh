@@ -153,21 +153,39 @@ no_args_but_help() {
 test_begin() {
   TEST_NAME=$1
   TEST_TMP=""
+  TEST_KEEP=${TEST_KEEP:-0}
   FAILURES=0
   trap test_cleanup EXIT
   report_errors
   trap 'exit 130' INT
   trap 'exit 143' TERM
-  if ((EUID != 0)); then
-    fail "$TEST_NAME needs root (network namespaces, TUN devices)"
-    exit 1
-  fi
+  need_root "$TEST_NAME"
   if [[ -z ${OVPN_CLI:-} && ! -f $OVPN_ROOT/dist/src/cli/ovpn-cli.js ]]; then
     fail "dist/src/cli/ovpn-cli.js is missing: build first with npm run build"
     exit 1
   fi
   test_lock "$OVPN_NS_PREFIX"
   TEST_TMP=$(mktemp -d -t ovpn-dco-test.XXXXXX)
+}
+
+need_root() {
+  if ((EUID != 0)); then
+    fail "$1 needs root (network namespaces, TUN devices)"
+    exit 1
+  fi
+}
+
+# test_clean <prefix>: removes what a --keep run left (namespaces <prefix>N, their interfaces
+# and daemons), under the prefix's lock, and exits.
+test_clean() {
+  need_root "$0 --clean"
+  test_lock "$1"
+  local kept
+  kept=$(netns_named "$1" | sort | paste -sd ' ')
+  # shellcheck disable=SC2086  # one namespace name per word
+  netns_teardown $kept
+  pass "removed ${kept:-nothing (no $1N namespace)}"
+  exit 0
 }
 
 # test_lock <prefix>: one run at a time per namespace prefix, from any checkout: a second run
@@ -192,10 +210,16 @@ test_cleanup() {
   local rc=$? ns
   trap - EXIT INT TERM ERR
   ((rc == 0)) || dump_daemon_logs "${CREATED_NS[@]}" >&2
-  netns_teardown "${CREATED_NS[@]}"
+  if ((TEST_KEEP)); then
+    # --keep: the namespaces, interfaces and daemons stay up to be tried by hand.
+    log "kept ${CREATED_NS[*]} up; try: ${TEST_KEEP_HINT:-ip netns exec ${CREATED_NS[0]:-?} bash}"
+    log "tear down with: $0 --clean (or any later run)"
+  else
+    netns_teardown "${CREATED_NS[@]}"
+  fi
   [[ -z $TEST_TMP ]] || rm -rf -- "$TEST_TMP"
   for ns in "${CREATED_NS[@]}"; do
-    if netns_exists "$ns"; then
+    if ((!TEST_KEEP)) && netns_exists "$ns"; then
       fail "namespace $ns is still there after cleanup"
       rc=1
     fi
@@ -272,12 +296,11 @@ peer_field() {
 # peer_stats_json <netns>: get_peer of the tunnel's peer, as JSON (the demo's name for it).
 peer_stats_json() { peer_json "$1"; }
 
-# iface_field <netns> <field...>: fields of the daemon's iface-get reply (pid, drops.no-route...),
-# which ovpn-cli does not print; read through the behaviour tests' in-namespace helper.
+# iface_field <netns> <field...>: fields of the daemon's iface-get reply (pid, drops.no-route...).
 iface_field() {
   local ns=$1
   shift
-  ip netns exec "$ns" node "$OVPN_ROOT/dist/test/helpers/behaviour-ns.js" iface-get "$OVPN_TUN" | json_field "$@"
+  ovpn_cli "$ns" --json iface_get "$OVPN_TUN" | json_field "$@"
 }
 
 # counters_at_least <netns> <peer-id> <min>: the peer's VPN RX and LINK TX packet counters are

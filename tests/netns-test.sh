@@ -3,6 +3,8 @@
 #
 #   tests/netns-test.sh [-t] [-6]           multi-peer (the default)
 #   tests/netns-test.sh --p2p [-t] [-6]     point-to-point
+#   ... --keep                              leave the namespaces and tunnels up afterwards
+#   tests/netns-test.sh --clean             remove what a --keep run left
 #
 # Multi-peer proves that a server with one tun0 in MP mode carries traffic for five clients
 # (peer1..peer5, each behind its own veth, see star_setup in tests/lib.sh): it sends each packet
@@ -22,8 +24,9 @@
 # (default: node dist/src/cli/ovpn-cli.js, so build first with `npm run build`); OVPN_NS_PREFIX
 # names the namespaces (default peer: peer0, peer1, ...). Needs root. Runs of any of the
 # scripts with the same prefix wait for each other; then stale <prefix>N namespaces of a crashed
-# run are deleted, and on every exit all it created is removed: interfaces, daemons,
-# namespaces, files.
+# (or --keep) run are deleted, and on every exit all it created is removed: interfaces, daemons,
+# namespaces, files; with --keep the namespaces stay up, and it prints how to ping through the
+# tunnel (ip netns exec peer0 ping 5.5.5.2).
 set -euo pipefail
 
 # shellcheck source=tests/lib.sh
@@ -31,19 +34,26 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
   cat >&2 <<EOF
-usage: ALG=aes|chachapoly|none $0 [--p2p] [-t] [-6]
+usage: ALG=aes|chachapoly|none $0 [--p2p] [-t] [-6] [--keep]
+       $0 --clean
   (default)  multi-peer: peer0 serves peer1..peer5, each over its own veth
   --p2p      point-to-point: peer0 <-> peer1
   -t         tunnel over TCP (server listens, clients connect) instead of UDP
   -6         tunnel over IPv6 between the namespaces instead of IPv4
+  --keep     leave the namespaces, interfaces and daemons up afterwards, to try by hand
+  --clean    remove what a --keep run left, and nothing else
 EOF
 }
 P2P=0
 STAR_FAMILY=4
 STAR_TRANSPORT=udp
+TEST_KEEP=0
+CLEAN=0
 for arg in "$@"; do
   case $arg in
     --p2p) P2P=1 ;;
+    --keep) TEST_KEEP=1 ;;
+    --clean) CLEAN=1 ;;
     -t) STAR_TRANSPORT=tcp ;;
     -6) STAR_FAMILY=6 ;;
     -4) STAR_FAMILY=4 ;;
@@ -51,6 +61,7 @@ for arg in "$@"; do
     *) usage; exit 1 ;;
   esac
 done
+if ((CLEAN)); then test_clean "$OVPN_NS_PREFIX"; fi
 STAR_ALG=${ALG:-aes}
 if ((P2P)); then
   CLIENTS=1 STAR_SERVER=p2p TOPOLOGY=point-to-point
@@ -161,6 +172,7 @@ mp_checks() {
 step "setting up $TOPOLOGY, $STAR_ALG, ${STAR_TRANSPORT^^} over IPv$STAR_FAMILY"
 star_setup "$OVPN_NS_PREFIX" "$CLIENTS"
 NS0=${STAR_NS[0]}
+TEST_KEEP_HINT="ip netns exec $NS0 ping ${STAR_TUN4[1]}"
 pass "tunnels up: $NS0 ${STAR_TUN4[0]} ($STAR_MODE) <-> ${STAR_TUN4[*]:1}"
 
 if ((P2P)); then p2p_checks; else mp_checks; fi

@@ -3,7 +3,7 @@
  * interface out of process), and the launcher that starts an interface's daemon.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { controlDir, logPath, socketPath } from './paths.js';
@@ -123,7 +123,8 @@ const DAEMON = fileURLToPath(new URL('../daemon/main.js', import.meta.url));
  * The daemon is detached: it outlives this process, like a kernel interface would.
  */
 export function startDaemon(ifname: string, mode: 'P2P' | 'MP', mtu?: number): Promise<void> {
-  const log = openSync(logPath(ifname), 'a', 0o600);
+  const path = logPath(ifname);
+  const log = openSync(path, 'a', 0o600);
   // Node/V8 flags for the daemon only (e.g. --cpu-prof, GC settings), space-separated: the
   // daemon is started here, so NODE_OPTIONS (which refuses many of them) is not the only way in.
   const nodeFlags = (process.env.OVPN_DAEMON_NODE_FLAGS ?? '').split(' ').filter(Boolean);
@@ -150,7 +151,9 @@ export function startDaemon(ifname: string, mode: 'P2P' | 'MP', mtu?: number): P
       }
     });
     child.once('exit', (code) => {
-      const reason = output.trim() || `daemon exited with code ${String(code)}; see ${logPath(ifname)}`;
+      // A daemon that failed before writing a word leaves no empty log behind.
+      if (statSync(path, { throwIfNoEntry: false })?.size === 0) rmSync(path, { force: true });
+      const reason = output.trim() || `daemon exited with code ${String(code)}; see ${path}`;
       reject(new ControlError(code === 3 ? 'EEXIST' : 'EIO', reason, 'ifname'));
     });
   });

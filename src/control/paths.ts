@@ -3,9 +3,11 @@
  * caller's network namespace, so each namespace has its own set (two namespaces can each run a
  * tun0) and a client only finds the daemons of its own namespace. Mode 0700 and owner root:
  * only root can reach the sockets, as only CAP_NET_ADMIN can use the netlink family.
+ * The interface name is checked before a path is built from it: `../x` must not reach a file.
  */
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { checkInterfaceName } from '../device/options.js';
 
 export const CONTROL_ROOT = process.env.OVPN_DCO_RUN_DIR ?? '/run/ovpn-dco';
 
@@ -20,9 +22,11 @@ export function controlDir(create = false): string {
 }
 
 export function socketPath(ifname: string, create = false): string {
-  return join(controlDir(create), `${ifname}.sock`);
+  const name = checkInterfaceName(ifname);
+  return join(controlDir(create), `${name}.sock`);
 }
 
 export function logPath(ifname: string): string {
-  return join(controlDir(true), `${ifname}.log`);
+  const name = checkInterfaceName(ifname);
+  return join(controlDir(true), `${name}.log`);
 }

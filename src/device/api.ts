@@ -97,6 +97,8 @@ export interface PeerInfo
   keepaliveInterval: number;
   keepaliveTimeout: number;
   drops: DropCounters;
+  /** Milliseconds since the last authenticated packet from the peer; absent until one came. */
+  lastRxAgeMs?: number;
 }
 
 export type KeySlotName = 'primary' | 'secondary';

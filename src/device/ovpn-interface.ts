@@ -241,11 +241,12 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
   }
 
   getPeer(id: number): PeerInfo {
-    return peerInfo(this.peerOrThrow(id));
+    return peerInfo(this.peerOrThrow(id), this.clock.now());
   }
 
   getPeers(): PeerInfo[] {
-    return [...this.table.values()].map(peerInfo);
+    const now = this.clock.now();
+    return [...this.table.values()].map((peer) => peerInfo(peer, now));
   }
 
   delPeer(id: number): void {

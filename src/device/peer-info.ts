@@ -3,7 +3,8 @@ import { hasRemote, readEndpoint } from '../core/endpoint.js';
 import type { Peer } from '../peer/peer.js';
 import type { PeerInfo } from './api.js';
 
-export function peerInfo(peer: Peer): PeerInfo {
+/** `now`: the interface clock's monotonic milliseconds, to turn the last packet's time into an age. */
+export function peerInfo(peer: Peer, now: number): PeerInfo {
   // A TCP peer waiting for its connection has no remote yet.
   const remote = hasRemote(peer.endpoint, 0) ? readEndpoint(peer.endpoint, 0) : null;
   const family = remote?.family === 4 ? 'Ipv4' : 'Ipv6';
@@ -20,5 +21,6 @@ export function peerInfo(peer: Peer): PeerInfo {
   if (remote?.local !== undefined) info[`local${family}`] = remote.local;
   if (peer.vpnIpv4 !== null) info.vpnIpv4 = peer.vpnIpv4;
   if (peer.vpnIpv6 !== null) info.vpnIpv6 = peer.vpnIpv6;
+  if (peer.lastAuthenticated >= 0) info.lastRxAgeMs = Math.max(0, Math.round(now - peer.lastAuthenticated));
   return info;
 }

@@ -155,6 +155,7 @@ export class Receiver {
     const offset = batch.offsets[i]!;
     const size = batch.sizes[i]!;
     peer.lastRecv = now;
+    peer.lastAuthenticated = now;
     if (endpoints !== null) followPath(peer, endpoints, i);
     if (isKeepalive(buf, offset, size) || isExitNotify(buf, offset, size)) {
       batch.sizes[i] = DROPPED;

@@ -58,6 +58,8 @@ export class Peer {
   /** Monotonic milliseconds of the last packet sent to / authenticated from this peer. */
   lastSent = 0;
   lastRecv = 0;
+  /** Monotonic milliseconds of the last authenticated packet; -1: none yet (lastRecv also restarts the timeout). */
+  lastAuthenticated = -1;
   deleted = false;
   /** Set by the receive path when an authenticated packet came from a new remote address. */
   floated = false;
