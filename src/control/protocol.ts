@@ -13,7 +13,6 @@
 export const PROTOCOL_VERSION = 1;
 
 export const COMMANDS = [
-  'hello',
   'iface-get',
   'iface-del',
   'peer-new',
@@ -29,6 +28,7 @@ export const COMMANDS = [
   'route-get',
   'packet-send',
   'subscribe',
+  'hello',
 ] as const;
 export type Command = (typeof COMMANDS)[number];
 
