@@ -5,6 +5,7 @@
  * ControlServer on the in-memory edges and fake daemons of other versions.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -19,8 +20,10 @@ import { CappedLogFile, Logger } from '../src/daemon/log.js';
 import { processSnapshot, renderMetrics } from '../src/daemon/metrics.js';
 import { OvpnInterface } from '../src/device/ovpn-interface.js';
 import { MemoryNetwork } from '../src/edge/memory.js';
+import { missing } from './helpers/tools.js';
 
 const KEY_FILE = fileURLToPath(new URL('../../tests/data64.key', import.meta.url));
+const UNIT = fileURLToPath(new URL('../../systemd/ovpn-dco@.service', import.meta.url));
 const RUN_DIR = mkdtempSync(join(tmpdir(), 'ovpn-ops-'));
 // The client finds sockets under OVPN_DCO_RUN_DIR; paths.js reads it when first imported.
 process.env.OVPN_DCO_RUN_DIR = RUN_DIR;
@@ -297,4 +300,27 @@ test('control protocol version: the client says clearly when the daemon is older
     ControlClient.connect('opnew'),
     /speaks version 2: use the ovpn-cli of the installation that started the daemon/,
   );
+});
+
+test('systemd unit: systemd-analyze verify finds nothing wrong once the daemon is where ExecStart looks', {
+  skip: missing(['systemd-analyze'], false),
+}, (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ovpn-unit-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const unit = readFileSync(UNIT, 'utf8');
+  assert.match(unit, /^Type=notify$/m);
+  assert.match(unit, /^NotifyAccess=all$/m);
+  assert.match(unit, /^ExecStart=ovpn-dco-daemon --ifname %i --foreground --config-file \/etc\/ovpn-dco\/%i\.conf$/m);
+  // The installed package puts ovpn-dco-daemon on systemd's search path; here it is node and the file.
+  const daemon = fileURLToPath(new URL('../src/daemon/main.js', import.meta.url));
+  writeFileSync(
+    join(dir, 'ovpn-dco@.service'),
+    unit.replace('ExecStart=ovpn-dco-daemon', `ExecStart=${process.execPath} ${daemon}`),
+  );
+  const result = spawnSync('systemd-analyze', ['verify', '--man=no', 'ovpn-dco@tun0.service'], {
+    env: { ...process.env, SYSTEMD_UNIT_PATH: `${dir}:` },
+    encoding: 'utf8',
+  });
+  assert.equal(`${result.stdout}${result.stderr}`.trim(), '');
+  assert.equal(result.status, 0);
 });
