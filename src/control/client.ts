@@ -125,6 +125,11 @@ export class ControlClient {
     this.socket.end();
   }
 
+  /** `await using client = await ControlClient.connect(...)`: closed when the scope ends. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+  }
+
   private dispatch(message: Response | Notification): void {
     if ('ntf' in message) {
       this.listener?.(message as Notification);
