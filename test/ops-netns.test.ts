@@ -9,7 +9,6 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -26,6 +25,7 @@ import {
   runOk,
   waitUntil,
 } from './helpers/behaviour-harness.js';
+import { ask } from './helpers/control-socket.js';
 import { missing } from './helpers/tools.js';
 
 const KEY_FILE = fileURLToPath(new URL('../../tests/data64.key', import.meta.url));
@@ -68,20 +68,6 @@ function metric(text: string, name: string, labels: string): number {
   const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}} `));
   assert.ok(line !== undefined, `${name}{${labels}} in\n${text}`);
   return Number(line.slice(line.lastIndexOf(' ') + 1));
-}
-
-/** One request line on the control socket at `path`, and the first answer. */
-async function ask(path: string, request: object): Promise<Record<string, any>> {
-  const socket = connect(path);
-  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-  socket.write(`${JSON.stringify(request)}\n`);
-  let text = '';
-  for await (const chunk of socket) {
-    text += String(chunk);
-    if (text.includes('\n')) break;
-  }
-  socket.destroy();
-  return JSON.parse(text.slice(0, text.indexOf('\n')));
 }
 
 test('operations in namespaces: config file, metrics under traffic, version, readiness, logs and clean exit', {
