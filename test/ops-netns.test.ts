@@ -148,20 +148,33 @@ test('operations in namespaces: config file, metrics under traffic, version, rea
   await t.test('metrics: counters rise with the traffic; loopback only', async () => {
     const labels = 'ifname="tun0",peer_id="1"';
     const before = await scrape(A);
-    const ping = await run('ip', ['netns', 'exec', A, 'ping', '-c', '20', '-i', '0.05', '-W', '2', VPN[B]!], 30_000);
-    assert.equal(pingStats(ping.stdout).received, 20, ping.stdout);
+    const vpnTx = (text: string) => metric(text, 'ovpn_peer_vpn_tx_packets_total', labels);
+    const ping = new Background('ip', ['netns', 'exec', A, 'ping', '-c', '40', '-i', '0.05', '-W', '2', VPN[B]!]);
+    // Scraped while the pings flow: the counter moves between two scrapes, not only at the end.
+    const first = await waitUntil('a scrape during the ping to show traffic', async () => {
+      const text = await scrape(A);
+      return vpnTx(text) > vpnTx(before) ? text : null;
+    });
+    const second = await waitUntil('a later scrape to show more', async () => {
+      const text = await scrape(A);
+      return vpnTx(text) > vpnTx(first) ? text : null;
+    });
+    assert.ok(ping.running, 'both scrapes came while the ping still ran');
+    await ping.exited;
+    assert.equal(pingStats(ping.stdout).received, 40, ping.stdout);
     const after = await scrape(A);
+    assert.ok(vpnTx(after) > vpnTx(second));
     for (const name of [
       'ovpn_peer_vpn_tx_packets_total',
       'ovpn_peer_vpn_rx_packets_total',
       'ovpn_peer_link_tx_packets_total',
     ]) {
-      assert.ok(metric(after, name, labels) - metric(before, name, labels) >= 20, `${name} rose by the 20 pings`);
+      assert.ok(metric(after, name, labels) - metric(before, name, labels) >= 40, `${name} rose by the 40 pings`);
     }
     const txBytes =
       metric(after, 'ovpn_peer_link_tx_bytes_total', labels) - metric(before, 'ovpn_peer_link_tx_bytes_total', labels);
     // Each ping: 84 bytes of IP, sealed with a 4-byte header, 4-byte packet-id and 16-byte tag.
-    assert.ok(txBytes >= 20 * (84 + 24), `link bytes rose by at least 20 sealed pings (${txBytes})`);
+    assert.ok(txBytes >= 40 * (84 + 24), `link bytes rose by at least 40 sealed pings (${txBytes})`);
     assert.equal(metric(after, 'ovpn_peers', 'ifname="tun0",mode="P2P"'), 1);
     assert.equal(metric(after, 'ovpn_peer_drops_total', `${labels},reason="auth"`), 0);
     assert.match(after, /^process_cpu_seconds_total [\d.]+$/m);
