@@ -84,6 +84,21 @@ test('log file: capped, rotated to .1, below-threshold lines left out', (t) => {
   assert.ok(!existsSync(`${path}.2`));
 });
 
+test('log file: a log that cannot be written falls back to stderr and never throws', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ovpn-log-'));
+  const file = new CappedLogFile(join(dir, 'tun0.log'), 100);
+  const log = new Logger(file, 'info', {}, () => new Date(0));
+  log.info('x'.repeat(80));
+  rmSync(dir, { recursive: true, force: true });
+  const written: string[] = [];
+  t.mock.method(process.stderr, 'write', (text: string) => written.push(text) > 0);
+  assert.doesNotThrow(() => log.info('after the directory went'), 'rotation into a removed directory');
+  t.mock.restoreAll();
+  assert.match(written.join(''), /^log file .*tun0\.log: ENOENT[^\n]*\ntime=.* msg="after the directory went"\n$/);
+  log.close();
+  log.info('after close: dropped');
+});
+
 function memoryInterface(name = 'tun0') {
   const net = new MemoryNetwork();
   const iface = OvpnInterface.create({ name, edges: net.host('10.0.0.1').edges });

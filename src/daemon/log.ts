@@ -50,22 +50,31 @@ export class CappedLogFile implements LogTarget {
   }
 
   write(line: string): void {
+    if (this.fd < 0) return;
     const bytes = Buffer.byteLength(line);
-    if (this.size > 0 && this.size + bytes > this.maxBytes) this.rotate();
-    // Synchronous: lines are rare (events, not packets), and the last ones before an exit or
-    // a crash must reach the file.
-    writeSync(this.fd, line);
-    this.size += bytes;
+    try {
+      if (this.size > 0 && this.size + bytes > this.maxBytes) this.rotate();
+      // Synchronous: lines are rare (events, not packets), and the last ones before an exit or
+      // a crash must reach the file.
+      writeSync(this.fd, line);
+      this.size += bytes;
+    } catch (error) {
+      // A log that cannot be written (disk full, the file's directory removed) must not take the
+      // interface down: the line goes to stderr instead, with the reason.
+      process.stderr.write(`log file ${this.path}: ${(error as Error).message}\n${line}`);
+    }
   }
 
   close(): void {
-    closeSync(this.fd);
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
   }
 
   private rotate(): void {
-    closeSync(this.fd);
     renameSync(this.path, `${this.path}.1`);
-    this.fd = openSync(this.path, 'a', 0o600);
+    const fd = openSync(this.path, 'a', 0o600);
+    closeSync(this.fd);
+    this.fd = fd;
     this.size = 0;
   }
 }

@@ -107,7 +107,11 @@ async function main(): Promise<void> {
   let config: InterfaceConfig | null = null;
   let metricsPort: number | null = null;
   try {
-    level = parseLogLevel(values['log-level'] ?? process.env.OVPN_LOG_LEVEL ?? 'info', '--log-level');
+    const levelFlag = values['log-level'];
+    level =
+      levelFlag !== undefined
+        ? parseLogLevel(levelFlag, '--log-level')
+        : parseLogLevel(process.env.OVPN_LOG_LEVEL || 'info', 'OVPN_LOG_LEVEL');
     if (values['config-file'] !== undefined) config = readInterfaceConfig(values['config-file']);
     const port = values['metrics-port'] ?? process.env.OVPN_METRICS_PORT;
     if (port !== undefined && port !== '') {

@@ -125,7 +125,8 @@ export function renderMetrics(s: MetricsSnapshot): string {
   out.add('ovpn_key_swap_notifications_total', 'counter', ntfHelp, { ifname }, s.control.keySwapNotifications);
   const missedHelp = 'Notifications missed by subscribers that did not read.';
   out.add('ovpn_notifications_dropped_total', 'counter', missedHelp, { ifname }, s.control.notificationsDropped);
-  out.add('ovpn_control_subscribers', 'gauge', 'Connections subscribed to notifications.', {}, s.control.subscribers);
+  const subscribersHelp = 'Connections subscribed to notifications.';
+  out.add('ovpn_control_subscribers', 'gauge', subscribersHelp, { ifname }, s.control.subscribers);
   const p = s.process;
   out.add('process_cpu_seconds_total', 'counter', 'User and system CPU time spent, in seconds.', {}, p.cpuSeconds);
   out.add('process_resident_memory_bytes', 'gauge', 'Resident memory size in bytes.', {}, p.residentBytes);
