@@ -283,4 +283,18 @@ test('operations in namespaces: config file, metrics under traffic, version, rea
     assert.match(d.stdout, /remote-port/);
     assert.notEqual((await run('ip', ['-n', A, 'link', 'show', 'tun3'])).code, 0, 'no tun3 left');
   });
+
+  await t.test('a daemon that fails to start leaves no empty log behind (the launcher opened it)', async () => {
+    for (const [name, args, reason] of [
+      ['tun5', ['--mode', 'XX'], /mode must be P2P or MP, got XX/],
+      ['tun6', ['--config-file', join(tmp, 'none.conf')], /none\.conf: file: cannot read it as JSON/],
+    ] as const) {
+      const log = join(dirOf(A), `${name}.log`);
+      writeFileSync(log, '', { mode: 0o600 });
+      const d = start(A, ['--ifname', name, ...args]);
+      assert.equal((await d.exited).code, 1);
+      assert.match(d.stdout, reason);
+      assert.ok(!existsSync(log), `${name}.log removed`);
+    }
+  });
 });
