@@ -205,7 +205,7 @@ async function withServer(t: { after(fn: () => unknown): void }, name: string, l
 
 test('control: changes are logged with their values and never key bytes; notifications carry a time', async (t) => {
   const { log, lines } = capture();
-  const { iface } = await withServer(t, 'opl0', log);
+  const { iface, server } = await withServer(t, 'opl0', log);
   const client = await ControlClient.connect('opl0');
   t.after(() => client.close());
   const notifications: Record<string, unknown>[] = [];
@@ -227,6 +227,18 @@ test('control: changes are logged with their values and never key bytes; notific
       'decrypt-dir': dir,
     },
   });
+  await client.request('key-new', {
+    keyconf: {
+      'peer-id': 1,
+      slot: 'secondary',
+      'key-id': 4,
+      'cipher-alg': 'aes-gcm',
+      'encrypt-dir': dir,
+      'decrypt-dir': dir,
+    },
+  });
+  await client.request('key-swap', { keyconf: { 'peer-id': 1 } });
+  assert.equal(server.stats().keySwaps, 1, 'key swaps counted for the metrics');
   await client.request('peer-set', { peer: { id: 1, 'keepalive-interval': 5, 'keepalive-timeout': 30 } });
   await assert.rejects(client.request('peer-get', { peer: { id: 9 } }), /cannot find peer/);
   const before = Date.now();
@@ -235,6 +247,10 @@ test('control: changes are logged with their values and never key bytes; notific
   assert.ok(
     lines.some((l) => l.includes('msg="key installed" ifname=opl0 peer=1 slot=primary key-id=3 cipher=AES-256-GCM')),
     lines.join('\n'),
+  );
+  assert.ok(lines.some((l) => l.endsWith('msg="keys swapped" ifname=opl0 peer=1')));
+  assert.ok(
+    lines.some((l) => l.endsWith('msg="key installed" ifname=opl0 peer=1 slot=secondary key-id=4 cipher=aes-gcm')),
   );
   assert.ok(
     lines.some((l) => l.includes('msg="peer changed" ifname=opl0 peer=1 changed=keepalive-interval,keepalive-timeout')),
