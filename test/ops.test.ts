@@ -217,6 +217,8 @@ test('control: changes are logged with their values and never key bytes; notific
   );
   const cipherKey = Buffer.alloc(32, 0xab).toString('base64');
   const dir = { 'cipher-key': cipherKey, 'nonce-tail': Buffer.alloc(8, 0xcd).toString('base64') };
+  // A second, different key: installing the same bytes twice would (rightly) warn.
+  const dir2 = { ...dir, 'cipher-key': Buffer.alloc(32, 0x5a).toString('base64') };
   await client.request('key-new', {
     keyconf: {
       'peer-id': 1,
@@ -233,8 +235,8 @@ test('control: changes are logged with their values and never key bytes; notific
       slot: 'secondary',
       'key-id': 4,
       'cipher-alg': 'aes-gcm',
-      'encrypt-dir': dir,
-      'decrypt-dir': dir,
+      'encrypt-dir': dir2,
+      'decrypt-dir': dir2,
     },
   });
   await client.request('key-swap', { keyconf: { 'peer-id': 1 } });
@@ -256,7 +258,7 @@ test('control: changes are logged with their values and never key bytes; notific
     lines.some((l) => l.includes('msg="peer changed" ifname=opl0 peer=1 changed=keepalive-interval,keepalive-timeout')),
   );
   assert.ok(lines.some((l) => /level=debug msg="request refused" .*cmd=peer-get code=ENOENT field=id/.test(l)));
-  for (const secret of [cipherKey, 'q6ur', Buffer.alloc(32, 0xab).toString('hex')]) {
+  for (const secret of [cipherKey, dir2['cipher-key'], 'q6ur', 'WlpaWlpa', Buffer.alloc(32, 0xab).toString('hex')]) {
     assert.ok(!lines.join('\n').includes(secret), 'no key bytes in the log');
   }
   const ntf = notifications[0] as { ntf: string; time: string };
