@@ -148,6 +148,7 @@ const CASES: { [C in Command]: Case<C> } = {
     required: [['peer-id'], ['data']],
   },
   subscribe: { wire: {}, decoded: { cmd: 'subscribe' }, required: [] },
+  hello: { wire: { version: 1 }, decoded: { cmd: 'hello', version: 1 }, required: [['version']] },
 };
 
 /** A full valid request line's object for `cmd`, fresh each time so tests can mutate it. */

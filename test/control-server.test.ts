@@ -6,32 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ControlServer } from '../src/control/server.js';
 import { OvpnInterface } from '../src/device/ovpn-interface.js';
 import { MemoryNetwork } from '../src/edge/memory.js';
-
-async function open(path: string): Promise<Socket> {
-  const socket = connect(path);
-  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-  return socket;
-}
-
-/** One request on a fresh connection, and its answer. */
-async function ask(path: string, request: object): Promise<Record<string, unknown>> {
-  const socket = await open(path);
-  socket.write(`${JSON.stringify(request)}\n`);
-  let text = '';
-  for await (const chunk of socket) {
-    text += String(chunk);
-    if (text.includes('\n')) break;
-  }
-  socket.destroy();
-  return JSON.parse(text.slice(0, text.indexOf('\n'))) as Record<string, unknown>;
-}
+import { ask, open } from './helpers/control-socket.js';
 
 test('control socket: a subscriber that never reads misses notifications, counted; the daemon holds a bounded backlog', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ovpn-control-'));

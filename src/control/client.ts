@@ -7,7 +7,7 @@ import { closeSync, existsSync, openSync, readdirSync, rmSync, statSync } from '
 import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { controlDir, logPath, socketPath } from './paths.js';
-import { type Command, LineSplitter, type Notification, type Response } from './protocol.js';
+import { type Command, LineSplitter, type Notification, PROTOCOL_VERSION, type Response } from './protocol.js';
 
 export class ControlError extends Error {
   constructor(
@@ -43,7 +43,45 @@ export class ControlClient {
     );
   }
 
-  static connect(ifname: string): Promise<ControlClient> {
+  /** Connects to the daemon of `ifname` and checks that it speaks our protocol version. */
+  static async connect(ifname: string): Promise<ControlClient> {
+    const client = await ControlClient.open(ifname);
+    try {
+      await client.hello();
+    } catch (error) {
+      client.close();
+      throw error;
+    }
+    return client;
+  }
+
+  /**
+   * The first request on every connection. A daemon of another version refuses it (EPROTO); one
+   * from before versions existed does not know the command. Either way the message names both
+   * sides and the fix, rather than letting a later request fail in some odd way.
+   */
+  private async hello(): Promise<void> {
+    const fix =
+      `use the ovpn-cli of the installation that started the daemon, or re-create the interface with this one ` +
+      `(ovpn-cli del_iface ${this.ifname})`;
+    try {
+      await this.request('hello', { version: PROTOCOL_VERSION });
+    } catch (error) {
+      if (!(error instanceof ControlError)) throw error;
+      if (error.code === 'EPROTO') throw new ControlError('EPROTO', `${error.message}: ${fix}`, 'version');
+      if (error.code === 'EINVAL' && error.field === 'cmd') {
+        throw new ControlError(
+          'EPROTO',
+          `the daemon of ${this.ifname} predates control protocol versions, this client speaks version ` +
+            `${PROTOCOL_VERSION}: ${fix}`,
+          'version',
+        );
+      }
+      throw error;
+    }
+  }
+
+  private static open(ifname: string): Promise<ControlClient> {
     const path = socketPath(ifname);
     return new Promise((resolve, reject) => {
       const socket = connect(path);
@@ -85,6 +123,11 @@ export class ControlClient {
 
   close(): void {
     this.socket.end();
+  }
+
+  /** `await using client = await ControlClient.connect(...)`: closed when the scope ends. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
   }
 
   private dispatch(message: Response | Notification): void {

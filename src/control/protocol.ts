@@ -5,6 +5,13 @@
  * camelCase, so conversion is mechanical.
  */
 
+/**
+ * The protocol's version. A client sends it first (`hello`); a daemon that speaks another one
+ * refuses with EPROTO, so a CLI from one installation and a daemon from another say so instead of
+ * misreading each other. Raise it when a request or reply changes meaning.
+ */
+export const PROTOCOL_VERSION = 1;
+
 export const COMMANDS = [
   'iface-get',
   'iface-del',
@@ -21,6 +28,7 @@ export const COMMANDS = [
   'route-get',
   'packet-send',
   'subscribe',
+  'hello',
 ] as const;
 export type Command = (typeof COMMANDS)[number];
 
@@ -43,6 +51,8 @@ export type Response = { id: number; ok: true; [attr: string]: unknown } | { id:
 export interface Notification {
   ntf: NotificationName;
   ifname: string;
+  /** When the daemon sent it: ISO 8601, UTC, milliseconds. */
+  time?: string;
   [attr: string]: unknown;
 }
 

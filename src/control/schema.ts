@@ -15,6 +15,7 @@ import { COMMANDS, type Command, camelCase, isCommand } from './protocol.js';
 
 /** A request as the server acts on it: the attributes of its command, typed, in camelCase. */
 export type ControlRequest =
+  | { cmd: 'hello'; version: number }
   | { cmd: 'iface-get' }
   | { cmd: 'iface-del' }
   | { cmd: 'peer-new'; peer: PeerConfig }
@@ -256,6 +257,7 @@ function request<C extends Command>(policy: Policy<RequestOf<C>>): Decoder<Reque
 }
 
 const REQUESTS: { readonly [C in Command]: Decoder<RequestOf<C>> } = {
+  hello: request({ cmd: command('hello'), version: required(integer) }),
   'iface-get': request({ cmd: command('iface-get') }),
   'iface-del': request({ cmd: command('iface-del') }),
   'peer-new': request({ cmd: command('peer-new'), peer: required(PEER) }),

@@ -6,8 +6,17 @@
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Endpoint } from '../core/endpoint.js';
+import { type Log, type LogFields, SILENT_LOG } from '../core/log.js';
 import { OvpnError, type OvpnInterface } from '../device/ovpn-interface.js';
-import { type ErrorBody, kebabCase, LineSplitter, MAX_LINE, type Notification, renameKeys } from './protocol.js';
+import {
+  type ErrorBody,
+  kebabCase,
+  LineSplitter,
+  MAX_LINE,
+  type Notification,
+  PROTOCOL_VERSION,
+  renameKeys,
+} from './protocol.js';
 import { type ControlRequest, decodeRequest, requestId } from './schema.js';
 
 /** Bytes a client may leave unread on its connection before the daemon stops adding to them. */
@@ -18,19 +27,25 @@ export class ControlServer {
   private readonly subscribers = new Set<Socket>();
   /** Notifications a slow subscriber missed (see notify). */
   private notificationsDropped = 0;
+  /** key-swap requests carried out, and key-swap-ntf sent (for metrics). */
+  private keySwaps = 0;
+  private keySwapNotifications = 0;
 
+  /** `log` gets a line for every change a request makes (peers, keys, routes), never key bytes. */
   constructor(
     private readonly iface: OvpnInterface,
     private readonly path: string,
     private readonly onDelete: () => void,
+    private readonly log: Log = SILENT_LOG,
   ) {
     this.server = createServer((socket) => this.serve(socket));
     iface.on('peer-del-ntf', (e) =>
       this.notify({ ntf: 'peer-del-ntf', ifname: e.ifname, peer: { id: e.peerId, 'del-reason': e.reason } }),
     );
-    iface.on('key-swap-ntf', (e) =>
-      this.notify({ ntf: 'key-swap-ntf', ifname: e.ifname, keyconf: { 'peer-id': e.peerId, 'key-id': e.keyId } }),
-    );
+    iface.on('key-swap-ntf', (e) => {
+      this.keySwapNotifications++;
+      this.notify({ ntf: 'key-swap-ntf', ifname: e.ifname, keyconf: { 'peer-id': e.peerId, 'key-id': e.keyId } });
+    });
     iface.on('peer-float-ntf', (e) =>
       this.notify({ ntf: 'peer-float-ntf', ifname: e.ifname, peer: { id: e.peerId, ...remoteAttrs(e.remote) } }),
     );
@@ -83,7 +98,7 @@ export class ControlServer {
    * must not make the daemon hold everything for it.
    */
   private notify(notification: Notification): void {
-    const line = `${JSON.stringify(notification)}\n`;
+    const line = `${JSON.stringify({ ...notification, time: new Date().toISOString() })}\n`;
     for (const socket of this.subscribers) {
       if (socket.writableLength > MAX_BACKLOG) this.notificationsDropped++;
       else socket.write(line);
@@ -139,17 +154,48 @@ export class ControlServer {
       };
     }
     const id = requestId(parsed);
+    let cmd: string | undefined;
     try {
-      return { id, ok: true, ...(await this.execute(decodeRequest(parsed), socket)) };
+      const request = decodeRequest(parsed);
+      cmd = request.cmd;
+      const reply = await this.execute(request, socket);
+      const change = describeChange(request);
+      if (change !== null) this.log.info(change[0], { ifname: this.iface.name, ...change[1] });
+      return { id, ok: true, ...reply };
     } catch (error) {
-      return { id, ok: false, error: errorBody(error) };
+      const body = errorBody(error);
+      this.log.debug('request refused', { ifname: this.iface.name, cmd, code: body.code, field: body.field });
+      return { id, ok: false, error: body };
     }
+  }
+
+  /** Counters of the control socket itself, for metrics. */
+  stats(): { notificationsDropped: number; keySwaps: number; keySwapNotifications: number; subscribers: number } {
+    return {
+      notificationsDropped: this.notificationsDropped,
+      keySwaps: this.keySwaps,
+      keySwapNotifications: this.keySwapNotifications,
+      subscribers: this.subscribers.size,
+    };
   }
 
   /** Runs a decoded request: its shape and types are checked, the values are the library's to judge. */
   private async execute(request: ControlRequest, socket: Socket): Promise<object> {
     const iface = this.iface;
     switch (request.cmd) {
+      case 'hello':
+        if (request.version !== PROTOCOL_VERSION) {
+          this.log.warn('client of another control protocol version refused', {
+            ifname: iface.name,
+            'client-version': request.version,
+            version: PROTOCOL_VERSION,
+          });
+          throw new ProtocolMismatch(
+            `client speaks control protocol version ${request.version}, the daemon of ${iface.name} ` +
+              `(pid ${process.pid}) speaks version ${PROTOCOL_VERSION}`,
+          );
+        }
+        return { version: PROTOCOL_VERSION, pid: process.pid };
       case 'iface-get':
         return Object.assign(renameKeys(iface.info(), kebabCase) ?? {}, {
           pid: process.pid,
@@ -180,6 +226,7 @@ export class ControlServer {
         return { keyconf: renameKeys(iface.getKey(request.keyconf.peerId, request.keyconf.slot), kebabCase) };
       case 'key-swap':
         iface.swapKeys(request.keyconf.peerId);
+        this.keySwaps++;
         return {};
       case 'key-del':
         iface.delKey(request.keyconf.peerId, request.keyconf.slot);
@@ -199,6 +246,65 @@ export class ControlServer {
         this.subscribers.add(socket);
         return {};
     }
+  }
+}
+
+/** A hello whose version this daemon does not speak. */
+class ProtocolMismatch extends Error {
+  readonly code = 'EPROTO';
+  readonly field = 'version';
+}
+
+/**
+ * The log line for a request that changed something: what and which peer, with the values an
+ * operator needs to follow the tunnel (addresses, slot, key-id, cipher), never key bytes.
+ */
+function describeChange(request: ControlRequest): [string, LogFields] | null {
+  switch (request.cmd) {
+    case 'peer-new': {
+      const p = request.peer;
+      return [
+        'peer added',
+        {
+          peer: p.id,
+          transport: p.transport ?? 'udp',
+          remote: p.remoteIpv4 ?? p.remoteIpv6,
+          'remote-port': p.remotePort,
+          'local-port': p.localPort,
+          'vpn-ipv4': p.vpnIpv4,
+          'vpn-ipv6': p.vpnIpv6,
+        },
+      ];
+    }
+    case 'peer-set':
+      return [
+        'peer changed',
+        {
+          peer: request.peer.id,
+          changed: Object.keys(request.peer)
+            .filter((k) => k !== 'id')
+            .map(kebabCase)
+            .join(','),
+        },
+      ];
+    case 'key-new': {
+      const k = request.keyconf;
+      return ['key installed', { peer: k.peerId, slot: k.slot, 'key-id': k.keyId, cipher: k.cipherAlg }];
+    }
+    case 'key-swap':
+      return ['keys swapped', { peer: request.keyconf.peerId }];
+    case 'key-del':
+      return ['key deleted', { peer: request.keyconf.peerId, slot: request.keyconf.slot ?? 'both' }];
+    case 'route-add':
+    case 'route-del':
+      return [
+        request.cmd === 'route-add' ? 'route added' : 'route deleted',
+        { peer: request.peerId, prefix: request.prefix },
+      ];
+    case 'iface-del':
+      return ['interface deletion requested', {}];
+    default:
+      return null;
   }
 }
 

@@ -359,6 +359,11 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
     this.emit('closed', { ifname: this.name, reason });
   }
 
+  /** `await using iface = OvpnInterface.create(...)`: destroyed when the scope ends. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.destroy('disposed');
+  }
+
   // ---- internals ----------------------------------------------------------------------------
 
   private dataPathHost(): DataPathHost {
