@@ -45,9 +45,12 @@
 #define EP_IFINDEX 40
 
 /* Big enough for one IPV6_PKTINFO plus one IP_PKTINFO: a dual-stack socket
- * may deliver either, and we must never truncate the ancillary data; plus the
- * UDP_GRO segment size on receive, or the UDP_SEGMENT size on send. */
-#define CTRL_SIZE (CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo)) + CMSG_SPACE(sizeof(int)))
+ * may deliver either (a v4-mapped packet on a GRO socket brings both), plus
+ * the UDP_GRO segment size on receive, or the UDP_SEGMENT size on send; and
+ * room for one more, so that a cmsg a newer kernel adds cannot push out the
+ * pktinfo. Truncation is still checked (MSG_CTRUNC), never assumed away. */
+#define CTRL_SIZE                                                                                  \
+  (CMSG_SPACE(sizeof(struct in6_pktinfo)) * 2 + CMSG_SPACE(sizeof(struct in_pktinfo)) + CMSG_SPACE(sizeof(int)))
 
 /* ------------------------------------------------------------------ errors */
 
@@ -179,10 +182,20 @@ static int per_packet_error(int e) {
   switch (e) {
     case EINVAL: case EMSGSIZE: case ENETUNREACH: case EHOSTUNREACH: case EPERM:
     case EACCES: case EADDRNOTAVAIL: case ECONNREFUSED: case EAFNOSUPPORT: case EDESTADDRREQ:
+    /* the path's device went away or down (a link-local peer's interface removed) */
+    case ENODEV: case ENXIO: case ENETDOWN: case EHOSTDOWN:
       return 1;
     default:
       return 0;
   }
+}
+
+/* Errors that mean the fd itself is finished (the TUN device deleted: EBADFD).
+ * Only these are thrown once nothing was done yet; any other error of a write
+ * costs the packet (sizes[i] = -errno) and the batch goes on, so an admin
+ * action such as `ip link set tun0 down` (EIO) is counted, not fatal. */
+static int fd_gone(int e) {
+  return e == EBADF || e == EBADFD || e == ENOTSOCK || e == EFAULT;
 }
 
 /* ---------------------------------------------------------------- TUN */
@@ -387,7 +400,10 @@ static napi_value read_batch(napi_env env, napi_callback_info info) {
       if (i > 0) break;
       return throw_errno(env, errno, "readBatch: read");
     }
-    b.sizes[i] = (int32_t)r;
+    /* The TUN cuts a packet longer than the buffer without saying so: a read
+     * that fills the slot to the last byte may be such a stump. -1 lets the
+     * caller drop and count it instead of sending a truncated packet. */
+    b.sizes[i] = (size_t)r >= len ? -1 : (int32_t)r;
   }
   return ret_u32(env, i);
 }
@@ -409,7 +425,7 @@ static napi_value write_batch(napi_env env, napi_callback_info info) {
     if (r < 0) {
       if (errno == EINTR) { i--; continue; }
       if (errno == EAGAIN || errno == ENOBUFS) break;
-      if (per_packet_error(errno)) {
+      if (!fd_gone(errno)) {
         /* mark the drop in-band so JS can count it by reason without a
          * second channel; the batch is rebuilt before its next use anyway */
         b.sizes[i] = -errno;
