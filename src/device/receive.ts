@@ -146,6 +146,8 @@ export class Receiver {
       if (errorCode(error) === TUN_GONE_CODE) throw error;
       this.host.ioError(`writing to ${this.tun.name}`, error);
     }
+    // Refused one by one (sizes[i] = -errno: the TUN set down, a packet it would not take) or never written.
+    for (let i = 0; i < written; i++) if (batch.sizes[i]! < 0) this.drops.io++;
     this.drops.io += batch.count - written;
   }
 
