@@ -38,6 +38,7 @@ import type { DataPathHost } from './path-context.js';
 import { peerInfo } from './peer-info.js';
 import { PeerTable } from './peer-table.js';
 import { checkKeyRequest, checkPeerId, checkPort, checkPrefix, remoteOf, slotOf } from './policy.js';
+import { Strangers } from './strangers.js';
 import type { TcpLink } from './tcp-link.js';
 import { startKeepalives } from './timers.js';
 import { Warnings } from './warnings.js';
@@ -54,6 +55,7 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
   private readonly clock: Clock;
   private readonly keepalives: Timer;
   private readonly controlPackets: ControlQueue<PacketEvent>;
+  private readonly strangers: Strangers;
   private readonly keysUsed = new KeyReuse();
   private readonly warnings = new Warnings(
     () => this.name,
@@ -70,6 +72,7 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
   ) {
     super();
     this.clock = settings.edges.clock;
+    this.strangers = new Strangers(this.clock, (message) => this.warn(message));
     this.controlPackets = new ControlQueue<PacketEvent>(
       settings.controlQueue,
       this.clock,
@@ -150,6 +153,7 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
       drops: { ...this.drops },
       txQueue: this.dataPath.queueInfo(),
       controlQueue: this.controlPackets.length,
+      unauthenticated: this.strangers.info,
     };
   }
 
@@ -348,10 +352,12 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
         this.emit('peer-float-ntf', { ifname: this.name, peerId: peer.id, remote: readEndpoint(peer.endpoint, 0) });
       },
       controlPacket: (peerId: number | null, localPort: number, remote: Endpoint, data: Buffer) => {
+        this.strangers.control(peerId);
         this.controlPackets.push({ ifname: this.name, peerId, localPort, remote, data });
       },
       looped: (peer: Peer) => this.warnings.loop(peer),
       ioError: (what: string, error: unknown) => this.warnings.ioError(what, error),
+      unassignedStream: (count: number) => this.strangers.unassignedTcp(count),
       streamProven: (peer: Peer, link: TcpLink) => this.links.proven(peer, link),
       tunGone: () => this.destroy(`interface ${this.name} was deleted`),
     };

@@ -83,6 +83,7 @@ export class Receiver {
       else this.countNonData(kind);
       sizes[i] = DROPPED;
     }
+    if (peer === null) this.host.unassignedStream(batch.count);
     this.deliver(batch, null, now);
     // A connection whose packets authenticated is its peer's for good.
     if (owner !== null && owner === peer && owner.lastRecv === now) this.host.streamProven(owner, link);
