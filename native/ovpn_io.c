@@ -45,9 +45,12 @@
 #define EP_IFINDEX 40
 
 /* Big enough for one IPV6_PKTINFO plus one IP_PKTINFO: a dual-stack socket
- * may deliver either, and we must never truncate the ancillary data; plus the
- * UDP_GRO segment size on receive, or the UDP_SEGMENT size on send. */
-#define CTRL_SIZE (CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo)) + CMSG_SPACE(sizeof(int)))
+ * may deliver either (a v4-mapped packet on a GRO socket brings both), plus
+ * the UDP_GRO segment size on receive, or the UDP_SEGMENT size on send; and
+ * room for one more, so that a cmsg a newer kernel adds cannot push out the
+ * pktinfo. Truncation is still checked (MSG_CTRUNC), never assumed away. */
+#define CTRL_SIZE                                                                                  \
+  (CMSG_SPACE(sizeof(struct in6_pktinfo)) * 2 + CMSG_SPACE(sizeof(struct in_pktinfo)) + CMSG_SPACE(sizeof(int)))
 
 /* ------------------------------------------------------------------ errors */
 
@@ -145,13 +148,12 @@ static uint32_t clamp_count(const batch_args *b, int32_t n) {
 /* Resolve packet i to a memory range. For reads the range is [off, end of
  * buffer); for writes it is [off, off+size). Bounds are checked here so a JS
  * bug can never make the kernel touch memory outside the Buffer. */
-static int slot_ptr(napi_env env, const batch_args *b, uint32_t i, int for_write, uint8_t **p, size_t *len) {
-  napi_value el;
+static int buffer_range(napi_env env, const batch_args *b, napi_value el, uint32_t i, int for_write, uint8_t **p,
+                        size_t *len) {
   void *data;
   size_t cap;
   bool isbuf = false;
-  if (napi_get_element(env, b->bufs, i, &el) != napi_ok) return 0;
-  napi_is_buffer(env, el, &isbuf);
+  if (napi_is_buffer(env, el, &isbuf) != napi_ok) isbuf = false;
   if (!isbuf || napi_get_buffer_info(env, el, &data, &cap) != napi_ok)
     return throw_type(env, "bufs[i] must be a Buffer"), 0;
   int32_t off = b->offsets[i];
@@ -167,6 +169,34 @@ static int slot_ptr(napi_env env, const batch_args *b, uint32_t i, int for_write
   return 1;
 }
 
+/* A pending exception stays as it is (a getter that threw); otherwise one is raised. */
+static int napi_failed(napi_env env, const char *what) {
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) napi_throw_error(env, NULL, what);
+  return 0;
+}
+
+/* Packet i's memory, used at once (one syscall per packet). */
+static int slot_ptr(napi_env env, const batch_args *b, uint32_t i, int for_write, uint8_t **p, size_t *len) {
+  napi_value el;
+  if (napi_get_element(env, b->bufs, i, &el) != napi_ok) return napi_failed(env, "bufs[i] could not be read");
+  return buffer_range(env, b, el, i, for_write, p, len);
+}
+
+/* Packets [0, n)'s memory, kept for one sendmmsg/recvmmsg. Every element is
+ * fetched before any pointer is taken: napi_get_element can run JavaScript (a
+ * getter on the array, hostile code in-process only), which could detach or
+ * shrink a Buffer whose pointer was already taken; buffer_range runs none. */
+static int slot_ptrs(napi_env env, const batch_args *b, uint32_t n, int for_write, uint8_t **p, size_t *len) {
+  napi_value els[MAX_BATCH];
+  for (uint32_t i = 0; i < n; i++)
+    if (napi_get_element(env, b->bufs, i, &els[i]) != napi_ok) return napi_failed(env, "bufs[i] could not be read");
+  for (uint32_t i = 0; i < n; i++)
+    if (!buffer_range(env, b, els[i], i, for_write, &p[i], &len[i])) return 0;
+  return 1;
+}
+
 static napi_value ret_u32(napi_env env, uint32_t v) {
   napi_value r;
   napi_create_uint32(env, v, &r);
@@ -179,10 +209,20 @@ static int per_packet_error(int e) {
   switch (e) {
     case EINVAL: case EMSGSIZE: case ENETUNREACH: case EHOSTUNREACH: case EPERM:
     case EACCES: case EADDRNOTAVAIL: case ECONNREFUSED: case EAFNOSUPPORT: case EDESTADDRREQ:
+    /* the path's device went away or down (a link-local peer's interface removed) */
+    case ENODEV: case ENXIO: case ENETDOWN: case EHOSTDOWN:
       return 1;
     default:
       return 0;
   }
+}
+
+/* Errors that mean the fd itself is finished (the TUN device deleted: EBADFD).
+ * Only these are thrown once nothing was done yet; any other error of a write
+ * costs the packet (sizes[i] = -errno) and the batch goes on, so an admin
+ * action such as `ip link set tun0 down` (EIO) is counted, not fatal. */
+static int fd_gone(int e) {
+  return e == EBADF || e == EBADFD || e == ENOTSOCK || e == EFAULT;
 }
 
 /* ---------------------------------------------------------------- TUN */
@@ -387,7 +427,10 @@ static napi_value read_batch(napi_env env, napi_callback_info info) {
       if (i > 0) break;
       return throw_errno(env, errno, "readBatch: read");
     }
-    b.sizes[i] = (int32_t)r;
+    /* The TUN cuts a packet longer than the buffer without saying so: a read
+     * that fills the slot to the last byte may be such a stump. -1 lets the
+     * caller drop and count it instead of sending a truncated packet. */
+    b.sizes[i] = (size_t)r >= len ? -1 : (int32_t)r;
   }
   return ret_u32(env, i);
 }
@@ -409,7 +452,7 @@ static napi_value write_batch(napi_env env, napi_callback_info info) {
     if (r < 0) {
       if (errno == EINTR) { i--; continue; }
       if (errno == EAGAIN || errno == ENOBUFS) break;
-      if (per_packet_error(errno)) {
+      if (!fd_gone(errno)) {
         /* mark the drop in-band so JS can count it by reason without a
          * second channel; the batch is rebuilt before its next use anyway */
         b.sizes[i] = -errno;
@@ -462,6 +505,7 @@ typedef struct {
   int gro;         /* UDP_GRO is on: receive through the scratch buffers */
   int gso_bad;     /* smallest segment size the kernel refused with EINVAL (0 = none) */
   uint32_t gso_sends, gso_fallbacks, gro_msgs, gro_segs; /* counters, for tests and tuning */
+  uint32_t ctrunc; /* datagrams whose ancillary data was cut (MSG_CTRUNC): local address dropped */
   uint8_t *scratch; /* GRO: MAX_BATCH buffers of GRO_BUF bytes */
   gro_msg msgs[MAX_BATCH];
   uint32_t nmsg, cur; /* received datagrams in scratch, next to hand out */
@@ -573,7 +617,11 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
     return throw_errno(env, e, "udpOpen: bind");
   }
   sl = sizeof ss;
-  getsockname(fd, (struct sockaddr *)&ss, &sl);
+  if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
+    int e = errno;
+    close(fd);
+    return throw_errno(env, e, "udpOpen: getsockname");
+  }
   int bound = ntohs(family == 4 ? ((struct sockaddr_in *)&ss)->sin_port : ((struct sockaddr_in6 *)&ss)->sin6_port);
 
   /* Offloads: probed here, once. UDP_SEGMENT with size 0 is a no-op on kernels
@@ -593,15 +641,16 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
     udp_states[fd] = st;
   }
 
-  CHECK(napi_create_object(env, &obj));
-  napi_create_int32(env, fd, &v);
-  napi_set_named_property(env, obj, "fd", v);
-  napi_create_int32(env, bound, &v);
-  napi_set_named_property(env, obj, "port", v);
-  napi_get_boolean(env, st && st->gso, &v);
-  napi_set_named_property(env, obj, "gso", v);
-  napi_get_boolean(env, st && st->gro, &v);
-  napi_set_named_property(env, obj, "gro", v);
+  /* From here the fd is the caller's only if the result object is: any failure closes it. */
+  if (napi_create_object(env, &obj) != napi_ok || napi_create_int32(env, fd, &v) != napi_ok ||
+      napi_set_named_property(env, obj, "fd", v) != napi_ok || napi_create_int32(env, bound, &v) != napi_ok ||
+      napi_set_named_property(env, obj, "port", v) != napi_ok || napi_get_boolean(env, st && st->gso, &v) != napi_ok ||
+      napi_set_named_property(env, obj, "gso", v) != napi_ok || napi_get_boolean(env, st && st->gro, &v) != napi_ok ||
+      napi_set_named_property(env, obj, "gro", v) != napi_ok) {
+    udp_state_free(fd);
+    close(fd);
+    return napi_failed(env, "udpOpen: could not build the result"), NULL;
+  }
   return obj;
 }
 
@@ -683,6 +732,17 @@ static void encode_slot(uint8_t *slot, const struct sockaddr_storage *ss, struct
   }
 }
 
+/* encode_slot, unless the kernel cut the ancillary data (MSG_CTRUNC): then the
+ * local address may be missing or stale, so the slot gets none (replies take
+ * the kernel's source choice) and the socket counts it. */
+static void encode_received(uint8_t *slot, const struct sockaddr_storage *ss, struct msghdr *mh, udp_state *st) {
+  encode_slot(slot, ss, mh);
+  if (mh->msg_flags & MSG_CTRUNC) {
+    memset(slot + EP_LFAMILY, 0, EP_SIZE - EP_LFAMILY);
+    if (st) st->ctrunc++;
+  }
+}
+
 /* The UDP_GRO segment size of a received datagram, 0 if it was not coalesced. */
 static int gro_size(struct msghdr *mh) {
   for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
@@ -751,12 +811,14 @@ static napi_value udp_recv_gro(napi_env env, batch_args *b, udp_state *st, uint8
       g->len = (int)msgs[i].msg_len;
       g->pos = 0;
       g->trunc = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
+      /* a cut cmsg may have lost the segment size: then the datagram cannot be split */
       g->seg = gro_size(&msgs[i].msg_hdr);
+      if ((msgs[i].msg_hdr.msg_flags & MSG_CTRUNC) && g->seg == 0 && g->len > 0) g->trunc = 1;
       if (g->seg > 0 && g->seg < g->len) {
         st->gro_msgs++;
         st->gro_segs += (uint32_t)((g->len + g->seg - 1) / g->seg);
       }
-      encode_slot(g->slot, &names[i], &msgs[i].msg_hdr);
+      encode_received(g->slot, &names[i], &msgs[i].msg_hdr, st);
     }
     st->nmsg = (uint32_t)r;
     st->cur = 0;
@@ -790,13 +852,11 @@ static napi_value udp_recv_batch(napi_env env, napi_callback_info info) {
   udp_state *st = udp_state_of(b.fd);
   if (st && st->gro) return udp_recv_gro(env, &b, st, addrs, n);
 
+  uint8_t *ptrs[MAX_BATCH];
+  size_t lens[MAX_BATCH];
+  if (!slot_ptrs(env, &b, n, 0, ptrs, lens)) return NULL;
   memset(msgs, 0, sizeof(msgs[0]) * n);
-  for (i = 0; i < n; i++) {
-    uint8_t *p;
-    size_t len;
-    if (!slot_ptr(env, &b, i, 0, &p, &len)) return NULL;
-    prep_recv(&msgs[i], &iov[i], &names[i], ctrl[i].b, p, len);
-  }
+  for (i = 0; i < n; i++) prep_recv(&msgs[i], &iov[i], &names[i], ctrl[i].b, ptrs[i], lens[i]);
   int r;
   do r = recvmmsg(b.fd, msgs, n, MSG_DONTWAIT, NULL);
   while (r < 0 && errno == EINTR);
@@ -808,7 +868,7 @@ static napi_value udp_recv_batch(napi_env env, napi_callback_info info) {
     /* a truncated datagram is not a packet we can authenticate; -1 lets JS
      * drop and count it instead of feeding garbage to the decryptor */
     b.sizes[i] = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? -1 : (int32_t)msgs[i].msg_len;
-    encode_slot(addrs + (size_t)i * EP_SIZE, &names[i], &msgs[i].msg_hdr);
+    encode_received(addrs + (size_t)i * EP_SIZE, &names[i], &msgs[i].msg_hdr, st);
   }
   return ret_u32(env, (uint32_t)r);
 }
@@ -974,8 +1034,7 @@ static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
     family = self.ss_family;
   }
 
-  for (i = 0; i < n; i++)
-    if (!slot_ptr(env, &b, i, 1, &sp.ptr[i], &sp.len[i])) return NULL;
+  if (!slot_ptrs(env, &b, n, 1, sp.ptr, sp.len)) return NULL;
   int gso = st && st->gso;
   m = plan_sends(&sp, 0, 0, n, addrs, b.sizes, family, gso, st ? st->gso_bad : 0);
 
@@ -1012,10 +1071,13 @@ static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
       continue;
     }
     uint8_t *slot = addrs + (size_t)sp.idx[j] * EP_SIZE;
-    if ((e == EINVAL || e == ENETUNREACH || e == EADDRNOTAVAIL) && slot[EP_LFAMILY] != 0) {
+    int pinned_path = slot[EP_LFAMILY] != 0 || get_u32le(slot + EP_IFINDEX) != 0;
+    if (((e == EINVAL || e == ENETUNREACH || e == EADDRNOTAVAIL) && slot[EP_LFAMILY] != 0) ||
+        ((e == ENODEV || e == ENXIO || e == ENETDOWN) && pinned_path)) {
       /* The pinned source address went away (DHCP renew, interface down).
        * IPv6 says EINVAL; IPv4 route lookup says ENETUNREACH or EADDRNOTAVAIL
-       * (EINVAL on older kernels). Forget the source in the caller's slots of
+       * (EINVAL on older kernels); a link-local path whose interface was
+       * removed says ENODEV. Forget the source in the caller's slots of
        * this message too, so later sends don't pay for the failure again, and
        * plan the rest again from here: the message is rebuilt with a
        * kernel-chosen source and keeps its UDP_SEGMENT, so a group of packets
@@ -1058,6 +1120,7 @@ static napi_value udp_info(napi_env env, napi_callback_info info) {
   U32_PROP("gsoFallbacks", st->gso_fallbacks);
   U32_PROP("groDatagrams", st->gro_msgs);
   U32_PROP("groSegments", st->gro_segs);
+  U32_PROP("controlTruncated", st->ctrunc);
 #undef U32_PROP
   return obj;
 }
@@ -1141,9 +1204,20 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     napi_create_int32(env, status, &arg);
     napi_status st = napi_make_callback(env, p->actx, recv, cb, 1, &arg, &result);
     if (st == napi_pending_exception) {
-      napi_value err;
+      /* The callbacks catch what they throw (src/edge/polled-fd.ts); one that
+       * still escapes must not end the process (napi_fatal_exception would):
+       * nothing a peer or an admin does may. It is cleared and said on stderr,
+       * which is the daemon's log. */
+      napi_value err, text;
+      char msg[512];
+      size_t len = 0;
       napi_get_and_clear_last_exception(env, &err);
-      napi_fatal_exception(env, err);
+      if (napi_coerce_to_string(env, err, &text) != napi_ok ||
+          napi_get_value_string_utf8(env, text, msg, sizeof msg, &len) != napi_ok)
+        snprintf(msg, sizeof msg, "(not printable)");
+      bool again = false;
+      if (napi_is_exception_pending(env, &again) == napi_ok && again) napi_get_and_clear_last_exception(env, &err);
+      fprintf(stderr, "ovpn_io: an exception escaped a poll callback and was dropped: %s\n", msg);
     }
   }
   napi_close_handle_scope(env, scope);

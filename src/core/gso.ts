@@ -125,8 +125,13 @@ export function completeChecksum(buf: Uint8Array, hdr: number, size: number): bo
 export function segmentCount(buf: Uint8Array, hdr: number, size: number): number {
   const len = size - VNET_HDR_LEN;
   if (len < 1) return 0;
-  const type = buf[hdr + 1]! & ~GSO_ECN;
-  if (type === GSO_NONE) return 1;
+  const raw = buf[hdr + 1]!;
+  const type = raw & ~GSO_ECN;
+  if (type === GSO_NONE) {
+    // ECN is a flag on a TCP type: alone it names no segmentation, and the header's other
+    // fields were never validated for it, so the read is refused rather than cut by them.
+    return raw === GSO_NONE ? 1 : 0;
+  }
   const ip = hdr + VNET_HDR_LEN;
   const version = buf[ip]! >>> 4;
   if (!(type === GSO_TCPV4 && version === 4) && !(type === GSO_TCPV6 && version === 6)) return 0;

@@ -11,6 +11,7 @@ import type { FlowQueueOptions } from '../core/flow-queue.js';
 import type { Edges } from '../edge/edges.js';
 import type { DelPeerReasonName, PeerStats, Transport } from '../peer/peer.js';
 import type { ControlQueueOptions } from './control-queue.js';
+import type { StrangerCounts } from './strangers.js';
 
 export type InterfaceMode = 'P2P' | 'MP';
 
@@ -140,6 +141,8 @@ export interface InterfaceInfo {
   txQueue: { length: number; slots: number; codelDrops: number; overflowDrops: number };
   /** Control packets waiting to be handed up (device/control-queue.ts). */
   controlQueue: number;
+  /** What anyone can send without a key: control packets, traffic on unassigned TCP connections. */
+  unauthenticated: StrangerCounts;
 }
 
 export interface PeerDelEvent {

@@ -37,6 +37,7 @@ import type { DataPathHost } from './path-context.js';
 import { peerInfo } from './peer-info.js';
 import { PeerTable } from './peer-table.js';
 import { checkKeyRequest, checkPacket, checkPeerId, checkPort, checkPrefix, remoteOf, slotOf } from './policy.js';
+import { Strangers } from './strangers.js';
 import type { TcpLink } from './tcp-link.js';
 import { startKeepalives } from './timers.js';
 import { Warnings } from './warnings.js';
@@ -53,6 +54,7 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
   private readonly clock: Clock;
   private readonly keepalives: Timer;
   private readonly controlPackets: ControlQueue<PacketEvent>;
+  private readonly strangers: Strangers;
   private readonly keysUsed = new KeyReuse();
   private readonly warnings = new Warnings(
     () => this.name,
@@ -69,6 +71,7 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
   ) {
     super();
     this.clock = settings.edges.clock;
+    this.strangers = new Strangers(this.clock, (message) => this.warn(message));
     this.controlPackets = new ControlQueue<PacketEvent>(
       settings.controlQueue,
       this.clock,
@@ -149,6 +152,7 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
       drops: { ...this.drops },
       txQueue: this.dataPath.queueInfo(),
       controlQueue: this.controlPackets.length,
+      unauthenticated: this.strangers.info,
     };
   }
 
@@ -377,10 +381,12 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
         this.emit('peer-float-ntf', { ifname: this.name, peerId: peer.id, remote: readEndpoint(peer.endpoint, 0) });
       },
       controlPacket: (peerId: number | null, localPort: number, remote: Endpoint, data: Buffer) => {
+        this.strangers.control(peerId);
         this.controlPackets.push({ ifname: this.name, peerId, localPort, remote, data });
       },
       looped: (peer: Peer) => this.warnings.loop(peer),
       ioError: (what: string, error: unknown) => this.warnings.ioError(what, error),
+      unassignedStream: (count: number) => this.strangers.unassignedTcp(count),
       streamProven: (peer: Peer, link: TcpLink) => this.links.proven(peer, link),
       tunGone: () => this.destroy(`interface ${this.name} was deleted`),
     };

@@ -39,6 +39,8 @@ export interface DataPathHost {
    * the packets are counted as io drops by the caller; this tells the operator.
    */
   ioError(what: string, error: unknown): void;
+  /** `count` packets arrived on a TCP connection no peer has (counted, summarised in the log). */
+  unassignedStream(count: number): void;
   /** A TCP connection proved to be `peer`'s: its packets authenticate with the peer's keys. */
   streamProven(peer: Peer, link: TcpLink): void;
   /** The TUN was deleted underneath us. */

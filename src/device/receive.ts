@@ -83,6 +83,7 @@ export class Receiver {
       else this.countNonData(kind);
       sizes[i] = DROPPED;
     }
+    if (peer === null) this.host.unassignedStream(batch.count);
     this.deliver(batch, null, now);
     // A connection whose packets authenticated is its peer's for good.
     if (owner !== null && owner === peer && owner.lastRecv === now) this.host.streamProven(owner, link);
@@ -146,6 +147,8 @@ export class Receiver {
       if (errorCode(error) === TUN_GONE_CODE) throw error;
       this.host.ioError(`writing to ${this.tun.name}`, error);
     }
+    // Refused one by one (sizes[i] = -errno: the TUN set down, a packet it would not take) or never written.
+    for (let i = 0; i < written; i++) if (batch.sizes[i]! < 0) this.drops.io++;
     this.drops.io += batch.count - written;
   }
 

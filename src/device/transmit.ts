@@ -144,7 +144,11 @@ export class Transmitter {
         this.failed(`sending to peer ${peer.id}`, error);
       }
       for (let i = start; i < start + sent; i++) {
-        if (batch.sizes[i]! < 0) continue;
+        if (batch.sizes[i]! < 0) {
+          // Refused for this packet alone (no route, the path's device gone): consumed, and a drop.
+          peer.drops.io++;
+          continue;
+        }
         peer.stats.linkTxPackets++;
         peer.stats.linkTxBytes += batch.sizes[i]!;
       }

@@ -89,6 +89,11 @@ export class TunReader {
       landing.offsets.fill(HEADROOM - this.header);
       const got = this.tun.read(landing, want);
       for (let j = 0; j < got; j++) {
+        // A read that filled its slot may have been cut by the TUN (the shim says -1): dropped.
+        if (landing.sizes[j]! < 0) {
+          this.drops.malformed++;
+          continue;
+        }
         const at = landing.offsets[j]! + this.header;
         queue.push(landing, j, flowHash(landing.bufs[j]!, at, landing.sizes[j]! - this.header), now);
       }
