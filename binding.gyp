@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "ovpn_io",
-      "sources": ["native/ovpn_io.c", "native/aead.c"],
+      "sources": ["native/ovpn_io.c", "native/aead.c", "native/checksum.c"],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "cflags!": ["-O3"],

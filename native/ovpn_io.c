@@ -8,7 +8,8 @@
  * replay protection and routing lives in TypeScript. This file only moves
  * opaque buffers between the kernel and JS-owned memory, so there is no copy
  * and no allocation on the hot path beyond the napi calls needed to look the
- * buffers up. The AEAD primitive (aead.c) is registered on the same addon.
+ * buffers up. The AEAD primitive (aead.c) and the Internet checksum
+ * (checksum.c) are registered on the same addon.
  *
  * All calls are synchronous on non-blocking fds. Errors become JS Errors whose
  * .code is the errno name, so callers can switch on 'EAGAIN', 'EBADFD', ...
@@ -32,6 +33,7 @@
 #include <unistd.h>
 
 #include "aead.h"
+#include "checksum.h"
 
 /* Mirrors MAX_BATCH in src/edge/batch.ts; bounds the on-stack mmsghdr arrays. */
 #define MAX_BATCH 128
@@ -1322,5 +1324,6 @@ NAPI_MODULE_INIT() {
   };
   napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns);
   aead_register(env, exports);
+  checksum_register(env, exports);
   return exports;
 }

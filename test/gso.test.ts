@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { HEADROOM, newBatch, type PacketBatch } from '../src/core/batch.js';
-import { sum16 } from '../src/core/checksum.js';
+import { sum16, sum16Words, useRangeSum } from '../src/core/checksum.js';
 import {
   coalesceForTun,
   completeChecksum,
@@ -19,6 +19,7 @@ import {
   VNET_HDR_LEN,
   writeSegment,
 } from '../src/core/gso.js';
+import { native } from '../src/edge/native.js';
 
 /** Reference ones' complement sum, the obvious way. */
 function refSum(bytes: Uint8Array): number {
@@ -159,40 +160,75 @@ function bytes(n: number, seed = 1): Buffer {
 }
 
 describe('gso: checksums', () => {
-  test('sum16 matches the reference at every alignment and length', () => {
-    const data = bytes(70000, 3);
-    for (const [start, len] of [
-      [0, 0],
-      [0, 1],
-      [1, 7],
-      [2, 63],
-      [1, 64],
-      [3, 65],
-      [3, 1400],
-      [2, 40001],
-      [5, 65535],
-    ] as const) {
-      assert.equal(
-        sum16(data, start, start + len, 0),
-        refSum(data.subarray(start, start + len)),
-        `start ${start} len ${len}`,
-      );
+  // The word loop, the shim's sum, and sum16 with the shim installed as the edge installs it.
+  const viaShim: typeof sum16 = (buf, start, end, acc) => {
+    useRangeSum(native().inetSum);
+    try {
+      return sum16(buf, start, end, acc);
+    } finally {
+      useRangeSum(null);
     }
-  });
+  };
+  const SUMS: [string, typeof sum16][] = [
+    ['word loop', sum16Words],
+    ['shim', (buf, start, end, acc) => native().inetSum(buf, start, end, acc)],
+    ['sum16 with the shim installed', viaShim],
+  ];
 
-  test('sum16 agrees with the reference on views into shared memory, any offset, length and carry-in', () => {
-    // Views at odd byte offsets of a few slabs exercise the word loop's alignment, the cached
-    // DataViews being swapped between slabs, and the carry-in folded with the result.
-    const slabs = [bytes(3000, 5), bytes(3000, 9), bytes(3000, 11)];
-    fc.assert(
-      fc.property(fc.nat(2), fc.nat(40), fc.nat(80), fc.nat(2800), fc.nat(0xffff), (which, viewAt, start, len, acc) => {
-        const view = slabs[which]!.subarray(viewAt);
-        const end = Math.min(start + len, view.length);
-        let expected = acc + refSum(view.subarray(start, end));
-        while (expected > 0xffff) expected = (expected & 0xffff) + (expected >>> 16);
-        assert.equal(sum16(view, start, end, acc), expected);
-      }),
-    );
+  for (const [name, sum] of SUMS) {
+    test(`${name}: matches the reference at every alignment and length`, () => {
+      const data = bytes(70000, 3);
+      for (const [start, len] of [
+        [0, 0],
+        [0, 1],
+        [1, 7],
+        [2, 63],
+        [1, 64],
+        [3, 65],
+        [3, 255],
+        [2, 256],
+        [3, 1400],
+        [2, 40001],
+        [5, 65535],
+      ] as const) {
+        assert.equal(
+          sum(data, start, start + len, 0),
+          refSum(data.subarray(start, start + len)),
+          `start ${start} len ${len}`,
+        );
+      }
+    });
+
+    test(`${name}: agrees with the reference on views into shared memory, any offset, length and carry-in`, () => {
+      // Views at odd byte offsets of a few slabs exercise the word loop's alignment, the cached
+      // DataViews being swapped between slabs, and the carry-in folded with the result.
+      const slabs = [bytes(3000, 5), bytes(3000, 9), bytes(3000, 11)];
+      fc.assert(
+        fc.property(
+          fc.nat(2),
+          fc.nat(40),
+          fc.nat(80),
+          fc.nat(2800),
+          fc.nat(0xffff),
+          (which, viewAt, start, len, acc) => {
+            const view = slabs[which]!.subarray(viewAt);
+            const end = Math.min(start + len, view.length);
+            let expected = acc + refSum(view.subarray(start, end));
+            while (expected > 0xffff) expected = (expected & 0xffff) + (expected >>> 16);
+            assert.equal(sum(view, start, end, acc), expected);
+          },
+        ),
+      );
+    });
+  }
+
+  test('the shim refuses a range outside its buffer and anything but bytes', () => {
+    const buf = Buffer.alloc(100);
+    assert.throws(() => native().inetSum(buf, 10, 101, 0), { code: 'ERR_OUT_OF_RANGE' });
+    assert.throws(() => native().inetSum(buf, 10, 5, 0), { code: 'ERR_OUT_OF_RANGE' });
+    assert.throws(() => native().inetSum(buf, -1, 5, 0), { code: 'ERR_OUT_OF_RANGE' });
+    assert.throws(() => native().inetSum(buf, 0, 5, 0x10000), { code: 'ERR_OUT_OF_RANGE' });
+    assert.throws(() => native().inetSum(new Uint16Array(8) as never, 0, 4, 0), /buf must be a Uint8Array/);
   });
 
   test('completeChecksum finishes a NEEDS_CSUM UDP packet', () => {

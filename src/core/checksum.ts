@@ -13,6 +13,22 @@
 /** Below this length a byte loop is cheaper than finding a DataView. */
 const WORD_LOOP_MIN = 64;
 
+/** From this length a native sum (one call into the shim) beats the word loop. */
+const RANGE_SUM_MIN = 256;
+
+/** Sums buf[start, end) onto a folded `acc` exactly as sum16 does; see useRangeSum. */
+export type RangeSum = (buf: Uint8Array, start: number, end: number, acc: number) => number;
+
+/**
+ * The shim's checksum for long ranges, when the edge installed one (edge/native.ts, unless
+ * OVPN_NATIVE_CHECKSUM=0); core cannot load it itself. The loop below stays the reference.
+ */
+let rangeSum: RangeSum | null = null;
+
+export function useRangeSum(sum: RangeSum | null): void {
+  rangeSum = sum;
+}
+
 /** Folds a non-negative sum (below 2^31) to 16 bits, end-around carry included. */
 export function fold(sum: number): number {
   let s = sum;
@@ -26,6 +42,12 @@ export function fold(sum: number): number {
  */
 export function sum16(buf: Uint8Array, start: number, end: number, acc: number): number {
   if (end - start < WORD_LOOP_MIN) return fold(acc + byteSum(buf, start, end));
+  if (rangeSum !== null && end - start >= RANGE_SUM_MIN) return rangeSum(buf, start, end, acc);
+  return sum16Words(buf, start, end, acc);
+}
+
+/** sum16's own loop over 32-bit words: the reference for any RangeSum. */
+export function sum16Words(buf: Uint8Array, start: number, end: number, acc: number): number {
   const view = viewOf(buf);
   let i = buf.byteOffset + start;
   const stop = buf.byteOffset + end;

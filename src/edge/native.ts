@@ -10,6 +10,8 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { useRangeSum } from '../core/checksum.js';
+import { envSwitch } from './env.js';
 
 /** A libuv watcher on an fd, driven by Node's event loop. */
 export interface NativePoller {
@@ -80,6 +82,8 @@ export interface NativeIo {
   ): number;
   /** OpenSSL_version() of the library these calls run on: Node's own. */
   aeadOpenSSL(): string;
+  /** The Internet checksum of buf[start, end) added to `acc`, folded (core/checksum.ts sum16). */
+  inetSum(buf: Uint8Array, start: number, end: number, acc: number): number;
 }
 
 /** Opaque: a napi external the addon alone can read. */
@@ -138,6 +142,10 @@ let cached: NativeIo | undefined;
 
 /** The addon, loaded on first use so importing this module never fails by itself. */
 export function native(): NativeIo {
-  if (!cached) cached = createRequire(import.meta.url)(locate()) as NativeIo;
+  if (!cached) {
+    cached = createRequire(import.meta.url)(locate()) as NativeIo;
+    // Segmenting and coalescing sum nearly every byte carried: the shim's sum, once it is here.
+    if (envSwitch('OVPN_NATIVE_CHECKSUM', true)) useRangeSum(cached.inetSum);
+  }
   return cached;
 }
