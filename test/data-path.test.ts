@@ -345,6 +345,8 @@ test('keepalive: at interval 1 s and timeout 3 s keepalives cross every second a
   const { net, a, b, wire } = p2pPair('AES-256-GCM', true);
   for (const s of [a, b]) s.iface.setPeer({ id: PEER, keepaliveInterval: 1, keepaliveTimeout: 3 });
   const linkTx = () => [a, b].map((s) => s.iface.getPeer(PEER).linkTxPackets);
+  const lastRx = () => [a, b].map((s) => s.iface.getPeer(PEER).lastRxAgeMs);
+  assert.deepEqual(lastRx(), [undefined, undefined], 'no packet received yet: no age (show says never)');
   // Four seconds: longer than the timeout, so a peer that did not take keepalives as a sign of
   // life would have expired.
   for (let second = 1; second <= 4; second++) {
@@ -383,10 +385,12 @@ test('keepalive: at interval 1 s and timeout 3 s keepalives cross every second a
     assert.deepEqual(s.log.del, []);
   }
 
+  net.clock.advance(500);
+  assert.deepEqual(lastRx(), [500, 500], 'the age of the last keepalive received (peer-get last-rx-age-ms)');
   // b goes away without a word; a last heard from it at 4 s, so its peer expires at 7 s.
   b.iface.destroy();
   assert.deepEqual(b.log.del, [{ ifname: 'tun0', peerId: PEER, reason: 'TEARDOWN' }]);
-  net.clock.advance(2999);
+  net.clock.advance(2499);
   assert.deepEqual(a.log.del, [], 'not expired before the timeout');
   net.clock.advance(1);
   assert.deepEqual(a.log.del, [{ ifname: 'tun0', peerId: PEER, reason: 'EXPIRED' }]);

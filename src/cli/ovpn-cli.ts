@@ -53,7 +53,8 @@ function resolve([first, ...rest]: string[]): Call {
   return { command, form: 'seed', ifname: first, values };
 }
 
-function fail(out: Output, code: string, message: string, field?: string): void {
+/** With --json, an error is printed as JSON on stdout too (the message always goes to stderr). */
+function printJsonError(out: Output, code: string, message: string, field?: string): void {
   if (out.json) process.stdout.write(`${JSON.stringify({ error: { code, message, ...(field ? { field } : {}) } })}\n`);
 }
 
@@ -101,7 +102,7 @@ export async function main(argv: string[]): Promise<number> {
   if (positionals[0] === 'help') {
     const named = positionals[1] === undefined ? undefined : commandNamed(positionals[1]);
     if (positionals[1] !== undefined && named === undefined) {
-      process.stderr.write(`Error: unknown command ${JSON.stringify(positionals[1])}\n\n${usage()}\n`);
+      process.stderr.write(`Error: unknown command ${JSON.stringify(positionals[1])}: ovpn-cli help lists them\n`);
       return EXIT_USAGE;
     }
     process.stdout.write(`${named === undefined ? usage() : commandHelp(named)}\n`);
@@ -125,7 +126,7 @@ export async function main(argv: string[]): Promise<number> {
     action = prepare(call);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    fail(out, 'EINVAL', error.message, error.field);
+    printJsonError(out, 'EINVAL', error.message, error.field);
     const hint = call === undefined ? 'ovpn-cli help lists the commands' : usageOf(call.command, call.form);
     process.stderr.write(`Error: invalid arguments: ${error.message}\n${hint}\n`);
     return EXIT_USAGE;
@@ -137,7 +138,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     const code = (error as { code?: unknown }).code;
     const errno = typeof code === 'string' ? code : 'EIO';
-    fail(out, errno, (error as Error).message, (error as { field?: string }).field);
+    printJsonError(out, errno, (error as Error).message, (error as { field?: string }).field);
     process.stderr.write(`Cannot execute command: ${(error as Error).message} (${errno})\n`);
     return EXIT_FAILED;
   }
