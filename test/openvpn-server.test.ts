@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { after, before, test } from 'node:test';
 import { Opcode } from '../src/core/wire.js';
 import { OvpnInterface } from '../src/device/ovpn-interface.js';
-import { type ManualClock, MemoryNetwork } from '../src/edge/memory.js';
+import { type ManualClock, type MemoryHost, MemoryNetwork } from '../src/edge/memory.js';
 import { type P2pTlsOptions, P2pTlsTunnel } from '../src/openvpn/p2p-tunnel.js';
 import { decodeHeader, encodeControlPacket } from '../src/openvpn/packet.js';
 import { parsePushed } from '../src/openvpn/pushed.js';
@@ -76,8 +76,8 @@ function serverOn(net: MemoryNetwork, options: Pick<ServerOptions, 'pool'> & Par
 }
 
 /** One of our pull clients of that server, on its own host. */
-function clientOn(net: MemoryNetwork, address: string, options: Partial<P2pTlsOptions>) {
-  const host = net.host(address);
+function clientOn(net: MemoryNetwork, at: string | MemoryHost, options: Partial<P2pTlsOptions>) {
+  const host = typeof at === 'string' ? net.host(at) : at;
   const iface = OvpnInterface.create({ name: 'tun0', mode: 'P2P', edges: host.edges });
   const tunnel = new P2pTlsTunnel({
     role: 'client',
@@ -301,5 +301,37 @@ test('openvpn server: notifyRestart tells each client RESTART (RESTART,[N] for t
     assert.ok(net.clock.now() - started < 1000, `${net.clock.now() - started} ms`);
     await drive(net.clock, server.notifyRestart(true));
     assert.deepEqual(messages, ['RESTART', 'RESTART,[N]']);
+  });
+});
+
+test('openvpn server: a client restarting on the same address and port gets a new session that replaces the old one once through its handshake', {
+  skip,
+}, async () => {
+  await withOneClient({}, async ({ net, server, serverIface, host, iface, tunnel }) => {
+    const events: string[] = [];
+    server.on('connected', (c) => events.push(`connected ${c.peerId} ${c.address}`));
+    server.on('disconnected', (c) => events.push(`disconnected ${c.peerId}: ${c.reason}`));
+    await drive(net.clock, up(tunnel));
+    // The same host and port, a new session id: as openvpn with a fixed lport after a restart.
+    tunnel.close();
+    iface.destroy();
+    const again = clientOn(net, host, {});
+    try {
+      const est = await drive(net.clock, up(again.tunnel));
+      // The pool has one address: the old session gave it back before the new one took it.
+      assert.deepEqual([est.peerId, parsePushed(est.pushed!).ifconfig?.local], [2, '10.8.0.2']);
+      assert.deepEqual(events, [
+        'connected 1 10.8.0.2',
+        'disconnected 1: replaced by a new session',
+        'connected 2 10.8.0.2',
+      ]);
+      assert.deepEqual(
+        serverIface.getPeers().map((p) => [p.id, p.remoteIpv4, p.remotePort]),
+        [[2, '10.0.0.2', 1194]],
+      );
+    } finally {
+      again.tunnel.close();
+      again.iface.destroy();
+    }
   });
 });
