@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { after, before, test } from 'node:test';
 import { Opcode } from '../src/core/wire.js';
 import { OvpnInterface } from '../src/device/ovpn-interface.js';
-import { type ManualClock, MemoryNetwork } from '../src/edge/memory.js';
+import { type ManualClock, type MemoryHost, MemoryNetwork } from '../src/edge/memory.js';
 import { type P2pTlsOptions, P2pTlsTunnel } from '../src/openvpn/p2p-tunnel.js';
 import { decodeHeader, encodeControlPacket } from '../src/openvpn/packet.js';
 import { parsePushed } from '../src/openvpn/pushed.js';
@@ -76,8 +76,8 @@ function serverOn(net: MemoryNetwork, options: Pick<ServerOptions, 'pool'> & Par
 }
 
 /** One of our pull clients of that server, on its own host. */
-function clientOn(net: MemoryNetwork, address: string, options: Partial<P2pTlsOptions>) {
-  const host = net.host(address);
+function clientOn(net: MemoryNetwork, at: string | MemoryHost, options: Partial<P2pTlsOptions>) {
+  const host = typeof at === 'string' ? net.host(at) : at;
   const iface = OvpnInterface.create({ name: 'tun0', mode: 'P2P', edges: host.edges });
   const tunnel = new P2pTlsTunnel({
     role: 'client',
@@ -92,6 +92,32 @@ function clientOn(net: MemoryNetwork, address: string, options: Partial<P2pTlsOp
     ...options,
   });
   return { host, iface, tunnel };
+}
+
+/** A started server with one of our pull clients (not started: `up` starts it), all closed afterwards. */
+async function withOneClient(
+  options: Partial<ServerOptions>,
+  body: (scene: ReturnType<typeof serverOn> & ReturnType<typeof clientOn> & { net: MemoryNetwork }) => Promise<void>,
+): Promise<void> {
+  const net = new MemoryNetwork();
+  const ours = serverOn(net, { pool: ['10.8.0.2'], ...options });
+  const client = clientOn(net, '10.0.0.2', {});
+  try {
+    await ours.server.start();
+    await body({ ...ours, ...client, net });
+  } finally {
+    ours.server.close();
+    client.tunnel.close();
+    client.iface.destroy();
+    ours.serverIface.destroy();
+  }
+}
+
+/** Starts a client's tunnel; resolves with its first key. */
+function up(tunnel: P2pTlsTunnel): Promise<Established> {
+  const first = once(tunnel, 'established').then(([e]) => e as Established);
+  void tunnel.start();
+  return first;
 }
 
 test('openvpn prefixToNetmask', () => {
@@ -240,20 +266,13 @@ test("openvpn server: reneg-sec jitter is OpenVPN's, a tenth of the interval or 
 test('openvpn server: reneg-sec makes the server renegotiate each client on its timer, key-ids in turn, and data still crosses', {
   skip,
 }, async () => {
-  const net = new MemoryNetwork();
-  const { serverHost, serverIface, server } = serverOn(net, { pool: ['10.8.0.2'], renegotiateSeconds: 5 });
-  const { host, iface, tunnel } = clientOn(net, '10.0.0.2', {});
-  const keyIds: number[] = [];
-  tunnel.on('established', (e) => keyIds.push(e.keyId));
-  try {
-    await server.start();
-    const up = once(tunnel, 'established');
-    void tunnel.start();
-    await drive(net.clock, up);
+  await withOneClient({ renegotiateSeconds: 5 }, async ({ net, serverHost, serverIface, host, tunnel }) => {
+    const keyIds: number[] = [];
+    tunnel.on('established', (e) => keyIds.push(e.keyId));
+    await drive(net.clock, up(tunnel));
     // Our pull client has no reneg-sec of its own: every new key is the server's doing.
     const third = new Promise<void>((resolve) => tunnel.on('established', (e) => e.keyId === 2 && resolve()));
     await drive(net.clock, third);
-    assert.deepEqual(keyIds, [0, 1, 2]);
     // Once the client has acknowledged our side of it, the new key carries the server's traffic.
     const swapped = (async () => {
       while (serverIface.getKey(1, 'primary').keyId !== 2) await turn();
@@ -266,37 +285,53 @@ test('openvpn server: reneg-sec makes the server renegotiate each client on its 
     serverHost.tun('tun0').inject(reply);
     assert.deepEqual(await drive(net.clock, host.tun('tun0').written.next()), reply);
     assert.deepEqual(keyIds, [0, 1, 2]);
-  } finally {
-    server.close();
-    tunnel.close();
-    iface.destroy();
-    serverIface.destroy();
-  }
+  });
 });
 
 test('openvpn server: notifyRestart tells each client RESTART (RESTART,[N] for the next server) and resolves once they acknowledge', {
   skip,
 }, async () => {
-  const net = new MemoryNetwork();
-  const { serverIface, server } = serverOn(net, { pool: ['10.8.0.2'] });
-  const { iface, tunnel } = clientOn(net, '10.0.0.2', {});
-  const messages: string[] = [];
-  tunnel.session.on('message', (text) => messages.push(text));
-  try {
-    await server.start();
-    const up = once(tunnel, 'established');
-    void tunnel.start();
-    await drive(net.clock, up);
+  await withOneClient({}, async ({ net, server, tunnel }) => {
+    const messages: string[] = [];
+    tunnel.session.on('message', (text) => messages.push(text));
+    await drive(net.clock, up(tunnel));
     const started = net.clock.now();
     await drive(net.clock, server.notifyRestart(false));
     // Acknowledged well before the two seconds a silent client would cost.
     assert.ok(net.clock.now() - started < 1000, `${net.clock.now() - started} ms`);
     await drive(net.clock, server.notifyRestart(true));
     assert.deepEqual(messages, ['RESTART', 'RESTART,[N]']);
-  } finally {
-    server.close();
+  });
+});
+
+test('openvpn server: a client restarting on the same address and port gets a new session that replaces the old one once through its handshake', {
+  skip,
+}, async () => {
+  await withOneClient({}, async ({ net, server, serverIface, host, iface, tunnel }) => {
+    const events: string[] = [];
+    server.on('connected', (c) => events.push(`connected ${c.peerId} ${c.address}`));
+    server.on('disconnected', (c) => events.push(`disconnected ${c.peerId}: ${c.reason}`));
+    await drive(net.clock, up(tunnel));
+    // The same host and port, a new session id: as openvpn with a fixed lport after a restart.
     tunnel.close();
     iface.destroy();
-    serverIface.destroy();
-  }
+    const again = clientOn(net, host, {});
+    try {
+      const est = await drive(net.clock, up(again.tunnel));
+      // The pool has one address: the old session gave it back before the new one took it.
+      assert.deepEqual([est.peerId, parsePushed(est.pushed!).ifconfig?.local], [2, '10.8.0.2']);
+      assert.deepEqual(events, [
+        'connected 1 10.8.0.2',
+        'disconnected 1: replaced by a new session',
+        'connected 2 10.8.0.2',
+      ]);
+      assert.deepEqual(
+        serverIface.getPeers().map((p) => [p.id, p.remoteIpv4, p.remotePort]),
+        [[2, '10.0.0.2', 1194]],
+      );
+    } finally {
+      again.tunnel.close();
+      again.iface.destroy();
+    }
+  });
 });

@@ -297,6 +297,7 @@ function start(plan: EnginePlan, iface: OvpnInterface, onTun: TunState): Openvpn
     server.on('disconnected', (c) =>
       log(`client disconnected: ${c.commonName ?? '(no CN)'} from ${c.remote}, VPN address ${c.address}: ${c.reason}`),
     );
+    server.on('refused', (r) => log(`client refused: ${r.remote}: ${r.reason}`));
     server.start().catch((error: Error) => {
       log(`fatal: ${error.message}`);
       iface.destroy(error.message);

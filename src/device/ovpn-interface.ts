@@ -36,7 +36,18 @@ import { type InterfaceSettings, resolveOptions } from './options.js';
 import type { DataPathHost } from './path-context.js';
 import { peerInfo } from './peer-info.js';
 import { PeerTable } from './peer-table.js';
-import { checkKeyRequest, checkPacket, checkPeerId, checkPort, checkPrefix, remoteOf, slotOf } from './policy.js';
+import {
+  checkKeyRequest,
+  checkPacket,
+  checkPeerId,
+  checkPort,
+  checkPrefix,
+  checkUdpTransport,
+  listeningPort,
+  remoteOf,
+  slotOf,
+  udpPath,
+} from './policy.js';
 import { Strangers } from './strangers.js';
 import type { TcpLink } from './tcp-link.js';
 import { startKeepalives } from './timers.js';
@@ -161,21 +172,9 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
   /** Adds a UDP peer (TCP peers: newTcpPeer). In P2P mode it replaces the peer there was. */
   newPeer(config: PeerConfig): void {
     this.assertOpen();
-    if (config.transport !== undefined && config.transport !== 'udp') {
-      const got = JSON.stringify(config.transport);
-      throw new OvpnError(
-        'EINVAL',
-        `newPeer adds UDP peers, got transport ${got}: use newTcpPeer for TCP`,
-        'transport',
-      );
-    }
+    checkUdpTransport(config);
     this.table.checkNewPeer(config);
-    const localPort = checkPort(config.localPort ?? Number.NaN, 'local-port');
-    const remote = remoteOf(config);
-    if (remote === null) {
-      const message = 'missing remote IP address for UDP socket: set remote-ipv4 or remote-ipv6 and remote-port';
-      throw new OvpnError('EINVAL', message, 'remote-ipv4');
-    }
+    const { localPort, remote } = udpPath(config);
     // Held before addPeer, which in P2P mode releases the old peer's hold on this port.
     const udp = this.links.holdUdp(localPort);
     const peer = this.addPeer(config, udp.port, 'udp');
@@ -194,11 +193,7 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
     this.table.checkNewPeer(config);
     const remote = remoteOf(config);
     if (remote === null) {
-      const port = checkPort(config.localPort ?? Number.NaN, 'local-port');
-      if (port === 0) {
-        const message = 'a listening TCP peer needs local-port, the port to accept its connection on';
-        throw new OvpnError('EINVAL', message, 'local-port');
-      }
+      const port = listeningPort(config);
       const tcpPort = await this.links.listenTcp(port);
       this.assertOpen();
       this.table.checkNewPeer(config);

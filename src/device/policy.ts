@@ -90,6 +90,34 @@ export function vpnAddressesOf(config: PeerConfig): VpnAddress[] {
 }
 
 /** The remote transport address of a peer config, or null when it has none. */
+/** newPeer adds UDP peers only. */
+export function checkUdpTransport(config: PeerConfig): void {
+  if (config.transport === undefined || config.transport === 'udp') return;
+  const got = JSON.stringify(config.transport);
+  throw new OvpnError('EINVAL', `newPeer adds UDP peers, got transport ${got}: use newTcpPeer for TCP`, 'transport');
+}
+
+/** A UDP peer's local port and remote address: both required. */
+export function udpPath(config: PeerConfig): { localPort: number; remote: EndpointInit & { family: 4 | 6 } } {
+  const localPort = checkPort(config.localPort ?? Number.NaN, 'local-port');
+  const remote = remoteOf(config);
+  if (remote === null) {
+    const message = 'missing remote IP address for UDP socket: set remote-ipv4 or remote-ipv6 and remote-port';
+    throw new OvpnError('EINVAL', message, 'remote-ipv4');
+  }
+  return { localPort, remote };
+}
+
+/** The port a TCP peer without a remote address accepts its connection on: one must be named. */
+export function listeningPort(config: PeerConfig): number {
+  const port = checkPort(config.localPort ?? Number.NaN, 'local-port');
+  if (port === 0) {
+    const message = 'a listening TCP peer needs local-port, the port to accept its connection on';
+    throw new OvpnError('EINVAL', message, 'local-port');
+  }
+  return port;
+}
+
 export function remoteOf(config: PeerConfig): (EndpointInit & { family: 4 | 6 }) | null {
   if (config.remoteIpv4 !== undefined && config.remoteIpv6 !== undefined) {
     throw new OvpnError('EINVAL', 'cannot specify both remote IPv4 or IPv6 address', 'remote-ipv4');

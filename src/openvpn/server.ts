@@ -77,6 +77,12 @@ export interface ServerEvents {
 interface Client {
   /** Its peer-id and address, once its handshake got that far. */
   info?: ClientInfo;
+  /** The session id it sent (hex): the packets of its session carry it. */
+  sessionId: string;
+  /** A second session from the same address, in its handshake; and, on that one, the first. */
+  successor?: Client;
+  predecessor?: Client;
+  dropped?: boolean;
   /** Its position in the pool, with info. */
   slot?: number;
   /** When we start its next renegotiation (reneg-sec), from its current key on. */
@@ -156,7 +162,8 @@ export class OpenvpnServer extends EventEmitter<ServerEvents> {
     iface.off('peer-del-ntf', this.onPeerDel);
     iface.off('peer-float-ntf', this.onFloat);
     iface.off('key-swap-ntf', this.onKeySwapNeeded);
-    for (const client of [...this.byRemote.values()]) this.drop(client, 'server closed', true);
+    for (const client of [...this.byRemote.values()].flatMap((c) => (c.successor ? [c.successor, c] : [c])))
+      this.drop(client, 'server closed', true);
     if (this.boundPort !== null) iface.unlisten(this.transport, this.boundPort);
     this.boundPort = null;
   }
@@ -194,24 +201,35 @@ export class OpenvpnServer extends EventEmitter<ServerEvents> {
     return [...this.byPeerId.values()].map((c) => c.info!);
   }
 
+  /**
+   * A control packet: to the session of its sender's address and session id. A hard reset with a
+   * new session id from an address that has one (the client restarted on the same port) starts a
+   * second session there, which replaces the first only once its handshake is done: a forged
+   * reset cannot end a client.
+   */
   private packet(e: PacketEvent): void {
     if (e.localPort !== this.boundPort) return;
-    let client = this.byRemote.get(endpointKey(e.remote));
-    if (client === undefined) {
-      let opcode: number;
-      try {
-        opcode = decodeHeader(e.data).opcode;
-      } catch {
-        return;
-      }
-      if (opcode !== Opcode.CONTROL_HARD_RESET_CLIENT_V2) return;
-      client = this.newClient(e);
-      if (client === undefined) return;
+    let header: ReturnType<typeof decodeHeader>;
+    try {
+      header = decodeHeader(e.data);
+    } catch {
+      return;
     }
-    client.session.receive(e.data);
+    const sessionId = header.sessionId.toString('hex');
+    const reset = header.opcode === Opcode.CONTROL_HARD_RESET_CLIENT_V2;
+    const current = this.byRemote.get(endpointKey(e.remote));
+    let client = current;
+    if (current !== undefined && current.sessionId !== sessionId) {
+      client = current.successor?.sessionId === sessionId ? current.successor : undefined;
+      if (client === undefined && reset) {
+        if (current.successor !== undefined) this.drop(current.successor, 'replaced by a newer reset', true);
+        client = this.newClient(e, sessionId, current);
+      }
+    } else if (current === undefined && reset) client = this.newClient(e, sessionId);
+    client?.session.receive(e.data);
   }
 
-  private newClient(e: PacketEvent): Client {
+  private newClient(e: PacketEvent, sessionId: string, predecessor?: Client): Client {
     const { iface, push, wrap, transport: _, renegotiateSeconds, renegotiateSecondsMin, ...rest } = this.options;
     const label = `${e.remote.address}:${e.remote.port}`;
     const sessionOptions: SessionOptions = {
@@ -231,6 +249,7 @@ export class OpenvpnServer extends EventEmitter<ServerEvents> {
       label,
       session,
       remote: e.remote,
+      sessionId,
       renegotiateMs: jittered(renegotiateSeconds ?? 0, renegotiateSecondsMin) * 1000,
     };
     session.on('established', (est) => this.established(client, est));
@@ -242,7 +261,11 @@ export class OpenvpnServer extends EventEmitter<ServerEvents> {
     session.on('message', (text) => {
       if (text === 'EXIT') this.drop(client, 'exit notification', true);
     });
-    this.byRemote.set(endpointKey(e.remote), client);
+    if (predecessor === undefined) this.byRemote.set(endpointKey(e.remote), client);
+    else {
+      predecessor.successor = client;
+      client.predecessor = predecessor;
+    }
     session.start();
     return client;
   }
@@ -250,6 +273,14 @@ export class OpenvpnServer extends EventEmitter<ServerEvents> {
   /** The client's handshake is done: a peer-id and an address for it, and what its PUSH_REPLY says. */
   private allocate(client: Client): PushOptions {
     const { gateway, prefixLength, ping, pingRestart, push, pool, ipv6 } = this.options;
+    // A client restarted on the same address: its new session is through, the old one goes.
+    const old = client.predecessor;
+    if (old !== undefined) {
+      old.successor = undefined;
+      client.predecessor = undefined;
+      this.drop(old, 'replaced by a new session', true);
+      this.byRemote.set(endpointKey(client.remote), client);
+    }
     const slot = this.freeSlots.shift();
     if (slot === undefined) throw new Error(`no free address in the pool (all ${this.slotsInAll} taken)`);
     const peerId = this.nextPeerId++;
@@ -330,8 +361,17 @@ export class OpenvpnServer extends EventEmitter<ServerEvents> {
 
   /** Forgets a client, deletes its peer if there is one, and gives back its peer-id's address. */
   private drop(client: Client, reason: string, deletePeer: boolean): void {
-    if (this.byRemote.get(endpointKey(client.remote)) !== client) return;
-    this.byRemote.delete(endpointKey(client.remote));
+    if (client.dropped) return;
+    client.dropped = true;
+    const key = endpointKey(client.remote);
+    if (this.byRemote.get(key) === client) this.byRemote.delete(key);
+    if (client.predecessor?.successor === client) client.predecessor.successor = undefined;
+    // The session that was to replace it carries on in its place.
+    const next = client.successor;
+    if (next !== undefined) {
+      next.predecessor = undefined;
+      this.byRemote.set(key, next);
+    }
     client.renegotiation?.cancel();
     client.session.close();
     const { info } = client;
