@@ -189,8 +189,10 @@ test('openvpn e2e: our pull client gets address, peer-id and cipher from a real 
     assert.ok(est.pushed.includes('ifconfig 10.99.0.2 255.255.255.0'), est.pushed.join(','));
     assert.ok(est.pushed.includes(`peer-id ${est.peerId}`));
     assert.ok(est.pushed.includes('ping 10') && est.pushed.includes('ping-restart 60'));
-    // The server sees our peer-info: a pull client's IV_PROTO (DATA_V2, REQUEST_PUSH, TLS_KEY_EXPORT).
-    assert.match(h.theirs!.output, /peer info: IV_PROTO=14\b/);
+    // The server sees our peer-info: a pull client's IV_PROTO (DATA_V2, REQUEST_PUSH, TLS_KEY_EXPORT,
+    // CC_EXIT_NOTIFY), so it offers the control-channel exit notification.
+    assert.match(h.theirs!.output, /peer info: IV_PROTO=142\b/);
+    assert.match(h.theirs!.output, /PUSH_REPLY,.*protocol-flags cc-exit tls-ekm/);
     assert.match(
       h.inTheirs(['ping', '-c', '5', '-i', '0.2', '-W', '2', '10.99.0.2']),
       /5 packets transmitted, 5 received/,

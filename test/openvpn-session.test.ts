@@ -10,8 +10,10 @@ import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { OvpnInterface } from '../src/device/ovpn-interface.js';
 import { ManualClock, MemoryNetwork } from '../src/edge/memory.js';
+import type { ConnectPlan } from '../src/openvpn/options.js';
 import { P2pTlsTunnel } from '../src/openvpn/p2p-tunnel.js';
 import { netmaskToPrefix, parsePushed } from '../src/openvpn/pushed.js';
+import { ReconnectingClient } from '../src/openvpn/reconnect.js';
 import {
   ControlSession,
   type Established,
@@ -488,5 +490,105 @@ test('openvpn session: P2P TLS tunnel on two in-memory interfaces installs the k
     client.close();
     ifaces.a.destroy();
     ifaces.b.destroy();
+  }
+});
+
+test('openvpn reconnect: a silent remote is left after server-poll-timeout, a lost session retried on the same remote, RESTART,[N] moves on', {
+  skip,
+}, async () => {
+  const net = new MemoryNetwork();
+  const hosts = { server: net.host('10.0.0.1'), client: net.host('10.0.0.2') };
+  const ifaces = {
+    server: OvpnInterface.create({ name: 'tun0', mode: 'P2P', edges: hosts.server.edges }),
+    client: OvpnInterface.create({ name: 'tun0', mode: 'P2P', edges: hosts.client.edges }),
+  };
+  /** The server restarting: a new interface (and port) on its host. */
+  const restartServer = () => {
+    ifaces.server.destroy();
+    ifaces.server = OvpnInterface.create({ name: 'tun1', mode: 'P2P', edges: hosts.server.edges });
+  };
+  const keepalive = { keepaliveInterval: 5, keepaliveTimeout: 30 };
+  const log: string[] = [];
+  /** Our P2P tls-server on 10.0.0.1, a new one for each life of "the server". */
+  const serve = () => {
+    const server = new P2pTlsTunnel({
+      role: 'server',
+      iface: ifaces.server,
+      clock: net.clock,
+      localPort: 1194,
+      remoteIpv4: '10.0.0.2',
+      remotePort: 1194,
+      ciphers: ['AES-256-GCM'],
+      tls: { ca: pki.ca, cert: pki.serverCert, key: pki.serverKey },
+      // The server pings but never gives up on its client (its handshake peer would expire).
+      keepaliveInterval: 5,
+      keepaliveTimeout: 100_000,
+    });
+    server.on('error', (e) => log.push(`server error: ${e.message}`));
+    void server.start();
+    return server;
+  };
+  const connect: ConnectPlan = {
+    // Nobody is at 10.0.0.9: its packets go nowhere.
+    remotes: [
+      { host: '10.0.0.9', port: 1194, transport: 'udp' },
+      { host: '10.0.0.1', port: 1194, transport: 'udp' },
+    ],
+    retrySeconds: 1,
+    retryMaxSeconds: 300,
+    rounds: null,
+    pollTimeout: 20,
+    exitNotify: 0,
+  };
+  const client = new ReconnectingClient({
+    iface: ifaces.client,
+    clock: net.clock,
+    connect,
+    tunnel: {
+      role: 'client',
+      localPort: 1194,
+      remoteIpv4: '10.0.0.9',
+      remotePort: 1194,
+      ciphers: ['AES-256-GCM'],
+      tls: { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey },
+      ...keepalive,
+    },
+  });
+  client.on('attempt', (a) => log.push(`attempt ${a.attempt} ${a.remote.host}`));
+  client.on('down', (d) => log.push(`down: ${d.reason}, pause ${d.pauseSeconds}`));
+  const up = () => once(client, 'established').then(([e]) => e as Established & { remote: { host: string } });
+  let server = serve();
+  try {
+    let established = up();
+    client.start();
+    assert.equal((await drive(net.clock, established)).remote.host, '10.0.0.1');
+    assert.deepEqual(log.splice(0), [
+      'attempt 1 10.0.0.9',
+      'down: no answer within server-poll-timeout 20 s, pause 1',
+      'attempt 2 10.0.0.1',
+    ]);
+
+    // The server goes away and comes back: our keepalive expires, and the same remote is tried again.
+    server.close();
+    restartServer();
+    server = serve();
+    established = up();
+    assert.equal((await drive(net.clock, established)).remote.host, '10.0.0.1');
+    assert.deepEqual(log.splice(0), [
+      'down: ping-restart: nothing heard from the peer within the keepalive timeout, pause 1',
+      'attempt 3 10.0.0.1',
+    ]);
+
+    // RESTART,[N]: the server asks us to move on to the next remote.
+    const down = once(client, 'down');
+    server.session.sendMessage('RESTART,[N]');
+    await drive(net.clock, down);
+    assert.deepEqual(log.splice(0), ['down: the server is restarting (RESTART), pause 1']);
+    net.clock.advance(1_000);
+    assert.deepEqual(log.splice(0), ['attempt 4 10.0.0.9']);
+  } finally {
+    client.close();
+    server.close();
+    for (const iface of Object.values(ifaces)) iface.destroy();
   }
 });

@@ -118,12 +118,12 @@ test('ovpn-dco client: pushed and own routes, pushed IPv6, local, verify-x509-na
   assert.equal(h.exec(0, ['ip', 'route', 'show', '10.95.0.0/24']).trim(), '');
 });
 
-test('ovpn-dco client: a dead first remote is skipped for the second; the tunnel comes back after the server is killed and restarted', {
+test('ovpn-dco client: a dead first remote is skipped for the second; the tunnel comes back after the server is killed (ping-restart) and after it says RESTART', {
   skip,
   timeout: 90_000,
 }, async () => {
   const h = scene();
-  const config = theirServer(h, ['keepalive 1 4']);
+  const config = theirServer(h, ['keepalive 1 4', 'explicit-exit-notify 1']);
   let theirs = await h.startTheirs(config);
   const ours = await h.startOurs(
     ourClient(h, 'client.conf', [
@@ -150,8 +150,18 @@ test('ovpn-dco client: a dead first remote is skipped for the second; the tunnel
   // The pushed address is off the TUN until a server pushes one again.
   assert.doesNotMatch(h.exec(0, ['ip', 'addr', 'show', 'dev', 'tun0']), /10\.8\.0\.2/);
   theirs = await h.startTheirs(config);
-  // A new session, with new keys in the data channel.
+  // A new session, with new keys in the data channel, to the same remote first (as OpenVPN).
   await ours.waitLine(/pushed address 10\.8\.0\.2/, 30_000, lost);
+  assert.doesNotMatch(ours.output.slice(lost), new RegExp(`UDP ${THEIR_LINK}:1195`));
+  ping(h, '10.8.0.1');
+
+  // Stopped with explicit-exit-notify, the server tells us to reconnect (RESTART): no ping-restart wait.
+  const before = ours.output.length;
+  await theirs.stop();
+  await ours.waitLine(/connection lost: the server is restarting \(RESTART\)/, 5_000, before);
+  const restarted = ours.output.length;
+  await h.startTheirs(config);
+  await ours.waitLine(/pushed address 10\.8\.0\.2/, 30_000, restarted);
   ping(h, '10.8.0.1');
 });
 

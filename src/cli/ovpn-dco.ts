@@ -143,6 +143,8 @@ async function main(): Promise<void> {
     stopping = true;
     log(`interface ${name} closed: ${reason}`);
     status?.finish();
+    // Deleted from outside (ip link del, del_iface): no more attempts on an interface that is gone.
+    if (engine instanceof ReconnectingClient) engine.close();
     // Leave once the goodbye notifications are out (and the socket with them), undoing what we did.
     void control.close(reason).then(() => {
       for (const step of undo.splice(0).reverse()) step();

@@ -4,8 +4,11 @@
  * connection is refused or closes, the remote does not complete the handshake within
  * server-poll-timeout, or the data channel's keepalive expires (ping-restart); then, after the
  * connect-retry pause (doubling once every remote has failed five times, up to its cap), the next
- * remote gets a fresh session, whose keys the data channel takes as new. connect-retry-max ends
- * it after that many rounds. `exit()` says goodbye first (explicit-exit-notify).
+ * remote gets a fresh session, whose keys the data channel takes as new. As OpenVPN, a session
+ * that was up is first retried on the same remote; failures move on. The peer's own word ends a
+ * session too: EXIT (a P2P peer leaving), RESTART (a server going away; `,[N]`: try the next
+ * remote), HALT (stop). connect-retry-max ends it after that many rounds. `exit()` says goodbye
+ * first (explicit-exit-notify).
  */
 import { EventEmitter } from 'node:events';
 import type { PeerDelEvent } from '../device/api.js';
@@ -31,7 +34,7 @@ export interface ReconnectEvents {
   established: [Established & { remote: PlannedRemote }];
   /** The attempt ended; the next one follows after `pauseSeconds`. */
   down: [{ reason: string; pauseSeconds: number; wasUp: boolean }];
-  /** connect-retry-max rounds went by without a tunnel. */
+  /** connect-retry-max rounds went by without a tunnel, or the server said HALT. */
   'gave-up': [{ reason: string }];
   /** The goodbye could not be sent. */
   error: [Error];
@@ -151,6 +154,9 @@ export class ReconnectingClient extends EventEmitter<ReconnectEvents> {
     tunnel.on('error', (error) => {
       if (this.tunnel === tunnel) this.restart(error.message);
     });
+    tunnel.session.on('message', (text) => {
+      if (this.tunnel === tunnel) this.peerSays(text);
+    });
     this.pollTimer = this.clock.after(connect.pollTimeout * 1000, () => {
       if (this.tunnel === tunnel && !this.up)
         this.restart(`no answer within server-poll-timeout ${connect.pollTimeout} s`);
@@ -160,18 +166,37 @@ export class ReconnectingClient extends EventEmitter<ReconnectEvents> {
     });
   }
 
-  /** Ends the current attempt and schedules the next, to the next remote. */
-  private restart(reason: string): void {
+  /** The control messages by which OpenVPN peers end a session (push.c's EXIT, RESTART, HALT). */
+  private peerSays(text: string): void {
+    if (text === 'EXIT') this.restart('the peer is leaving (EXIT)');
+    else if (text === 'HALT' || text.startsWith('HALT,')) this.halt('the server told us to stop (HALT)');
+    else if (text === 'RESTART' || text.startsWith('RESTART,'))
+      this.restart('the server is restarting (RESTART)', /^RESTART,\[[A-Z]*N[A-Z]*\]/.test(text));
+  }
+
+  private halt(reason: string): void {
+    this.endAttempt();
+    this.stopped = true;
+    this.emit('gave-up', { reason });
+  }
+
+  /**
+   * Ends the current attempt and schedules the next: to the same remote after a session that was
+   * up (OpenVPN's no_advance), else (or when told to) to the next one.
+   */
+  private restart(reason: string, advance?: boolean): void {
     if (this.stopped || this.tunnel === undefined) return;
     const wasUp = this.up;
     this.endAttempt();
     if (!wasUp) this.unsuccessful++;
     const { connect } = this.options;
-    this.index = (this.index + 1) % connect.remotes.length;
-    if (this.index === 0 && !wasUp) this.rounds++;
+    if (advance ?? !wasUp) {
+      this.index = (this.index + 1) % connect.remotes.length;
+      // A round through the list without a tunnel counts toward connect-retry-max.
+      if (this.index === 0 && !wasUp) this.rounds++;
+    }
     if (connect.rounds !== null && this.rounds >= connect.rounds) {
-      this.stopped = true;
-      this.emit('gave-up', { reason: `connect-retry-max ${connect.rounds}: ${reason}` });
+      this.halt(`connect-retry-max ${connect.rounds}: ${reason}`);
       return;
     }
     const pauseSeconds = retryPause(connect, this.unsuccessful);

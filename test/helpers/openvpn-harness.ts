@@ -64,8 +64,10 @@ export class Proc {
       }, timeoutMs);
       const finish = () => clearTimeout(timer);
       const check = () => {
-        const line = this.output
-          .slice(from)
+        // Only whole lines: a long one (a RESULT of 64 KiB and more) arrives in several chunks.
+        const exited = this.child.exitCode !== null || this.child.signalCode !== null;
+        const text = this.output.slice(from);
+        const line = (exited ? text : text.slice(0, text.lastIndexOf('\n') + 1))
           .split('\n')
           .find((l) => pattern.test(l));
         if (line !== undefined) {
