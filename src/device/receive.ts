@@ -9,7 +9,7 @@ import type { DropCounters } from '../core/drops.js';
 import { copyEndpoint, ENDPOINT_SIZE, type Endpoint, readEndpoint, samePath, sameRemote } from '../core/endpoint.js';
 import { coalesceForTun, GroTable } from '../core/gso.js';
 import { classify, isExitNotify, isKeepalive, PacketKind, PEER_ID_UNDEF, readPeerId } from '../core/wire.js';
-import { errorCode, TUN_GONE_CODE, type Tun } from '../edge/edges.js';
+import { errorCode, packetError, TUN_GONE_CODE, type Tun } from '../edge/edges.js';
 import type { Peer } from '../peer/peer.js';
 import type { DataPathHost, PeerLookup } from './path-context.js';
 import type { TcpLink } from './tcp-link.js';
@@ -147,8 +147,15 @@ export class Receiver {
       if (errorCode(error) === TUN_GONE_CODE) throw error;
       this.host.ioError(`writing to ${this.tun.name}`, error);
     }
-    // Refused one by one (sizes[i] = -errno: the TUN set down, a packet it would not take) or never written.
-    for (let i = 0; i < written; i++) if (batch.sizes[i]! < 0) this.drops.io++;
+    // Refused one by one (sizes[i] = -errno: the TUN set down, a packet it would not take) or never
+    // written: counted, and the operator told once per kind.
+    let refused = 0;
+    for (let i = 0; i < written; i++) {
+      if (batch.sizes[i]! >= 0) continue;
+      this.drops.io++;
+      refused = batch.sizes[i]!;
+    }
+    if (refused < 0) this.host.ioError(`writing to ${this.tun.name}`, packetError(refused));
     this.drops.io += batch.count - written;
   }
 

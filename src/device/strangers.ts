@@ -1,8 +1,9 @@
 /**
  * Packets that anyone can send without a key: control packets (handed up to the control plane)
  * and whatever arrives on a TCP connection that no peer has. They are counted (iface-get's
- * `unauthenticated`), and while they keep coming the operator is told at most once a minute how
- * many came, so that a flood leaves a trace in the log without the log becoming the flood.
+ * `unauthenticated`), and while packets from addresses or connections no peer has keep coming
+ * the operator is told at most once a minute how many came, so that a flood leaves a trace in
+ * the log without the log becoming the flood.
  */
 import type { Clock } from '../edge/edges.js';
 
@@ -57,6 +58,10 @@ export class Strangers {
   private maybeReport(): void {
     const now = this.clock.now();
     if (now - this.toldAt < REPORT_EVERY_MS) return;
+    // Control packets from peers' own addresses are the control plane at work (renegotiations):
+    // only strangers are worth the operator's attention.
+    if (this.counts.fromUnknown === this.told.fromUnknown && this.counts.unassignedTcp === this.told.unassignedTcp)
+      return;
     const since =
       this.toldAt === Number.NEGATIVE_INFINITY
         ? 'since start'

@@ -17,6 +17,7 @@ import { sealRange } from '../core/crypto-batch.js';
 import type { DropCounters } from '../core/drops.js';
 import { copyEndpoint, ENDPOINT_SIZE, isOuterPacketTo, newEndpoints } from '../core/endpoint.js';
 import type { FlowQueueOptions } from '../core/flow-queue.js';
+import { packetError } from '../edge/edges.js';
 import type { Peer } from '../peer/peer.js';
 import type { LinkLookup, PeerLookup } from './path-context.js';
 import { TcpLink } from './tcp-link.js';
@@ -143,15 +144,18 @@ export class Transmitter {
       } catch (error) {
         this.failed(`sending to peer ${peer.id}`, error);
       }
+      let refused = 0;
       for (let i = start; i < start + sent; i++) {
         if (batch.sizes[i]! < 0) {
           // Refused for this packet alone (no route, the path's device gone): consumed, and a drop.
           peer.drops.io++;
+          refused = batch.sizes[i]!;
           continue;
         }
         peer.stats.linkTxPackets++;
         peer.stats.linkTxBytes += batch.sizes[i]!;
       }
+      if (refused < 0) this.failed(`sending to peer ${peer.id}`, packetError(refused));
       peer.drops.io += end - start - sent;
       if (sent > 0) peer.lastSent = now;
     });

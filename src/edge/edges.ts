@@ -5,6 +5,7 @@
  * the real ones (edge/kernel.ts); `MemoryNetwork` (edge/memory.ts) gives in-memory ones, so two
  * interfaces can run joined in one process without root.
  */
+import { getSystemErrorName } from 'node:util';
 import type { PacketBatch } from '../core/batch.js';
 import type { SystemRoute } from '../core/ip.js';
 
@@ -12,6 +13,15 @@ import type { SystemRoute } from '../core/ip.js';
 export const TUN_GONE_CODE = 'EBADFD';
 
 /** The errno name an edge's error carries ('EIO', 'EBADFD', ...), or undefined. */
+/**
+ * The error a packet stands for when a batch call refused it alone (sizes[i] = -errno), so the
+ * once-only warnings can name it as they name a thrown one: code 'EIO', 'ENETDOWN', ...
+ */
+export function packetError(negativeErrno: number): Error & { code: string } {
+  const code = getSystemErrorName(negativeErrno);
+  return Object.assign(new Error(code), { code });
+}
+
 export function errorCode(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;
