@@ -18,6 +18,7 @@ import { existsSync, readFileSync, renameSync, rmdirSync, unlinkSync, writeFileS
 import { isIP } from 'node:net';
 import { controlDir, socketPath } from '../control/paths.js';
 import { ControlServer } from '../control/server.js';
+import type { Log, LogFields } from '../core/log.js';
 import { OvpnInterface } from '../device/ovpn-interface.js';
 import {
   describeOpenVpnConfig,
@@ -44,6 +45,20 @@ const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';
 
 function log(message: string): void {
   process.stderr.write(`${new Date().toISOString()} ${message}\n`);
+}
+
+/**
+ * What the control socket logs (peers and keys changed through it, refused requests at verb 4
+ * and up), as this program's own lines: the message, then its fields as key=value.
+ */
+function controlLog(verb: number): Log {
+  const at =
+    (prefix: string) =>
+    (msg: string, fields: LogFields = {}) => {
+      const pairs = Object.entries(fields).filter(([, value]) => value !== undefined);
+      log(`${prefix}${msg}${pairs.map(([key, value]) => ` ${key}=${value}`).join('')}`);
+    };
+  return { error: at('error: '), warn: at('warning: '), info: at(''), debug: verb >= 4 ? at('') : () => {} };
 }
 
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -118,7 +133,12 @@ async function main(): Promise<void> {
   let status: StatusWriter | undefined;
   // The namespace's socket directory goes again on exit if we made it and nothing else is in it.
   if (!existsSync(controlDir())) undo.push(() => rmdirQuietly(controlDir()));
-  const control = new ControlServer(iface, socketPath(name, true), () => iface.destroy('deleted by del_iface'));
+  const control = new ControlServer(
+    iface,
+    socketPath(name, true),
+    () => iface.destroy('deleted by del_iface'),
+    controlLog(config.verb),
+  );
   const stop = async (reason: string) => {
     if (stopping) return;
     stopping = true;
