@@ -38,6 +38,9 @@ test('options: server NET MASK is an OpenvpnServer on an MP interface with the p
   assert.equal(o.localPort, 1195);
   assert.equal(o.gateway, '10.8.0.1');
   assert.equal(o.prefixLength, 24);
+  assert.equal(o.duplicateCn, false, "OpenVPN's default: a second client of one name replaces the first");
+  const dup = plan(`${SERVER}duplicate-cn\n`);
+  assert.equal(dup.engine.kind === 'server' && dup.engine.options.duplicateCn, true);
   assert.equal(o.pool[0], '10.8.0.2');
   assert.equal(o.pool.at(-1), '10.8.0.254');
   // What the server pushes itself is not pushed twice.

@@ -335,3 +335,46 @@ test('openvpn server: a client restarting on the same address and port gets a ne
     }
   });
 });
+
+test('openvpn server: without duplicate-cn a client replaces the one connected before under the same name; with it both stay', {
+  skip,
+}, async () => {
+  for (const duplicateCn of [false, true]) {
+    const net = new MemoryNetwork();
+    const { serverIface, server } = serverOn(net, { pool: ['10.8.0.2', '10.8.0.3'], duplicateCn });
+    // Both clients present the one client certificate (CN client1).
+    const clients = ['10.0.0.2', '10.0.0.3'].map((address) => clientOn(net, address, {}));
+    const gone: string[] = [];
+    server.on('disconnected', (c) => gone.push(`${c.peerId} ${c.remote}: ${c.reason}`));
+    try {
+      await server.start();
+      await drive(net.clock, up(clients[0]!.tunnel));
+      await drive(net.clock, up(clients[1]!.tunnel));
+      const left = server.clients().map((c) => [c.peerId, c.remote, c.commonName]);
+      if (duplicateCn) {
+        assert.deepEqual(gone, []);
+        assert.deepEqual(left, [
+          [1, '10.0.0.2:1194', 'client1'],
+          [2, '10.0.0.3:1194', 'client1'],
+        ]);
+      } else {
+        assert.deepEqual(gone, [
+          '1 10.0.0.2:1194: a new connection with the same name client1 replaced it (duplicate-cn allows both)',
+        ]);
+        assert.deepEqual(left, [[2, '10.0.0.3:1194', 'client1']]);
+        assert.deepEqual(
+          serverIface.getPeers().map((p) => p.id),
+          [2],
+          "the replaced client's peer is deleted",
+        );
+      }
+    } finally {
+      server.close();
+      for (const c of clients) {
+        c.tunnel.close();
+        c.iface.destroy();
+      }
+      serverIface.destroy();
+    }
+  }
+});

@@ -127,7 +127,6 @@ export function planEngine(config: OpenVpnConfig): EnginePlan {
       return unsupported('mode server', 'a server without `server NET MASK`');
     if (pool === null || pool === undefined) return unsupported('nopool', 'a server without a pool');
     if (config.transport.lport === null) unsupported('nobind', 'a server without a port');
-    if (!config.duplicateCn) notes.push('duplicate-cn off: a second client with the same name is not kicked out');
     let addresses = ipv4Range(pool.start, pool.end, config.maxClients);
     let ipv6: ServerOptions['ipv6'];
     if (config.serverIpv6 !== null && config.ifconfigIpv6 !== null) {
@@ -159,6 +158,7 @@ export function planEngine(config: OpenVpnConfig): EnginePlan {
           ...(config.renegSecMin === null ? {} : { renegotiateSecondsMin: config.renegSecMin }),
           ping: config.ping,
           pingRestart,
+          duplicateCn: config.duplicateCn,
           push: config.push.filter((p) => !PUSHED_BY_SERVER.test(p)),
           ...(tlsAuth === null && tlsCrypt === null ? {} : { wrap: () => wrap()! }),
         },

@@ -49,6 +49,11 @@ export interface ServerOptions
    */
   renegotiateSeconds?: number;
   renegotiateSecondsMin?: number;
+  /**
+   * duplicate-cn: clients may share a certificate name (the default here). false is OpenVPN's
+   * default: a client whose name is already connected replaces the one connected before.
+   */
+  duplicateCn?: boolean;
   /** More options for every PUSH_REPLY (routes, ...). */
   push?: readonly string[];
   /** A fresh tls-auth/tls-crypt context per client (each has its own packet-ids). */
@@ -356,7 +361,16 @@ export class OpenvpnServer extends EventEmitter<ServerEvents> {
     if (est.keyId !== 0) return;
     info.cipher = est.cipher;
     if (est.commonName !== undefined) info.commonName = est.commonName;
+    if (this.options.duplicateCn === false && est.commonName !== undefined) this.dropSameName(client, est.commonName);
     this.emit('connected', { ...info, established: est });
+  }
+
+  /** Without duplicate-cn: the clients connected before under this name give way to `client`. */
+  private dropSameName(client: Client, name: string): void {
+    for (const other of [...this.byPeerId.values()]) {
+      if (other !== client && other.info?.commonName === name)
+        this.drop(other, `a new connection with the same name ${name} replaced it (duplicate-cn allows both)`, true);
+    }
   }
 
   /** Forgets a client, deletes its peer if there is one, and gives back its peer-id's address. */

@@ -90,6 +90,8 @@ export class OvpnDcoHarness extends Scene {
       'server 10.8.0.0 255.255.255.0',
       'topology subnet',
       'keepalive 10 60',
+      // Every test client has the one client certificate: without this, each would replace the last.
+      'duplicate-cn',
     ];
   }
 
