@@ -64,3 +64,36 @@ test('strangers: control packets and traffic on unassigned TCP connections are c
   assert.equal(warnings.length, 2);
   assert.match(warnings[1]!, /^2 control packets in the last 60 s \(2 from addresses no peer has\), 2 packets on TCP/);
 });
+
+test('strangers: a flood of silent connections pushes out silent ones, not the waiting client that opened with a packet', async (t) => {
+  const net = new MemoryNetwork();
+  const iface = OvpnInterface.create({ name: 'tun0', mode: 'MP', edges: net.host('10.0.0.1').edges });
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await iface.newTcpPeer({ id: 1, transport: 'tcp', localPort: port, vpnIpv4: '5.5.5.2' });
+  const sockets: ReturnType<typeof connect>[] = [];
+  t.after(() => {
+    for (const s of sockets) s.destroy();
+    iface.destroy();
+  });
+  const dial = async () => {
+    const s = connect(port, '127.0.0.1');
+    sockets.push(s);
+    await once(s, 'connect');
+    return s;
+  };
+  await dial(); // the squatter: holds peer 1
+  const client = await dial();
+  client.write(framed(Buffer.concat([Buffer.from([0x38]), Buffer.alloc(13, 1)])));
+  for (let i = 0; i < 2000 && iface.info().unauthenticated.controlPackets < 1; i++) await turn();
+  const closed = (s: (typeof sockets)[number]) => s.destroyed || s.readableEnded;
+  for (let n = 0; n < 100; n++) await dial();
+  // 101 wait, 64 may: the 37 oldest silent ones (sockets[2..38]) are closed.
+  for (let i = 0; i < 2000 && !closed(sockets[38]!); i++) await turn();
+  assert.equal(closed(sockets[39]!), false);
+  assert.ok(closed(sockets[2]!), 'the oldest silent connection was pushed out');
+  assert.equal(closed(client), false, 'the client that spoke first still waits for its peer');
+});

@@ -55,6 +55,7 @@ test('hostile: TCP idle floods, trickles and open/close loops on a listen port w
   assert.ok(r.attacker.idleClosedByServer! > 0, 'idle connections beyond the cap are closed');
   assert.ok(r.attacker.openClose! > 0);
   assert.ok(r.realPeerRemotePort > 0, 'the listening peer is bound to the real client');
+  assert.ok(r.realClientAttempts <= 20);
   assert.ok(r.ping.received >= r.ping.sent - 1, `the real client gets through: ${JSON.stringify(r.ping)}`);
   assert.ok(r.fdsAfter <= r.fdsBefore + 2, `fds ${r.fdsBefore} -> ${r.fdsAfter}: the attacker's connections are gone`);
 });

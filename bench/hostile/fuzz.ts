@@ -136,11 +136,12 @@ export async function fuzzRun(mode: 'P2P' | 'MP', count: number, pps = 0): Promi
     const ntfBefore = watcher.ntfs.get('packet-ntf') ?? 0;
     const use0 = usage(server.pid);
     const ping = background(client.ns, ['ping', '-n', '-q', '-i', '0.05', server.vpn]);
-    const flood = await worker<{ sent: number; errors: number; seconds: number }>(client.ns, 'flood.js', [
-      path,
-      String(count),
-    ]);
-    ping.child.kill('SIGINT');
+    let flood: { sent: number; errors: number; seconds: number };
+    try {
+      flood = await worker(client.ns, 'flood.js', [path, String(count)]);
+    } finally {
+      ping.child.kill('SIGINT');
+    }
     const pingOut = await ping.output;
     // Settled: the control queue drained and the counters stopped moving.
     let last = '';

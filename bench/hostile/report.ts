@@ -114,7 +114,8 @@ else {
     '| | |',
     '| --- | --- |',
     ...Object.entries(r.attacker).map(([k, v]) => `| attacker ${k} | ${n(v)} |`),
-    `| real client's ping | ${loss(r.ping)} |`,
+    `| real client's connections until one got through | ${r.realClientAttempts ?? 1} |`,
+    `| real client's ping once through | ${loss(r.ping)} |`,
     `| listening peer bound to the real client at the end | ${r.realPeerRemotePort > 0 ? 'yes' : 'no'} |`,
     `| RSS before / after | ${mb(r.rssBefore)} / ${mb(r.rssAfter)} |`,
     `| fds before / after | ${r.fdsBefore} / ${r.fdsAfter} |`,
@@ -152,6 +153,10 @@ else {
     '',
   );
 }
+
+// What the figures cannot say by themselves (provenance, causes, what is left) is written by hand.
+const notes = join(dir, 'hostile-notes.md');
+if (existsSync(notes)) out.push(readFileSync(notes, 'utf8').trimEnd(), '');
 
 const target = join(dir, 'hostile.md');
 writeFileSync(target, `${out.join('\n')}\n`);

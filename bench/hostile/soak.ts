@@ -41,9 +41,10 @@ export async function soak(seconds: number, junkPerRound = 5000): Promise<SoakRe
   const world = await World.create('MP');
   const dir = mkdtempSync(join(tmpdir(), 'hx-soak-'));
   const { server, client } = world;
+  let ping: ReturnType<typeof background> | undefined;
   try {
     const pool = await armAttacker(world, dir, 0);
-    const ping = background(client.ns, ['ping', '-n', '-q', '-i', '0.2', server.vpn]);
+    ping = background(client.ns, ['ping', '-n', '-q', '-i', '0.2', server.vpn]);
     const samples: SoakSample[] = [];
     const live: number[] = [];
     let nextId = 2;
@@ -119,6 +120,7 @@ export async function soak(seconds: number, junkPerRound = 5000): Promise<SoakRe
       alive: alive(server.pid),
     };
   } finally {
+    ping?.child.kill('SIGINT');
     rmSync(dir, { recursive: true, force: true });
     await world.teardown();
   }
