@@ -31,7 +31,7 @@ const loss = (p: { sent: number; received: number }) =>
 
 function load<T>(part: string): { stored: Stored<T>; result: T } | string {
   const file = join(dir, `hostile-${part}.json`);
-  if (!existsSync(file)) return `not run (no ${file})`;
+  if (!existsSync(file)) return `not run yet (no hostile-${part}.json in the results directory)`;
   const stored = JSON.parse(readFileSync(file, 'utf8')) as Stored<T>;
   if ('error' in (stored.result as object))
     return `failed: ${(stored.result as { error: string }).error.split('\n').slice(0, 3).join(' ')}`;
