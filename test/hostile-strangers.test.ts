@@ -9,17 +9,12 @@ import { connect, createServer } from 'node:net';
 import { test } from 'node:test';
 import { OvpnInterface } from '../src/device/ovpn-interface.js';
 import { MemoryNetwork } from '../src/edge/memory.js';
+import { framed } from './helpers/packets.js';
 
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-function framed(packet: Buffer): Buffer {
-  const out = Buffer.alloc(2 + packet.length);
-  out.writeUInt16BE(packet.length, 0);
-  packet.copy(out, 2);
-  return out;
-}
-
-test('strangers: control packets and traffic on unassigned TCP connections are counted, and summarised in the log once a minute', async (t) => {
+/** An MP interface in memory with listening TCP peer 1 on a free loopback port. */
+async function listening() {
   const net = new MemoryNetwork();
   const iface = OvpnInterface.create({ name: 'tun0', mode: 'MP', edges: net.host('10.0.0.1').edges });
   const warnings: string[] = [];
@@ -30,6 +25,11 @@ test('strangers: control packets and traffic on unassigned TCP connections are c
   const { port } = server.address() as { port: number };
   server.close();
   await iface.newTcpPeer({ id: 1, transport: 'tcp', localPort: port, vpnIpv4: '5.5.5.2' });
+  return { net, iface, port, warnings };
+}
+
+test('strangers: control packets and traffic on unassigned TCP connections are counted, and summarised in the log once a minute', async (t) => {
+  const { net, iface, port, warnings } = await listening();
   const first = connect(port, '127.0.0.1');
   await once(first, 'connect');
   const stranger = connect(port, '127.0.0.1');
@@ -66,14 +66,7 @@ test('strangers: control packets and traffic on unassigned TCP connections are c
 });
 
 test('strangers: a flood of silent connections pushes out silent ones, not the waiting client that opened with a packet', async (t) => {
-  const net = new MemoryNetwork();
-  const iface = OvpnInterface.create({ name: 'tun0', mode: 'MP', edges: net.host('10.0.0.1').edges });
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await iface.newTcpPeer({ id: 1, transport: 'tcp', localPort: port, vpnIpv4: '5.5.5.2' });
+  const { iface, port } = await listening();
   const sockets: ReturnType<typeof connect>[] = [];
   t.after(() => {
     for (const s of sockets) s.destroy();

@@ -20,7 +20,7 @@ for (const mode of ['P2P', 'MP'] as const) {
   test(`hostile: ${env('HOSTILE_DATAGRAMS', 100_000)} generated datagrams at a ${mode} daemon, each accounted for once`, {
     skip,
   }, async (t) => {
-    const r = await fuzzRun(mode, env('HOSTILE_DATAGRAMS', 100_000));
+    const r = await fuzzRun(mode, env('HOSTILE_DATAGRAMS', 100_000), 0, 2);
     t.diagnostic(JSON.stringify({ ...r, kinds: undefined }));
     assert.equal(r.alive, true, 'the daemon survives');
     assert.equal(r.sent, env('HOSTILE_DATAGRAMS', 100_000));
@@ -30,7 +30,11 @@ for (const mode of ['P2P', 'MP'] as const) {
       `every datagram given to the socket in exactly one place: ${JSON.stringify(r.parts)}`,
     );
     assert.ok(r.parts['packet-ntf received']! > 0 && r.parts['peers link-rx']! > 0 && r.parts['iface malformed']! > 0);
-    assert.ok(r.rssAfter - r.rssBefore < 10 * MB, `RSS grew ${(r.rssAfter - r.rssBefore) / MB} MB`);
+    // The first flood takes memory up to a high-water mark (bench/results/hostile.md: about 10 MB
+    // for the first 100,000, +32 MB over 10 million); the second must add little to it.
+    const [first, second] = r.rssRounds as [number, number];
+    assert.ok(r.rssAfter - r.rssBefore < 16 * MB, `RSS grew ${(r.rssAfter - r.rssBefore) / MB} MB`);
+    assert.ok(second - first < 4 * MB, `the second flood added ${(second - first) / MB} MB`);
     assert.equal(r.fdsAfter, r.fdsBefore);
     assert.ok(r.ping.sent > 0, 'the real client pinged during the flood');
   });

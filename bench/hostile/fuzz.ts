@@ -45,6 +45,8 @@ export interface FuzzResult {
   peerDrops: Record<string, number>;
   rssBefore: number;
   rssAfter: number;
+  /** RSS right after each flood round. */
+  rssRounds: number[];
   fdsBefore: number;
   fdsAfter: number;
   ping: { sent: number; received: number };
@@ -119,7 +121,11 @@ export async function armAttacker(world: World, dir: string, pps = 0): Promise<s
   return path;
 }
 
-export async function fuzzRun(mode: 'P2P' | 'MP', count: number, pps = 0): Promise<FuzzResult> {
+/**
+ * `count` datagrams in `rounds` floods one after the other (RSS noted after each: memory that a
+ * first flood takes and a second does not add to is a high-water mark, not a leak).
+ */
+export async function fuzzRun(mode: 'P2P' | 'MP', count: number, pps = 0, rounds = 1): Promise<FuzzResult> {
   const world = await World.create(mode);
   const dir = mkdtempSync(join(tmpdir(), 'hx-fuzz-'));
   const watcher = await ControlLine.open(world.server.socketPath);
@@ -136,9 +142,17 @@ export async function fuzzRun(mode: 'P2P' | 'MP', count: number, pps = 0): Promi
     const ntfBefore = watcher.ntfs.get('packet-ntf') ?? 0;
     const use0 = usage(server.pid);
     const ping = background(client.ns, ['ping', '-n', '-q', '-i', '0.05', server.vpn]);
-    let flood: { sent: number; errors: number; seconds: number };
+    const flood = { sent: 0, errors: 0, seconds: 0 };
+    const rssRounds: number[] = [];
     try {
-      flood = await worker(client.ns, 'flood.js', [path, String(count)]);
+      for (let r = 0; r < rounds; r++) {
+        const part = Math.floor(count / rounds) + (r < count % rounds ? 1 : 0);
+        const one = await worker<typeof flood>(client.ns, 'flood.js', [path, String(part)]);
+        flood.sent += one.sent;
+        flood.errors += one.errors;
+        flood.seconds += one.seconds;
+        rssRounds.push(usage(server.pid).rss);
+      }
     } finally {
       ping.child.kill('SIGINT');
     }
@@ -185,6 +199,7 @@ export async function fuzzRun(mode: 'P2P' | 'MP', count: number, pps = 0): Promi
       peerDrops: delta(before.drops, after.drops),
       rssBefore: use0.rss,
       rssAfter: use1.rss,
+      rssRounds,
       fdsBefore: use0.fds,
       fdsAfter: use1.fds,
       ping: pingStats(pingOut),

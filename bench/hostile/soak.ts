@@ -48,11 +48,7 @@ export async function soak(seconds: number, junkPerRound = 5000): Promise<SoakRe
     const samples: SoakSample[] = [];
     const live: number[] = [];
     let nextId = 2;
-    let joined = 0;
-    let left = 0;
-    let swaps = 0;
-    let junk = 0;
-    let rounds = 0;
+    const tally = { joined: 0, left: 0, swaps: 0, junk: 0, rounds: 0 };
     let realKeyId = 0;
     const start = Date.now();
     // At most one sample a second: an hour's soak stays a readable file.
@@ -65,7 +61,7 @@ export async function soak(seconds: number, junkPerRound = 5000): Promise<SoakRe
     };
     await sample();
     while (Date.now() - start < seconds * 1000) {
-      rounds++;
+      tally.rounds++;
       // Five peers join with a key; some swap keys; the oldest leave once there are CHURN.
       for (let n = 0; n < 5; n++) {
         const id = nextId++;
@@ -76,28 +72,28 @@ export async function soak(seconds: number, junkPerRound = 5000): Promise<SoakRe
           await server.control.ok('key-new', keyconf(id, 'secondary', keyPair('CHACHA20-POLY1305', (id + 1) % 8)[0]));
           await server.control.ok('key-swap', { keyconf: { 'peer-id': id } });
           await server.control.ok('key-del', { keyconf: { 'peer-id': id, slot: 'secondary' } });
-          swaps++;
+          tally.swaps++;
         }
         live.push(id);
-        joined++;
+        tally.joined++;
       }
       while (live.length > CHURN) {
         await server.control.ok('peer-del', { peer: { id: live.shift()! } });
-        left++;
+        tally.left++;
       }
       // The real pair swaps keys every tenth round (a renegotiation): new key in both
       // secondaries, then both swap. Key-id 1 is the attacker's, so the real ones skip it.
-      if (rounds % 10 === 0) {
+      if (tally.rounds % 10 === 0) {
         realKeyId = realKeyId === 0 ? 2 : realKeyId === 7 ? 0 : realKeyId + 1;
         const [s, c] = keyPair('AES-256-GCM', realKeyId);
         await server.control.ok('key-new', keyconf(1, 'secondary', s));
         await client.control.ok('key-new', keyconf(1, 'secondary', c));
         await server.control.ok('key-swap', { keyconf: { 'peer-id': 1 } });
         await client.control.ok('key-swap', { keyconf: { 'peer-id': 1 } });
-        swaps++;
+        tally.swaps++;
       }
       const flood = await worker<{ sent: number }>(client.ns, 'flood.js', [pool, String(junkPerRound)]);
-      junk += flood.sent;
+      tally.junk += flood.sent;
       await sample();
       await sleep(200);
     }
@@ -106,11 +102,11 @@ export async function soak(seconds: number, junkPerRound = 5000): Promise<SoakRe
     const end = samples[samples.length - 1]!;
     return {
       seconds,
-      rounds,
-      peersJoined: joined,
-      peersLeft: left,
-      keySwaps: swaps,
-      junkSent: junk,
+      rounds: tally.rounds,
+      peersJoined: tally.joined,
+      peersLeft: tally.left,
+      keySwaps: tally.swaps,
+      junkSent: tally.junk,
       samples,
       rssStart: warm.rss,
       rssEnd: end.rss,

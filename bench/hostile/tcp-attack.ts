@@ -4,7 +4,7 @@
  * interface in the client's namespace, connects in the middle of it and pings through.
  */
 import { ControlLine } from './control-line.js';
-import { alive, keyconf, keyPair, pingStats, run, runOk, sleep, usage, World, worker } from './world.js';
+import { alive, keyconf, keyPair, pingIn, pingStats, runOk, sleep, usage, World, worker } from './world.js';
 
 export interface TcpAttackResult {
   seconds: number;
@@ -49,28 +49,7 @@ export async function tcpAttack(seconds: number): Promise<TcpAttackResult> {
     await runOk('ip', ['-n', client.ns, 'addr', 'add', `${vpn}/32`, 'dev', 'tun1']);
     await runOk('ip', ['-n', client.ns, 'link', 'set', 'tun1', 'up']);
     await runOk('ip', ['-n', client.ns, 'route', 'add', `${server.vpn}/32`, 'dev', 'tun1', 'src', vpn]);
-    const ping = (count: number) =>
-      run(
-        'ip',
-        [
-          'netns',
-          'exec',
-          client.ns,
-          'ping',
-          '-n',
-          '-q',
-          '-c',
-          String(count),
-          '-i',
-          '0.2',
-          '-W',
-          '1',
-          '-I',
-          vpn,
-          server.vpn,
-        ],
-        60_000,
-      );
+    const ping = (count: number) => pingIn(client.ns, server.vpn, count, 0.2, vpn);
     // While its connection waits behind the squatter's, the real client can be pushed out of the
     // waiting connections by newer ones before it sends anything; a real OpenVPN client then
     // connects again, so this one does too, and the run counts how often it had to.

@@ -141,20 +141,7 @@ export class World {
   }
 
   async ping(from: Side, to: Side, count: number): Promise<{ sent: number; received: number }> {
-    const r = await run('ip', [
-      'netns',
-      'exec',
-      from.ns,
-      'ping',
-      '-n',
-      '-q',
-      '-c',
-      String(count),
-      '-i',
-      '0.05',
-      to.vpn,
-    ]);
-    return pingStats(r.stdout);
+    return pingStats((await pingIn(from.ns, to.vpn, count, 0.05)).stdout);
   }
 
   async teardown(): Promise<void> {
@@ -175,6 +162,13 @@ export class World {
       rmSync(join(CONTROL_ROOT, `netns-${inode}`), { recursive: true, force: true });
     }
   }
+}
+
+/** `count` pings from namespace `ns` to `dst`, `interval` s apart, from `source` if given. */
+export function pingIn(ns: string, dst: string, count: number, interval: number, source?: string) {
+  const from = source === undefined ? [] : ['-I', source];
+  const args = ['-n', '-q', '-c', String(count), '-i', String(interval), '-W', '1', ...from, dst];
+  return run('ip', ['netns', 'exec', ns, 'ping', ...args], 60_000);
 }
 
 /** Resident memory in bytes and open fds of a process. */
