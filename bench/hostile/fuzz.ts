@@ -45,7 +45,10 @@ export interface FuzzResult {
   peerDrops: Record<string, number>;
   rssBefore: number;
   rssAfter: number;
-  /** RSS right after each flood round. */
+  /** The anonymous part of RSS (see usage()). */
+  rssAnonBefore: number;
+  rssAnonAfter: number;
+  /** Anonymous RSS right after each flood round. */
   rssRounds: number[];
   fdsBefore: number;
   fdsAfter: number;
@@ -151,7 +154,7 @@ export async function fuzzRun(mode: 'P2P' | 'MP', count: number, pps = 0, rounds
         flood.sent += one.sent;
         flood.errors += one.errors;
         flood.seconds += one.seconds;
-        rssRounds.push(usage(server.pid).rss);
+        rssRounds.push(usage(server.pid).rssAnon);
       }
     } finally {
       ping.child.kill('SIGINT');
@@ -199,6 +202,8 @@ export async function fuzzRun(mode: 'P2P' | 'MP', count: number, pps = 0, rounds
       peerDrops: delta(before.drops, after.drops),
       rssBefore: use0.rss,
       rssAfter: use1.rss,
+      rssAnonBefore: use0.rssAnon,
+      rssAnonAfter: use1.rssAnon,
       rssRounds,
       fdsBefore: use0.fds,
       fdsAfter: use1.fds,

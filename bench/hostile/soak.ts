@@ -14,6 +14,7 @@ import { alive, background, keyconf, keyPair, pingStats, sleep, usage, World, wo
 export interface SoakSample {
   t: number;
   rss: number;
+  rssAnon: number;
   fds: number;
   peers: number;
 }
@@ -28,6 +29,8 @@ export interface SoakResult {
   samples: SoakSample[];
   rssStart: number;
   rssEnd: number;
+  rssAnonStart: number;
+  rssAnonEnd: number;
   fdsStart: number;
   fdsEnd: number;
   ping: { sent: number; received: number };
@@ -55,9 +58,9 @@ export async function soak(seconds: number, junkPerRound = 5000): Promise<SoakRe
     const sample = async () => {
       const t = (Date.now() - start) / 1000;
       if (samples.length > 0 && t - samples[samples.length - 1]!.t < 1 && Date.now() - start < seconds * 1000) return;
-      const { rss, fds } = usage(server.pid);
+      const { rss, rssAnon, fds } = usage(server.pid);
       const { peers } = await server.control.ok('iface-get');
-      samples.push({ t, rss, fds, peers: peers as number });
+      samples.push({ t, rss, rssAnon, fds, peers: peers as number });
     };
     await sample();
     while (Date.now() - start < seconds * 1000) {
@@ -110,6 +113,8 @@ export async function soak(seconds: number, junkPerRound = 5000): Promise<SoakRe
       samples,
       rssStart: warm.rss,
       rssEnd: end.rss,
+      rssAnonStart: warm.rssAnon,
+      rssAnonEnd: end.rssAnon,
       fdsStart: warm.fds,
       fdsEnd: end.fds,
       ping: pingStats(await ping.output),

@@ -16,6 +16,8 @@ export interface TcpAttackResult {
   realClientPort: number;
   rssBefore: number;
   rssAfter: number;
+  rssAnonBefore: number;
+  rssAnonAfter: number;
   fdsBefore: number;
   fdsAfter: number;
   alive: boolean;
@@ -86,6 +88,8 @@ export async function tcpAttack(seconds: number): Promise<TcpAttackResult> {
       realClientPort: mine['local-port'] as number,
       rssBefore: use0.rss,
       rssAfter: use1.rss,
+      rssAnonBefore: use0.rssAnon,
+      rssAnonAfter: use1.rssAnon,
       fdsBefore: use0.fds,
       fdsAfter: use1.fds,
       alive: alive(server.pid),

@@ -171,9 +171,13 @@ export function pingIn(ns: string, dst: string, count: number, interval: number,
   return run('ip', ['netns', 'exec', ns, 'ping', ...args], 60_000);
 }
 
-/** Resident memory in bytes and open fds of a process. */
-export function usage(pid: number): { rss: number; fds: number } {
+/**
+ * Resident memory in bytes, the anonymous part of it, and open fds of a process. RSS also counts
+ * pages of the node binary (file-backed, shared, dropped under pressure) faulted in as code paths
+ * first run; the anonymous part is the process's own memory, where a leak would show.
+ */
+export function usage(pid: number): { rss: number; rssAnon: number; fds: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const rss = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
-  return { rss, fds: readdirSync(`/proc/${pid}/fd`).length };
+  const kb = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
+  return { rss: kb('VmRSS'), rssAnon: kb('RssAnon'), fds: readdirSync(`/proc/${pid}/fd`).length };
 }
