@@ -67,13 +67,17 @@ static napi_value throw_errno(napi_env env, int err, const char *call) {
   }
   snprintf(msg, sizeof msg, "%s: %s (%s)", call, strerror(err), name);
   napi_value jcode, jmsg, jerr, jerrno;
-  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &jcode);
-  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &jmsg);
-  napi_create_error(env, jcode, jmsg, &jerr);
-  napi_create_int32(env, -err, &jerrno);
-  napi_set_named_property(env, jerr, "errno", jerrno);
-  napi_set_named_property(env, jerr, "syscall", jmsg);
-  napi_throw(env, jerr);
+  /* Every step checked: if one fails, a plain Error with the same message is thrown instead,
+   * so the caller never sees a NULL return without an exception. */
+  if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &jcode) != napi_ok ||
+      napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &jmsg) != napi_ok ||
+      napi_create_error(env, jcode, jmsg, &jerr) != napi_ok || napi_create_int32(env, -err, &jerrno) != napi_ok ||
+      napi_set_named_property(env, jerr, "errno", jerrno) != napi_ok ||
+      napi_set_named_property(env, jerr, "syscall", jmsg) != napi_ok || napi_throw(env, jerr) != napi_ok) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (!pending) napi_throw_error(env, name, msg);
+  }
   return NULL;
 }
 
@@ -201,7 +205,7 @@ static int slot_ptrs(napi_env env, const batch_args *b, uint32_t n, int for_writ
 
 static napi_value ret_u32(napi_env env, uint32_t v) {
   napi_value r;
-  napi_create_uint32(env, v, &r);
+  if (napi_create_uint32(env, v, &r) != napi_ok) return napi_failed(env, "could not return a count"), NULL;
   return r;
 }
 

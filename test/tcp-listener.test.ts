@@ -12,7 +12,7 @@ import { KeyContext } from '../src/core/key-context.js';
 import { OvpnInterface, type PacketEvent } from '../src/device/ovpn-interface.js';
 import { MemoryNetwork } from '../src/edge/memory.js';
 import { installKey, keyPair, sealOne } from './helpers/keys.js';
-import { ipv4Packet } from './helpers/packets.js';
+import { framed, ipv4Packet } from './helpers/packets.js';
 
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -40,13 +40,6 @@ async function dial(port: number): Promise<Socket> {
 }
 
 const closed = (socket: Socket) => socket.destroyed || socket.readableEnded;
-
-function framed(packet: Buffer): Buffer {
-  const out = Buffer.alloc(2 + packet.length);
-  out.writeUInt16BE(packet.length, 0);
-  packet.copy(out, 2);
-  return out;
-}
 
 async function setup() {
   const net = new MemoryNetwork();

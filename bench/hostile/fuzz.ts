@@ -45,6 +45,11 @@ export interface FuzzResult {
   peerDrops: Record<string, number>;
   rssBefore: number;
   rssAfter: number;
+  /** The anonymous part of RSS (see usage()). */
+  rssAnonBefore: number;
+  rssAnonAfter: number;
+  /** Anonymous RSS right after each flood round. */
+  rssRounds: number[];
   fdsBefore: number;
   fdsAfter: number;
   ping: { sent: number; received: number };
@@ -119,7 +124,11 @@ export async function armAttacker(world: World, dir: string, pps = 0): Promise<s
   return path;
 }
 
-export async function fuzzRun(mode: 'P2P' | 'MP', count: number, pps = 0): Promise<FuzzResult> {
+/**
+ * `count` datagrams in `rounds` floods one after the other (RSS noted after each: memory that a
+ * first flood takes and a second does not add to is a high-water mark, not a leak).
+ */
+export async function fuzzRun(mode: 'P2P' | 'MP', count: number, pps = 0, rounds = 1): Promise<FuzzResult> {
   const world = await World.create(mode);
   const dir = mkdtempSync(join(tmpdir(), 'hx-fuzz-'));
   const watcher = await ControlLine.open(world.server.socketPath);
@@ -136,11 +145,20 @@ export async function fuzzRun(mode: 'P2P' | 'MP', count: number, pps = 0): Promi
     const ntfBefore = watcher.ntfs.get('packet-ntf') ?? 0;
     const use0 = usage(server.pid);
     const ping = background(client.ns, ['ping', '-n', '-q', '-i', '0.05', server.vpn]);
-    const flood = await worker<{ sent: number; errors: number; seconds: number }>(client.ns, 'flood.js', [
-      path,
-      String(count),
-    ]);
-    ping.child.kill('SIGINT');
+    const flood = { sent: 0, errors: 0, seconds: 0 };
+    const rssRounds: number[] = [];
+    try {
+      for (let r = 0; r < rounds; r++) {
+        const part = Math.floor(count / rounds) + (r < count % rounds ? 1 : 0);
+        const one = await worker<typeof flood>(client.ns, 'flood.js', [path, String(part)]);
+        flood.sent += one.sent;
+        flood.errors += one.errors;
+        flood.seconds += one.seconds;
+        rssRounds.push(usage(server.pid).rssAnon);
+      }
+    } finally {
+      ping.child.kill('SIGINT');
+    }
     const pingOut = await ping.output;
     // Settled: the control queue drained and the counters stopped moving.
     let last = '';
@@ -184,6 +202,9 @@ export async function fuzzRun(mode: 'P2P' | 'MP', count: number, pps = 0): Promi
       peerDrops: delta(before.drops, after.drops),
       rssBefore: use0.rss,
       rssAfter: use1.rss,
+      rssAnonBefore: use0.rssAnon,
+      rssAnonAfter: use1.rssAnon,
+      rssRounds,
       fdsBefore: use0.fds,
       fdsAfter: use1.fds,
       ping: pingStats(pingOut),

@@ -24,6 +24,9 @@ interface Stored<T> {
 const dir = process.argv[2] ?? RESULTS;
 const mb = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MB`;
 const n = (x: number) => x.toLocaleString('en-US');
+/** Runs before anonymous RSS was recorded say so instead of a figure. */
+const anon = (before?: number, after?: number) =>
+  before === undefined || after === undefined ? 'not recorded' : `${mb(before)} / ${mb(after)}`;
 const loss = (p: { sent: number; received: number }) =>
   p.sent === 0
     ? 'no pings'
@@ -31,7 +34,7 @@ const loss = (p: { sent: number; received: number }) =>
 
 function load<T>(part: string): { stored: Stored<T>; result: T } | string {
   const file = join(dir, `hostile-${part}.json`);
-  if (!existsSync(file)) return `not run (no ${file})`;
+  if (!existsSync(file)) return `not run yet (no hostile-${part}.json in the results directory)`;
   const stored = JSON.parse(readFileSync(file, 'utf8')) as Stored<T>;
   if ('error' in (stored.result as object))
     return `failed: ${(stored.result as { error: string }).error.split('\n').slice(0, 3).join(' ')}`;
@@ -74,6 +77,7 @@ else {
     if (fuzz.result.some((r) => (r.peerDrops[key] ?? 0) > 0))
       row(`  of link-rx: ${key}`, (r) => n(r.peerDrops[key] ?? 0));
   row('RSS before / after', (r) => `${mb(r.rssBefore)} / ${mb(r.rssAfter)}`);
+  row('  of it anonymous, before / after', (r) => anon(r.rssAnonBefore, r.rssAnonAfter));
   row('fds before / after', (r) => `${r.fdsBefore} / ${r.fdsAfter}`);
   row('tunnel ping during the flood', (r) => loss(r.ping));
   row('daemon alive after', (r) => (r.alive ? 'yes' : '**no**'));
@@ -114,9 +118,11 @@ else {
     '| | |',
     '| --- | --- |',
     ...Object.entries(r.attacker).map(([k, v]) => `| attacker ${k} | ${n(v)} |`),
-    `| real client's ping | ${loss(r.ping)} |`,
+    `| real client's connections until one got through | ${r.realClientAttempts ?? 1} |`,
+    `| real client's ping once through | ${loss(r.ping)} |`,
     `| listening peer bound to the real client at the end | ${r.realPeerRemotePort > 0 ? 'yes' : 'no'} |`,
     `| RSS before / after | ${mb(r.rssBefore)} / ${mb(r.rssAfter)} |`,
+    `| of it anonymous, before / after | ${anon(r.rssAnonBefore, r.rssAnonAfter)} |`,
     `| fds before / after | ${r.fdsBefore} / ${r.fdsAfter} |`,
     `| daemon alive after | ${r.alive ? 'yes' : '**no**'} |`,
     '',
@@ -140,6 +146,7 @@ else {
     `| key swaps | ${n(r.keySwaps)} |`,
     `| junk datagrams | ${n(r.junkSent)} |`,
     `| RSS after warm-up (10 %) / end | ${mb(r.rssStart)} / ${mb(r.rssEnd)} |`,
+    `| of it anonymous | ${anon(r.rssAnonStart, r.rssAnonEnd)} |`,
     `| fds after warm-up / end | ${r.fdsStart} / ${r.fdsEnd} |`,
     `| ping through the tunnel | ${loss(r.ping)} |`,
     `| daemon alive at the end | ${r.alive ? 'yes' : '**no**'} |`,
@@ -148,10 +155,15 @@ else {
     '| --- | --- | --- | --- | --- | --- |',
     `| t | ${[0, 0.25, 0.5, 0.75, 1].map((f) => `${at(f).t.toFixed(0)} s`).join(' | ')} |`,
     `| RSS | ${[0, 0.25, 0.5, 0.75, 1].map((f) => mb(at(f).rss)).join(' | ')} |`,
+    `| anonymous | ${[0, 0.25, 0.5, 0.75, 1].map((f) => (at(f).rssAnon === undefined ? 'not sampled' : mb(at(f).rssAnon))).join(' | ')} |`,
     `| fds | ${[0, 0.25, 0.5, 0.75, 1].map((f) => String(at(f).fds)).join(' | ')} |`,
     '',
   );
 }
+
+// What the figures cannot say by themselves (provenance, causes, what is left) is written by hand.
+const notes = join(dir, 'hostile-notes.md');
+if (existsSync(notes)) out.push(readFileSync(notes, 'utf8').trimEnd(), '');
 
 const target = join(dir, 'hostile.md');
 writeFileSync(target, `${out.join('\n')}\n`);

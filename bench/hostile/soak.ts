@@ -14,6 +14,7 @@ import { alive, background, keyconf, keyPair, pingStats, sleep, usage, World, wo
 export interface SoakSample {
   t: number;
   rss: number;
+  rssAnon: number;
   fds: number;
   peers: number;
 }
@@ -28,6 +29,8 @@ export interface SoakResult {
   samples: SoakSample[];
   rssStart: number;
   rssEnd: number;
+  rssAnonStart: number;
+  rssAnonEnd: number;
   fdsStart: number;
   fdsEnd: number;
   ping: { sent: number; received: number };
@@ -41,30 +44,27 @@ export async function soak(seconds: number, junkPerRound = 5000): Promise<SoakRe
   const world = await World.create('MP');
   const dir = mkdtempSync(join(tmpdir(), 'hx-soak-'));
   const { server, client } = world;
+  let ping: ReturnType<typeof background> | undefined;
   try {
     const pool = await armAttacker(world, dir, 0);
-    const ping = background(client.ns, ['ping', '-n', '-q', '-i', '0.2', server.vpn]);
+    ping = background(client.ns, ['ping', '-n', '-q', '-i', '0.2', server.vpn]);
     const samples: SoakSample[] = [];
     const live: number[] = [];
     let nextId = 2;
-    let joined = 0;
-    let left = 0;
-    let swaps = 0;
-    let junk = 0;
-    let rounds = 0;
+    const tally = { joined: 0, left: 0, swaps: 0, junk: 0, rounds: 0 };
     let realKeyId = 0;
     const start = Date.now();
     // At most one sample a second: an hour's soak stays a readable file.
     const sample = async () => {
       const t = (Date.now() - start) / 1000;
       if (samples.length > 0 && t - samples[samples.length - 1]!.t < 1 && Date.now() - start < seconds * 1000) return;
-      const { rss, fds } = usage(server.pid);
+      const { rss, rssAnon, fds } = usage(server.pid);
       const { peers } = await server.control.ok('iface-get');
-      samples.push({ t, rss, fds, peers: peers as number });
+      samples.push({ t, rss, rssAnon, fds, peers: peers as number });
     };
     await sample();
     while (Date.now() - start < seconds * 1000) {
-      rounds++;
+      tally.rounds++;
       // Five peers join with a key; some swap keys; the oldest leave once there are CHURN.
       for (let n = 0; n < 5; n++) {
         const id = nextId++;
@@ -75,28 +75,28 @@ export async function soak(seconds: number, junkPerRound = 5000): Promise<SoakRe
           await server.control.ok('key-new', keyconf(id, 'secondary', keyPair('CHACHA20-POLY1305', (id + 1) % 8)[0]));
           await server.control.ok('key-swap', { keyconf: { 'peer-id': id } });
           await server.control.ok('key-del', { keyconf: { 'peer-id': id, slot: 'secondary' } });
-          swaps++;
+          tally.swaps++;
         }
         live.push(id);
-        joined++;
+        tally.joined++;
       }
       while (live.length > CHURN) {
         await server.control.ok('peer-del', { peer: { id: live.shift()! } });
-        left++;
+        tally.left++;
       }
       // The real pair swaps keys every tenth round (a renegotiation): new key in both
       // secondaries, then both swap. Key-id 1 is the attacker's, so the real ones skip it.
-      if (rounds % 10 === 0) {
+      if (tally.rounds % 10 === 0) {
         realKeyId = realKeyId === 0 ? 2 : realKeyId === 7 ? 0 : realKeyId + 1;
         const [s, c] = keyPair('AES-256-GCM', realKeyId);
         await server.control.ok('key-new', keyconf(1, 'secondary', s));
         await client.control.ok('key-new', keyconf(1, 'secondary', c));
         await server.control.ok('key-swap', { keyconf: { 'peer-id': 1 } });
         await client.control.ok('key-swap', { keyconf: { 'peer-id': 1 } });
-        swaps++;
+        tally.swaps++;
       }
       const flood = await worker<{ sent: number }>(client.ns, 'flood.js', [pool, String(junkPerRound)]);
-      junk += flood.sent;
+      tally.junk += flood.sent;
       await sample();
       await sleep(200);
     }
@@ -105,20 +105,23 @@ export async function soak(seconds: number, junkPerRound = 5000): Promise<SoakRe
     const end = samples[samples.length - 1]!;
     return {
       seconds,
-      rounds,
-      peersJoined: joined,
-      peersLeft: left,
-      keySwaps: swaps,
-      junkSent: junk,
+      rounds: tally.rounds,
+      peersJoined: tally.joined,
+      peersLeft: tally.left,
+      keySwaps: tally.swaps,
+      junkSent: tally.junk,
       samples,
       rssStart: warm.rss,
       rssEnd: end.rss,
+      rssAnonStart: warm.rssAnon,
+      rssAnonEnd: end.rssAnon,
       fdsStart: warm.fds,
       fdsEnd: end.fds,
       ping: pingStats(await ping.output),
       alive: alive(server.pid),
     };
   } finally {
+    ping?.child.kill('SIGINT');
     rmSync(dir, { recursive: true, force: true });
     await world.teardown();
   }

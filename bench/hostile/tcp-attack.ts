@@ -4,16 +4,20 @@
  * interface in the client's namespace, connects in the middle of it and pings through.
  */
 import { ControlLine } from './control-line.js';
-import { alive, keyconf, keyPair, pingStats, run, runOk, sleep, usage, World, worker } from './world.js';
+import { alive, keyconf, keyPair, pingIn, pingStats, runOk, sleep, usage, World, worker } from './world.js';
 
 export interface TcpAttackResult {
   seconds: number;
   attacker: Record<string, number>;
   ping: { sent: number; received: number };
+  /** Connections the real client opened until one got through (see tcpAttack). */
+  realClientAttempts: number;
   realPeerRemotePort: number;
   realClientPort: number;
   rssBefore: number;
   rssAfter: number;
+  rssAnonBefore: number;
+  rssAnonAfter: number;
   fdsBefore: number;
   fdsAfter: number;
   alive: boolean;
@@ -44,19 +48,29 @@ export async function tcpAttack(seconds: number): Promise<TcpAttackResult> {
     await sleep(Math.min(2000, (seconds * 1000) / 4));
     const real = await World.side(client.ns, 'P2P', client.addr, vpn, 'tun1');
     world.extra.push(real);
-    await real.control.ok('peer-new', {
-      peer: { id: LISTEN_ID, transport: 'tcp', 'remote-ipv4': server.addr, 'remote-port': TCP_PORT },
-    });
-    await real.control.ok('key-new', keyconf(LISTEN_ID, 'primary', ck));
     await runOk('ip', ['-n', client.ns, 'addr', 'add', `${vpn}/32`, 'dev', 'tun1']);
     await runOk('ip', ['-n', client.ns, 'link', 'set', 'tun1', 'up']);
     await runOk('ip', ['-n', client.ns, 'route', 'add', `${server.vpn}/32`, 'dev', 'tun1', 'src', vpn]);
+    const ping = (count: number) => pingIn(client.ns, server.vpn, count, 0.2, vpn);
+    // While its connection waits behind the squatter's, the real client can be pushed out of the
+    // waiting connections by newer ones before it sends anything; a real OpenVPN client then
+    // connects again, so this one does too, and the run counts how often it had to.
+    let attempts = 0;
+    for (;;) {
+      attempts++;
+      // Either step fails when the connection was already pushed out (the peer is then gone).
+      const added = await real.control.request('peer-new', {
+        peer: { id: LISTEN_ID, transport: 'tcp', 'remote-ipv4': server.addr, 'remote-port': TCP_PORT },
+      });
+      const keyed = added.ok === true && (await real.control.request('key-new', keyconf(LISTEN_ID, 'primary', ck))).ok;
+      const first = keyed ? pingStats((await ping(2)).stdout) : { sent: 0, received: 0 };
+      const still = await real.control.request('peer-get', { peer: { id: LISTEN_ID } });
+      if (first.received > 0 && still.ok === true) break;
+      if (still.ok === true) await real.control.request('peer-del', { peer: { id: LISTEN_ID } });
+      if (attempts >= 20) throw new Error(`the real client never got through: ${JSON.stringify(watcher.events)}`);
+    }
     const count = Math.max(5, Math.floor(seconds * 2));
-    const p = await run(
-      'ip',
-      ['netns', 'exec', client.ns, 'ping', '-n', '-q', '-c', String(count), '-i', '0.2', '-I', vpn, server.vpn],
-      60_000,
-    );
+    const p = await ping(count);
     const got = await server.control.request('peer-get', { peer: { id: LISTEN_ID } });
     if (got.ok !== true) throw new Error(`peer ${LISTEN_ID} gone: ${JSON.stringify(watcher.events)} ping: ${p.stdout}`);
     const peer = got.peer;
@@ -69,10 +83,13 @@ export async function tcpAttack(seconds: number): Promise<TcpAttackResult> {
       seconds,
       attacker,
       ping: pingStats(p.stdout),
+      realClientAttempts: attempts,
       realPeerRemotePort: peer['remote-port'] as number,
       realClientPort: mine['local-port'] as number,
       rssBefore: use0.rss,
       rssAfter: use1.rss,
+      rssAnonBefore: use0.rssAnon,
+      rssAnonAfter: use1.rssAnon,
       fdsBefore: use0.fds,
       fdsAfter: use1.fds,
       alive: alive(server.pid),

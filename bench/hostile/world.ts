@@ -141,20 +141,7 @@ export class World {
   }
 
   async ping(from: Side, to: Side, count: number): Promise<{ sent: number; received: number }> {
-    const r = await run('ip', [
-      'netns',
-      'exec',
-      from.ns,
-      'ping',
-      '-n',
-      '-q',
-      '-c',
-      String(count),
-      '-i',
-      '0.05',
-      to.vpn,
-    ]);
-    return pingStats(r.stdout);
+    return pingStats((await pingIn(from.ns, to.vpn, count, 0.05)).stdout);
   }
 
   async teardown(): Promise<void> {
@@ -177,9 +164,20 @@ export class World {
   }
 }
 
-/** Resident memory in bytes and open fds of a process. */
-export function usage(pid: number): { rss: number; fds: number } {
+/** `count` pings from namespace `ns` to `dst`, `interval` s apart, from `source` if given. */
+export function pingIn(ns: string, dst: string, count: number, interval: number, source?: string) {
+  const from = source === undefined ? [] : ['-I', source];
+  const args = ['-n', '-q', '-c', String(count), '-i', String(interval), '-W', '1', ...from, dst];
+  return run('ip', ['netns', 'exec', ns, 'ping', ...args], 60_000);
+}
+
+/**
+ * Resident memory in bytes, the anonymous part of it, and open fds of a process. RSS also counts
+ * pages of the node binary (file-backed, shared, dropped under pressure) faulted in as code paths
+ * first run; the anonymous part is the process's own memory, where a leak would show.
+ */
+export function usage(pid: number): { rss: number; rssAnon: number; fds: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const rss = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
-  return { rss, fds: readdirSync(`/proc/${pid}/fd`).length };
+  const kb = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
+  return { rss: kb('VmRSS'), rssAnon: kb('RssAnon'), fds: readdirSync(`/proc/${pid}/fd`).length };
 }

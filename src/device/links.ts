@@ -46,6 +46,8 @@ export class Links {
   private readonly provenLinks = new WeakSet<TcpLink>();
   /** Each connection that no peer has yet: its port, and when it will be closed. */
   private readonly pending = new Map<TcpLink, { port: TcpPort; timer: Timer }>();
+  /** Waiting connections that have sent at least one whole packet (kept before silent ones). */
+  private readonly spoke = new WeakSet<TcpLink>();
 
   constructor(
     private readonly openUdp: (port: number) => DatagramBind,
@@ -276,8 +278,10 @@ export class Links {
 
   /**
    * A new connection goes to the first peer waiting on its port, or waits for one: at most
-   * MAX_PENDING of them (the oldest is closed to make room) and for at most PENDING_IDLE_MS, so
-   * idle connections cannot pile up to the fd limit.
+   * MAX_PENDING of them and for at most PENDING_IDLE_MS, so idle connections cannot pile up to
+   * the fd limit. To make room, the oldest that has not yet sent a whole packet is closed (else
+   * the oldest): a flood of idle or trickling connections then cannot push out a client that
+   * opened with its first packet, as an OpenVPN client does (its reset).
    */
   private onConnection(tcpPort: TcpPort, link: TcpLink): void {
     const peer = tcpPort.waiting.shift();
@@ -287,9 +291,9 @@ export class Links {
     }
     // Control packets (a TLS handshake) may arrive before the control plane adds the peer.
     if (tcpPort.pending.length >= MAX_PENDING) {
-      const oldest = tcpPort.pending[0]!;
-      this.settle(oldest);
-      oldest.close();
+      const victim = tcpPort.pending.find((l) => !this.spoke.has(l)) ?? tcpPort.pending[0]!;
+      this.settle(victim);
+      victim.close();
       this.handlers.connectionRefused(
         `more than ${MAX_PENDING} connections on TCP port ${tcpPort.listener.port} wait for a peer: the oldest was closed`,
       );
@@ -300,7 +304,10 @@ export class Links {
       link.close();
     });
     this.pending.set(link, { port: tcpPort, timer });
-    link.onPackets = (batch) => this.handlers.streamPackets(null, link, tcpPort.listener.port, batch);
+    link.onPackets = (batch) => {
+      this.spoke.add(link);
+      this.handlers.streamPackets(null, link, tcpPort.listener.port, batch);
+    };
     link.onClose = () => this.settle(link);
   }
 

@@ -22,3 +22,11 @@ export function ipv6Packet(dst: string): Buffer {
   packet.set(parseIp(dst)!.bytes, 24);
   return packet;
 }
+
+/** A packet as OpenVPN sends it over TCP: after its 2-byte length. */
+export function framed(packet: Buffer): Buffer {
+  const out = Buffer.alloc(2 + packet.length);
+  out.writeUInt16BE(packet.length, 0);
+  packet.copy(out, 2);
+  return out;
+}
