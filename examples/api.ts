@@ -68,7 +68,9 @@ export async function main(): Promise<ExampleResult> {
 
   // Stats: per-peer VPN (inner) and LINK (outer) counters, and drops by reason.
   const peer = a.getPeer(1);
-  console.log(`peer 1: ${peer.vpnTxPackets} packets, ${peer.linkTxBytes} bytes on the wire, ${peer.drops.auth} auth drops`);
+  console.log(
+    `peer 1: ${peer.vpnTxPackets} packets, ${peer.linkTxBytes} bytes on the wire, ${peer.drops.auth} auth drops`,
+  );
   console.log(`interface: ${JSON.stringify(a.info().drops)}`);
 
   // Errors: an OvpnError with an errno-style code and the field at fault.
