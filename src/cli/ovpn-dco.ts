@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
 /**
  * ovpn-dco: OpenVPN 2.6 with our engine as its data channel, in one process.
  * `ovpn-dco --config server.conf [--directive args…]`, as openvpn. It creates the interface the

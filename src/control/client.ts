@@ -162,6 +162,14 @@ export function listInterfaces(): string[] {
 const DAEMON = fileURLToPath(new URL('../daemon/main.js', import.meta.url));
 
 /**
+ * V8's young generation capped at 2 MB semi-spaces (default 16): under a flood of control
+ * packets it otherwise grows once by ~25 MB of RSS that it keeps, and the data path allocates
+ * too little for the smaller one to cost throughput (bench/results/hostile.md). The programs'
+ * shebangs (daemon/main.ts, cli/ovpn-dco.ts) pass the same flag when run directly.
+ */
+export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2'];
+
+/**
  * Starts the daemon that owns interface `ifname` and waits until its control socket answers.
  * The daemon is detached: it outlives this process, like a kernel interface would.
  */
@@ -170,8 +178,10 @@ export function startDaemon(ifname: string, mode: 'P2P' | 'MP', mtu?: number): P
   const log = openSync(path, 'a', 0o600);
   // Node/V8 flags for the daemon only (e.g. --cpu-prof, GC settings), space-separated: the
   // daemon is started here, so NODE_OPTIONS (which refuses many of them) is not the only way in.
+  // Given after ours, they win.
   const nodeFlags = (process.env.OVPN_DAEMON_NODE_FLAGS ?? '').split(' ').filter(Boolean);
   const args = [
+    ...DAEMON_NODE_FLAGS,
     ...nodeFlags,
     DAEMON,
     '--ifname',

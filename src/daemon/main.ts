@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
 /**
  * The process that owns one interface: creates the TUN and its data paths, serves the control
  * socket, and exits cleanly when the interface is deleted (del_iface, `ip link del`, SIGTERM).
