@@ -52,3 +52,32 @@ test('control socket: a subscriber that never reads misses notifications, counte
   assert.ok(dropped > SENT / 2, `most notifications were dropped for the stuck subscriber (${dropped})`);
   assert.ok(dropped < SENT, 'the first ones were written');
 });
+
+test('control socket: a line that is not JSON is refused naming cmd, and the connection serves the next line', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ovpn-control-'));
+  const iface = OvpnInterface.create({ name: 'tun0', edges: new MemoryNetwork().host('10.0.0.1').edges });
+  const path = join(dir, 'tun0.sock');
+  const server = new ControlServer(iface, path, () => iface.destroy());
+  await server.listen();
+  const socket = await open(path);
+  t.after(async () => {
+    socket.destroy();
+    iface.destroy();
+    await server.close('test over', 100);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  socket.write('{"id": 3, "cmd": "iface-g\n{"id": 4, "cmd": "iface-get"}\n');
+  let text = '';
+  for await (const chunk of socket) {
+    text += String(chunk);
+    if (text.split('\n').length > 2) break;
+  }
+  const [first, second] = text.split('\n').map((line) => (line === '' ? null : JSON.parse(line)));
+  assert.deepEqual(first.error, {
+    code: 'EINVAL',
+    message: 'request is not valid JSON: send one JSON object per line',
+    field: 'cmd',
+  });
+  assert.equal(second.id, 4);
+  assert.equal(second.ok, true);
+});

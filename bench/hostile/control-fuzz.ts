@@ -125,8 +125,8 @@ export async function controlFuzz(runs: number): Promise<ControlFuzzResult> {
   const check = (mutation: string, text: string, reply: Reply, path: string[] | null) => {
     requests++;
     byMutation[mutation] = (byMutation[mutation] ?? 0) + 1;
-    // docs/CONTROL.md promises `cmd` for a line that is not a request object; the daemon
-    // leaves `field` out when the line is not JSON at all. Counted, reported, not failed here.
+    // docs/CONTROL.md promises `cmd` for a line that is not a request object, and the daemon
+    // names it since the hostile runs; an answer without `field` is still counted and reported.
     if (mutation === 'truncated' && reply.ok === false && reply.error?.field === undefined) {
       withoutField++;
       return true;

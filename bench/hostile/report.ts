@@ -98,7 +98,7 @@ else {
     '',
     `Answered with an error naming the attribute at fault: all but the failures listed (${r.failures.length}).`,
     `Lines that are not JSON (truncated requests) answered without \`field\`: ${n(r.withoutField)} of ${n(r.byMutation.truncated ?? 0)}` +
-      " (docs/CONTROL.md promises `cmd`; left to the control layer's owner).",
+      (r.withoutField > 0 ? ' (docs/CONTROL.md promises `cmd`).' : '.'),
     `Daemon alive after, same pid: ${r.alive && r.pidSame ? 'yes' : '**no**'}.`,
     ...r.failures.map((f) => `- failure: \`${f.slice(0, 300)}\``),
     '',

@@ -150,7 +150,8 @@ export class ControlServer {
       return {
         id: 0,
         ok: false,
-        error: { code: 'EINVAL', message: 'request is not valid JSON: send one JSON object per line' },
+        // Not a request object at all: `cmd`, as for any line that is not one (docs/CONTROL.md).
+        error: { code: 'EINVAL', message: 'request is not valid JSON: send one JSON object per line', field: 'cmd' },
       };
     }
     const id = requestId(parsed);
