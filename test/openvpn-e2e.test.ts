@@ -63,10 +63,7 @@ for (const { cipher, exporter, wrap } of CASES) {
       const ping = h.inTheirs(['ping', '-c', '5', '-i', '0.2', '-W', '2', OUR_VPN]);
       assert.match(ping, /5 packets transmitted, 5 received/);
 
-      const iperfServer = h.spawnInOurs('iperf3 -s', ['iperf3', '-s', '-1', '--forceflush', '-B', OUR_VPN]);
-      await iperfServer.waitLine(/Server listening/, 5_000);
-      const iperf = JSON.parse(h.inTheirs(['iperf3', '-c', OUR_VPN, '-t', '2', '-J'], 30_000));
-      const received = iperf.end.sum_received.bytes as number;
+      const received = await h.iperf(h.ns[0], h.ns[1], OUR_VPN);
       assert.ok(received > 1_000_000, `iperf3 moved ${received} bytes`);
 
       const r = await h.results();
@@ -112,10 +109,7 @@ for (const wrap of [undefined, 'tls-crypt', 'tls-auth'] as const) {
         h.inTheirs(['ping', '-c', '5', '-i', '0.2', '-W', '2', OUR_VPN]),
         /5 packets transmitted, 5 received/,
       );
-      const iperfServer = h.spawnInOurs('iperf3 -s', ['iperf3', '-s', '-1', '--forceflush', '-B', OUR_VPN]);
-      await iperfServer.waitLine(/Server listening/, 5_000);
-      const iperf = JSON.parse(h.inTheirs(['iperf3', '-c', OUR_VPN, '-t', '2', '-J'], 30_000));
-      const received = iperf.end.sum_received.bytes as number;
+      const received = await h.iperf(h.ns[0], h.ns[1], OUR_VPN);
       const r = await h.results();
       assert.ok(
         r.peer.vpnRxBytes >= received && received > 1_000_000,
@@ -156,10 +150,7 @@ test('openvpn e2e: a real openvpn --client (pull) gets address, peer-id and ciph
     await h.theirs!.waitLine(/Protocol options: protocol-flags cc-exit tls-ekm$/, 5_000);
     assert.match(h.inTheirs(['ip', '-4', 'addr', 'show', 'tun0']), new RegExp(`inet ${THEIR_VPN}/24`));
     assert.match(h.inTheirs(['ping', '-c', '5', '-i', '0.2', '-W', '2', OUR_VPN]), /5 packets transmitted, 5 received/);
-    const iperfServer = h.spawnInOurs('iperf3 -s', ['iperf3', '-s', '-1', '--forceflush', '-B', OUR_VPN]);
-    await iperfServer.waitLine(/Server listening/, 5_000);
-    const iperf = JSON.parse(h.inTheirs(['iperf3', '-c', OUR_VPN, '-t', '2', '-J'], 30_000));
-    const received = iperf.end.sum_received.bytes as number;
+    const received = await h.iperf(h.ns[0], h.ns[1], OUR_VPN);
     const r = await h.results();
     assert.equal(r.peer.id, PUSHED_PEER_ID);
     assert.ok(r.peer.vpnRxBytes >= received && received > 1_000_000, `vpn rx ${r.peer.vpnRxBytes}, iperf3 ${received}`);
@@ -197,10 +188,7 @@ test('openvpn e2e: our pull client gets address, peer-id and cipher from a real 
       h.inTheirs(['ping', '-c', '5', '-i', '0.2', '-W', '2', '10.99.0.2']),
       /5 packets transmitted, 5 received/,
     );
-    const iperfServer = h.spawnInOurs('iperf3 -s', ['iperf3', '-s', '-1', '--forceflush', '-B', '10.99.0.2']);
-    await iperfServer.waitLine(/Server listening/, 5_000);
-    const iperf = JSON.parse(h.inTheirs(['iperf3', '-c', '10.99.0.2', '-t', '2', '-J'], 30_000));
-    const received = iperf.end.sum_received.bytes as number;
+    const received = await h.iperf(h.ns[0], h.ns[1], '10.99.0.2');
     const r = await h.results();
     assert.equal(r.peer.id, est.peerId);
     assert.ok(r.peer.vpnRxBytes >= received && received > 1_000_000, `vpn rx ${r.peer.vpnRxBytes}, iperf3 ${received}`);
@@ -265,10 +253,7 @@ for (const ourRole of ['server', 'client'] as const) {
         h.inTheirs(['ping', '-c', '5', '-i', '0.2', '-W', '2', OUR_VPN]),
         /5 packets transmitted, 5 received/,
       );
-      const iperfServer = h.spawnInOurs('iperf3 -s', ['iperf3', '-s', '-1', '--forceflush', '-B', OUR_VPN]);
-      await iperfServer.waitLine(/Server listening/, 5_000);
-      const iperf = JSON.parse(h.inTheirs(['iperf3', '-c', OUR_VPN, '-t', '2', '-J'], 30_000));
-      const received = iperf.end.sum_received.bytes as number;
+      const received = await h.iperf(h.ns[0], h.ns[1], OUR_VPN);
       const r = await h.results();
       assert.equal(r.peer.transport, 'tcp');
       assert.ok(
@@ -311,10 +296,7 @@ test('openvpn e2e: three real openvpn clients on our multi-client server get the
         assert.match(ping, /3 packets transmitted, 3 received/, `client ${i} -> ${target}`);
       }
     }
-    const iperfServer = h.spawnInServer('iperf3 -s', ['iperf3', '-s', '-1', '--forceflush', '-B', '10.99.0.1']);
-    await iperfServer.waitLine(/Server listening/, 5_000);
-    const iperf = JSON.parse(h.inClient(0, ['iperf3', '-c', '10.99.0.1', '-t', '2', '-J']));
-    const received = iperf.end.sum_received.bytes as number;
+    const received = await h.iperf(h.serverNs, h.clientNs[0]!, '10.99.0.1');
     // The third client leaves with explicit-exit-notify: it says EXIT on the control channel
     // (cc-exit was pushed), and its peer, peer-id and address go at once.
     const leaving = connected.find((c) => c.address === addresses[2]);

@@ -129,11 +129,8 @@ test('ovpn-dco server matrix: udp/tcp × AES-256-GCM/CHACHA20-POLY1305 × tls-cr
         pings(h, 1, '10.8.0.1');
         // A second of bulk traffic on every third case: each transport, cipher and wrapping once or more.
         if (i % 3 === 0) {
-          const server = h.run('iperf3 -s', 0, ['iperf3', '-s', '-1', '--forceflush', '-B', '10.8.0.1']);
-          await server.waitLine(/Server listening/, 5_000);
-          const run = JSON.parse(h.exec(1, ['iperf3', '-c', '10.8.0.1', '-t', '1', '-J']));
-          assert.ok(run.end.sum_received.bytes > 100_000, `iperf3 moved ${run.end.sum_received.bytes} bytes`);
-          await server.stop();
+          const received = await h.iperf(h.ns[0], h.ns[1], '10.8.0.1', 1);
+          assert.ok(received > 100_000, `iperf3 moved ${received} bytes`);
         }
       } finally {
         await theirs.stop();

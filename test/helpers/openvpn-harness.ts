@@ -170,6 +170,19 @@ export class Scene {
     return p;
   }
 
+  /**
+   * iperf3 TCP for `seconds` from `clientNs` to a one-off server on `address` in `serverNs`;
+   * returns the bytes the server received.
+   */
+  async iperf(serverNs: string, clientNs: string, address: string, seconds = 2): Promise<number> {
+    const server = this.spawn('iperf3 -s', serverNs, ['iperf3', '-s', '-1', '--forceflush', '-B', address]);
+    await server.waitLine(/Server listening/, 5_000);
+    const args = ['netns', 'exec', clientNs, 'iperf3', '-c', address, '-t', String(seconds), '-J'];
+    const run = JSON.parse(execFileSync('ip', args, { timeout: 30_000, encoding: 'utf8' }));
+    await server.stop();
+    return run.end.sum_received.bytes as number;
+  }
+
   /** Asks one of our test programs for its counters and what it recorded; it then shuts down. */
   protected async statsOf(proc: Proc): Promise<any> {
     proc.child.stdin!.write('stats\n');
