@@ -11,7 +11,7 @@
 import { EventEmitter } from 'node:events';
 import type { AeadBackend } from '../core/aead.js';
 import { newDropCounters } from '../core/drops.js';
-import { type Endpoint, type EndpointInit, readEndpoint, writeEndpoint } from '../core/endpoint.js';
+import { type EndpointInit, readEndpoint, writeEndpoint } from '../core/endpoint.js';
 import { keySlotName } from '../core/key-slots.js';
 import type { Clock, Timer, Tun } from '../edge/edges.js';
 import { type DelPeerReasonName, Peer, type Transport } from '../peer/peer.js';
@@ -24,7 +24,6 @@ import {
   type KeyInfo,
   type KeySlotName,
   OvpnError,
-  type PacketEvent,
   type PeerConfig,
   type PeerInfo,
 } from './api.js';
@@ -64,7 +63,7 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
   private readonly dataPath: DataPath;
   private readonly clock: Clock;
   private readonly keepalives: Timer;
-  private readonly controlPackets: ControlQueue<PacketEvent>;
+  private readonly controlPackets: ControlQueue;
   private readonly strangers: Strangers;
   private readonly keysUsed = new KeyReuse();
   private readonly warnings = new Warnings(
@@ -83,10 +82,11 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
     super();
     this.clock = settings.edges.clock;
     this.strangers = new Strangers(this.clock, (message) => this.warn(message));
-    this.controlPackets = new ControlQueue<PacketEvent>(
+    this.controlPackets = new ControlQueue(
       settings.controlQueue,
       this.clock,
-      (event) => this.emit('packet-ntf', event),
+      (peerId, localPort, remote, data) =>
+        this.emit('packet-ntf', { ifname: this.name, peerId, localPort, remote, data }),
       (count) => {
         this.drops.control += count;
       },
@@ -375,9 +375,15 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
         this.table.moved(peer);
         this.emit('peer-float-ntf', { ifname: this.name, peerId: peer.id, remote: readEndpoint(peer.endpoint, 0) });
       },
-      controlPacket: (peerId: number | null, localPort: number, remote: Endpoint, data: Buffer) => {
-        this.strangers.control(peerId);
-        this.controlPackets.push({ ifname: this.name, peerId, localPort, remote, data });
+      controlPackets: {
+        push: (peerId, localPort, remote, data) => {
+          this.strangers.control(peerId);
+          this.controlPackets.push(peerId, localPort, remote, data);
+        },
+        pushFromSlot: (peerId, localPort, endpoints, slot, data) => {
+          this.strangers.control(peerId);
+          this.controlPackets.pushFromSlot(peerId, localPort, endpoints, slot, data);
+        },
       },
       looped: (peer: Peer) => this.warnings.loop(peer),
       ioError: (what: string, error: unknown) => this.warnings.ioError(what, error),

@@ -3,8 +3,9 @@
  * to tell what happened. Narrow on purpose, so transmit and receive can be read (and faked) on
  * their own.
  */
-import type { Endpoint } from '../core/endpoint.js';
+
 import type { Peer } from '../peer/peer.js';
+import type { ControlQueue } from './control-queue.js';
 import type { Link } from './links.js';
 import type { TcpLink } from './tcp-link.js';
 import type { UdpPort } from './udp-port.js';
@@ -30,8 +31,8 @@ export interface DataPathHost {
   readonly closed: boolean;
   /** An authenticated packet came from the peer's new remote address. */
   floated(peer: Peer): void;
-  /** A packet that is not data, for the control plane, untouched. */
-  controlPacket(peerId: number | null, localPort: number, remote: Endpoint, data: Buffer): void;
+  /** Packets that are not data, for the control plane, untouched (the queue copies them). */
+  readonly controlPackets: Pick<ControlQueue, 'push' | 'pushFromSlot'>;
   /** A packet for `peer` was its own outer packet, routed back into the TUN. */
   looped(peer: Peer): void;
   /**

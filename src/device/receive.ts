@@ -3,10 +3,10 @@
  * packet and find its peer → open each peer's run in place → note liveness, follow the peer's
  * path, consume keepalives → write the survivors to the TUN. Control packets go up untouched.
  */
-import { compact, DROPPED, forEachRun, MAX_BATCH, type PacketBatch } from '../core/batch.js';
+import { compact, DROPPED, forEachRun, MAX_BATCH, type PacketBatch, packetView } from '../core/batch.js';
 import { openRange } from '../core/crypto-batch.js';
 import type { DropCounters } from '../core/drops.js';
-import { copyEndpoint, ENDPOINT_SIZE, type Endpoint, readEndpoint, samePath, sameRemote } from '../core/endpoint.js';
+import { copyEndpoint, ENDPOINT_SIZE, samePath, sameRemote } from '../core/endpoint.js';
 import { coalesceForTun, GroTable } from '../core/gso.js';
 import { classify, isExitNotify, isKeepalive, PacketKind, PEER_ID_UNDEF, readPeerId } from '../core/wire.js';
 import { errorCode, packetError, TUN_GONE_CODE, type Tun } from '../edge/edges.js';
@@ -49,7 +49,7 @@ export class Receiver {
         this.drops.unknownPeer++;
       } else if (kind === PacketKind.Control) {
         const peerId = this.table.atRemoteAddress(udp.port, endpoints, i)?.id ?? null;
-        this.handUp(peerId, udp.port, readEndpoint(endpoints, i), batch, i);
+        this.host.controlPackets.pushFromSlot(peerId, udp.port, endpoints, i, packetView(batch, i));
       } else {
         this.countNonData(kind);
       }
@@ -79,7 +79,8 @@ export class Receiver {
         if (owner !== null) continue;
       }
       if (kind === PacketKind.DataV2) this.drops.unknownPeer++;
-      else if (kind === PacketKind.Control) this.handUp(peer?.id ?? null, localPort, link.remote, batch, i);
+      else if (kind === PacketKind.Control)
+        this.host.controlPackets.push(peer?.id ?? null, localPort, link.remote, packetView(batch, i));
       else this.countNonData(kind);
       sizes[i] = DROPPED;
     }
@@ -117,13 +118,6 @@ export class Receiver {
   private countNonData(kind: PacketKind): void {
     if (kind === PacketKind.DataV1) this.drops.dataV1++;
     else this.drops.malformed++;
-  }
-
-  /** Non-data packets go to the control plane untouched (a copy: the batch is reused). */
-  private handUp(peerId: number | null, localPort: number, remote: Endpoint, batch: PacketBatch, i: number): void {
-    const offset = batch.offsets[i]!;
-    const data = Buffer.from(batch.bufs[i]!.subarray(offset, offset + batch.sizes[i]!));
-    this.host.controlPacket(peerId, localPort, remote, data);
   }
 
   /** Opens each peer's run, accepts what authenticates, and writes the survivors to the TUN. */
