@@ -113,6 +113,24 @@ describe('StreamDeframer', () => {
     for (let i = 0; i < packets.length; i++) assert.deepEqual(packetView(batch, i), packets[i]);
   });
 
+  test('what waits for the rest of a frame is what arrived, not what its length prefix promises', () => {
+    const deframer = new StreamDeframer(MAX_STREAM_PACKET);
+    assert.equal(deframer.reservedBytes, 0, 'a connection that sent nothing holds no buffer');
+    const big = packet(7, MAX_STREAM_PACKET);
+    const stream = framed([big]);
+    const batch = newBatch(1, MAX_STREAM_PACKET + 64);
+    assert.equal(deframer.push(stream.subarray(0, 12)), true);
+    assert.equal(deframer.drain(batch), 0);
+    assert.ok(deframer.reservedBytes <= 2048, `a prefix of 65535 and 10 bytes hold ${deframer.reservedBytes}`);
+    for (let at = 12; at < stream.length; at += 5000) {
+      assert.equal(deframer.push(stream.subarray(at, at + 5000)), true);
+      deframer.drain(batch);
+    }
+    assert.equal(batch.count, 1);
+    assert.deepEqual(packetView(batch, 0), big, 'grown piece by piece, the frame comes out whole');
+    assert.ok(deframer.reservedBytes <= 2 + MAX_STREAM_PACKET, 'never more than one whole frame');
+  });
+
   for (const [name, length, max] of [
     ['length 0', 0, 2048],
     ['length 1 (below 2: upstream aborts the stream)', 1, 2048],

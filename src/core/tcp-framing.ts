@@ -16,6 +16,10 @@ export const MIN_STREAM_PACKET = 4;
 /** Longest packet the 16-bit prefix can describe. */
 export const MAX_STREAM_PACKET = 0xffff;
 
+/** `partial` before its first use, and the size it starts at when a frame first spans chunks. */
+const EMPTY = Buffer.alloc(0);
+const PARTIAL_START = 2048;
+
 /** Can a packet of this size go on the stream? Also false for DROPPED (-1). */
 export function isFramable(size: number): boolean {
   return size >= MIN_STREAM_PACKET && size <= MAX_STREAM_PACKET;
@@ -26,13 +30,16 @@ export function isFramable(size: number): boolean {
  * copy); drain() copies complete packets straight from the chunks into batch buffers at
  * HEADROOM. A packet split across chunks is the only one copied twice: its start waits in
  * `partial` (at most 2 + maxPacket bytes), so a chunk is never kept alive for its tail.
+ * `partial` grows with what has arrived, not with what a length prefix promises: a server
+ * accepts connections from anyone, and one that sends nothing, or a prefix and a trickle,
+ * must cost next to nothing.
  * This code allocates nothing per packet. (Node 20's Buffer#copy itself wraps a source range
  * that does not start at 0 in a short-lived Uint8Array view; a JavaScript byte loop avoids that
  * but is far slower (bench/results/tcp-framing.md), so copy() it is.)
  */
 export class StreamDeframer {
   /** The start of a frame (prefix included) whose end has not been queued yet. */
-  private readonly partial: Buffer;
+  private partial: Buffer = EMPTY;
   private partialLen = 0;
   /** Chunks queued by push() and not yet drained; chunks[0] is read from readOff on. */
   private readonly chunks: Buffer[] = [];
@@ -49,7 +56,11 @@ export class StreamDeframer {
         `maxPacket must be an integer from ${MIN_STREAM_PACKET} to ${MAX_STREAM_PACKET}, got ${maxPacket}`,
       );
     }
-    this.partial = Buffer.allocUnsafeSlow(LENGTH_SIZE + maxPacket);
+  }
+
+  /** Bytes set aside for a frame that spans chunks (grown on demand, kept for reuse). */
+  get reservedBytes(): number {
+    return this.partial.length;
   }
 
   /** The invalid length that ended the stream, or -1 while it is sound. */
@@ -144,7 +155,7 @@ export class StreamDeframer {
     while (this.partialLen < LENGTH_SIZE) {
       const chunk = this.chunks[0];
       if (chunk === undefined) return false;
-      this.partial[this.partialLen++] = chunk[this.readOff]!;
+      this.stash(chunk, this.readOff, this.readOff + 1);
       this.consume(chunk, 1);
     }
     const length = (this.partial[0]! << 8) | this.partial[1]!;
@@ -179,8 +190,19 @@ export class StreamDeframer {
   }
 
   private stash(chunk: Buffer, from: number, to: number): void {
+    const need = this.partialLen + to - from;
+    if (need > this.partial.length) this.grow(need);
     chunk.copy(this.partial, this.partialLen, from, to);
     this.partialLen += to - from;
+  }
+
+  /** Doubles `partial` (from PARTIAL_START) until `need` fits; never past one whole frame. */
+  private grow(need: number): void {
+    let size = Math.max(this.partial.length, PARTIAL_START);
+    while (size < need) size *= 2;
+    const grown = Buffer.allocUnsafeSlow(Math.min(size, LENGTH_SIZE + this.maxPacket));
+    this.partial.copy(grown, 0, 0, this.partialLen);
+    this.partial = grown;
   }
 
   /** Advances past n bytes of chunks[0], dropping it once read to the end. */
