@@ -379,25 +379,32 @@ interface FileRef {
   at: At;
 }
 
-interface Draft {
+/**
+ * Result fields that finish() works out from the whole draft, so nothing holds them while reading:
+ * the role, the transport and TLS material, the fallback cipher.
+ */
+type Derived = 'role' | 'transport' | 'tls' | 'tlsAuth' | 'tlsCrypt' | 'dataCiphersFallback';
+/** Result fields read in a rawer form than the result gives them: Draft declares its own. */
+type ReadRaw = 'dev' | 'remotes' | 'server' | 'serverIpv6' | 'ifconfig' | 'dataCiphers' | 'cipher' | 'status';
+
+/**
+ * What the directives set. The other result fields are read in their final form, so they are
+ * declared (and documented) once, in OpenVpnConfig; a field added there must be set here too, or
+ * be listed as Derived or ReadRaw. `push`, `ping` and `pingRestart` may still change when finish()
+ * expands `server` and `keepalive`.
+ */
+interface Draft extends Omit<OpenVpnConfig, Derived | ReadRaw> {
   io: Required<ConfigIo>;
-  cwd: string;
-  configFiles: string[];
   depth: number;
-  notes: string[];
-  /** Where each directive was last given, for messages about its value. */
+  /** Filled while reading, so writable here. */
   seen: Map<string, At>;
   ignoreUnknown: Set<string>;
   mode: 'p2p' | 'server';
   client: boolean;
-  pull: boolean;
   tlsServer: boolean;
   tlsClient: boolean;
   dev: string | null;
   devType: string | null;
-  tunMtu: number;
-  txqueuelen: number;
-  topology: Topology;
   proto: ProtoName;
   family: AddressFamily;
   port: number;
@@ -406,41 +413,17 @@ interface Draft {
   local: string | null;
   nobind: boolean;
   remotes: { host: string; port: number | null; proto: ProtoName | null; family: AddressFamily | null }[];
-  remoteRandom: boolean;
-  connectRetry: { seconds: number; max: number };
-  connectRetryMax: number | null;
-  serverPollTimeout: number;
   server: { network: number; netmask: number; nopool: boolean } | null;
   serverIpv6: { network: Uint8Array; prefixLen: number } | null;
   ifconfig: [string, string] | null;
-  ifconfigIpv6: IfconfigIpv6 | null;
   files: Partial<Record<'ca' | 'cert' | 'key' | 'dh' | 'tls-auth' | 'tls-crypt', FileRef>>;
   keyDirection: 0 | 1 | null;
   dataCiphers: { name: string; optional: boolean }[] | null;
   cipher: { name: string; at: At } | null;
   ncpFallback: boolean;
-  auth: string;
-  keepalive: { interval: number; timeout: number } | null;
-  ping: number;
-  pingRestart: number;
-  renegSec: number;
-  renegSecMin: number | null;
-  push: string[];
-  routes: Route[];
-  routesIpv6: RouteIpv6[];
-  maxClients: number;
-  duplicateCn: boolean;
-  clientToClient: boolean;
   poolPersist: boolean;
-  remoteCertTls: 'server' | 'client' | null;
-  verifyX509Name: { name: string; type: 'subject' | 'name' | 'name-prefix' } | null;
-  tlsVersionMin: '1.0' | '1.1' | '1.2' | '1.3';
-  tlsCipher: string | null;
-  tlsCiphersuites: string | null;
-  explicitExitNotify: number;
   status: { path: string; interval: number } | null;
   statusVersion: 1 | 2 | 3;
-  verb: number;
 }
 
 function newDraft(io: ConfigIo): Draft {
