@@ -261,32 +261,37 @@ for (const [value, said] of [
   });
 }
 
-test('ovpn-dco server: a real openvpn client whose certificate another CA signed is refused, logged with why, and gets no peer', {
-  skip,
-  timeout: 60_000,
-}, async () => {
-  const { h, keys } = harness();
-  const other = makePki();
-  try {
-    const c: Case = { proto: 'udp', cipher: 'AES-256-GCM', wrap: 'tls-crypt' };
-    const ours = await h.startOurs(serverConfig(h, c, keys));
-    // It trusts our server; its own certificate is the other CA's.
-    const client = clientConfig(h, 'client.conf', '10.96.0.1', c, keys);
-    const config = h.writeConfig('foreign.conf', [
-      `config ${client}`,
-      `cert ${other.files.clientCert}`,
-      `key ${other.files.clientKey}`,
-    ]);
-    const theirs = h.run('openvpn', 1, ['openvpn', '--config', config]);
-    const refused = await ours.waitLine(/client refused: /, 20_000);
-    assert.match(
-      refused,
-      /client refused: 10\.96\.0\.2:\d+: peer certificate refused: the certificate chain does not lead to our CA$/,
-    );
-    assert.doesNotMatch(ours.output, /client connected: /);
-    assert.doesNotMatch(theirs.output, /Initialization Sequence Completed/);
-    assert.doesNotMatch(h.exec(0, [process.execPath, OVPN_CLI, 'tun0', 'get_peer']), /VPN IPv4/);
-  } finally {
-    other.remove();
-  }
-});
+for (const proto of ['udp', 'tcp'] as const) {
+  test(`ovpn-dco server (${proto}): a real openvpn client whose certificate another CA signed is refused, logged with why, and gets no peer${proto === 'tcp' ? '; its connection is closed at once' : ''}`, {
+    skip,
+    timeout: 60_000,
+  }, async () => {
+    const { h, keys } = harness();
+    const other = makePki();
+    try {
+      const c: Case = { proto, cipher: 'AES-256-GCM', wrap: 'tls-crypt' };
+      const ours = await h.startOurs(serverConfig(h, c, keys));
+      // It trusts our server; its own certificate is the other CA's.
+      const client = clientConfig(h, 'client.conf', '10.96.0.1', c, keys);
+      const config = h.writeConfig('foreign.conf', [
+        `config ${client}`,
+        `cert ${other.files.clientCert}`,
+        `key ${other.files.clientKey}`,
+      ]);
+      const theirs = h.run('openvpn', 1, ['openvpn', '--config', config]);
+      const refused = await ours.waitLine(/client refused: /, 20_000);
+      assert.match(
+        refused,
+        /client refused: 10\.96\.0\.2:\d+: peer certificate refused: the certificate chain does not lead to our CA$/,
+      );
+      assert.doesNotMatch(ours.output, /client connected: /);
+      assert.doesNotMatch(theirs.output, /Initialization Sequence Completed/);
+      assert.doesNotMatch(h.exec(0, [process.execPath, OVPN_CLI, 'tun0', 'get_peer']), /VPN IPv4/);
+      // As OpenVPN's server does: the client sees the connection end now, not after the 60 s
+      // that an unclaimed connection may wait, and starts over.
+      if (proto === 'tcp') await theirs.waitLine(/Connection reset, restarting|connection-reset/, 10_000);
+    } finally {
+      other.remove();
+    }
+  });
+}

@@ -220,6 +220,15 @@ export class Links {
     throw new OvpnError('ENOENT', message, transport === 'udp' ? 'local-port' : 'remote-ipv4');
   }
 
+  /** Closes the connection from `remote` that waits on TCP port `localPort` for a peer; false if none. */
+  hangUp(localPort: number, remote: EndpointInit): boolean {
+    const link = this.pendingFrom(localPort, remote);
+    if (link === undefined) return false;
+    this.settle(link);
+    link.close();
+    return true;
+  }
+
   /** The connection from `remote` accepted on the listening port that no peer has yet. */
   pendingFrom(localPort: number, remote: EndpointInit): TcpLink | undefined {
     for (const [link, { port }] of this.pending)

@@ -337,6 +337,14 @@ export class OvpnInterface extends EventEmitter<InterfaceEvents> {
     this.dataPath.sendRaw(link, remote, checkPacket(data));
   }
 
+  /**
+   * Closes a TCP connection from `remote` on a listening port that no peer has taken, as a
+   * server does when that client's handshake failed. Returns whether there was one.
+   */
+  hangUp(localPort: number, remote: EndpointInit): boolean {
+    return !this.closed && this.links.hangUp(localPort, remote);
+  }
+
   /** Sends the keepalive message to a peer now (the timer does this by itself). */
   sendKeepalive(peerId: number): void {
     this.dataPath.sendKeepalive(this.peerOrThrow(peerId, 'peer-id'));

@@ -390,6 +390,11 @@ export class OpenvpnServer extends EventEmitter<ServerEvents> {
     client.session.close();
     const { info } = client;
     if (info === undefined) {
+      // Over TCP the connection is the session's (unless a newer session on it carries on):
+      // OpenVPN closes it at once, so the client learns now rather than when the device lets
+      // an unclaimed connection go.
+      if (this.transport === 'tcp' && this.boundPort !== null && next === undefined)
+        this.options.iface.hangUp(this.boundPort, client.remote);
       this.emit('refused', { remote: client.label, reason });
       return;
     }
