@@ -253,3 +253,16 @@ test('tun reader: when the queue is full, the oldest bulk makes room for what th
   assert.ok(drops.queue > 0, 'bulk dropped to make room');
   assert.ok(tagsOf(out).includes(99), 'the ping got through');
 });
+
+test('tun reader: a full queue takes one more read from the ring, not the whole ring, so a flood is not read only to be dropped', () => {
+  const source = new Script();
+  const drops = newDropCounters();
+  const reader = new TunReader(source, drops, false, { ...OPTIONS, slots: 20 });
+  for (let tag = 1; tag <= 100; tag++) source.ring.push(udp4(1000, 100, tag));
+  const out = newBatch(64, 65536 + 128);
+  assert.equal(reader.read(out, 0), 20);
+  // 16 fit; the queue is then full, so one more read of 16 pushes the 12 oldest out.
+  assert.equal(source.ring.length, 100 - 32, 'two reads of 16 taken from the ring');
+  assert.equal(drops.queue, 12);
+  assert.deepEqual(tagsOf(out), [1, ...Array.from({ length: 19 }, (_, i) => i + 14)], 'the oldest pushed out');
+});

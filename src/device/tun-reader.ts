@@ -77,13 +77,20 @@ export class TunReader {
   }
 
   /**
-   * Moves what the TUN has into the queue. Before each read, the oldest bulk packets are dropped
-   * until RAW_SLOTS slots are free (or no bulk is left), so every read can take a full batch.
+   * Moves what the TUN has into the queue while it has room. Once it is full, one more read may
+   * push the oldest bulk packets out, so that a sparse packet just behind them in the ring is
+   * still found; reading on would only take packets from the ring to drop them here, which
+   * costs a read each while the ring would have dropped them for free.
    */
   private drain(now: number): void {
     const { landing, queue } = this;
+    let overdrawn = false;
     for (let reads = 0; reads < MAX_READS; reads++) {
-      for (let i = queue.room; i < RAW_SLOTS && queue.dropOldestBulk(); i++);
+      if (queue.room < RAW_SLOTS) {
+        if (overdrawn) return;
+        overdrawn = true;
+        for (let i = queue.room; i < RAW_SLOTS && queue.dropOldestBulk(); i++);
+      }
       const want = Math.min(RAW_SLOTS, queue.room);
       if (want === 0) return;
       landing.offsets.fill(HEADROOM - this.header);
