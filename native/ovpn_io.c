@@ -236,6 +236,11 @@ static int fd_gone(int e) {
 /* Length of struct virtio_net_hdr (no num_buffers): what TUNSETVNETHDRSZ asks for. */
 #define VNET_HDR_LEN 10
 
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#define TUN_F_USO6 0x40
+#endif
+
 /* tunOpen(name, offloads?): with offloads (a TUN_F_* mask, possibly 0) the device is opened
  * with IFF_VNET_HDR, so every read and write carries a virtio_net_hdr in front of the packet,
  * and TUNSETOFFLOAD announces which offloads we accept. Any refusal closes the fd (the device
@@ -266,6 +271,7 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
 
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return throw_errno(env, errno, "tunOpen: open /dev/net/tun");
+  int uso_write = 0;
 
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
@@ -290,6 +296,17 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
       close(fd);
       return throw_errno(env, e, "tunOpen: ioctl TUNSETOFFLOAD");
     }
+    /* Kernels that know TUN_F_USO4/6 (6.2+) also take UDP super-packets
+     * (VIRTIO_NET_HDR_GSO_UDP_L4) on write, which is all we use: the flags are
+     * set back at once, so reads never bring UDP super-packets to cut. */
+    if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)offloads | TUN_F_USO4 | TUN_F_USO6) == 0) {
+      uso_write = 1;
+      if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)offloads) < 0) {
+        int e = errno;
+        close(fd);
+        return throw_errno(env, e, "tunOpen: ioctl TUNSETOFFLOAD");
+      }
+    }
   }
 
   napi_value obj, v;
@@ -301,6 +318,8 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, obj, "name", v);
   napi_create_uint32(env, if_nametoindex(ifr.ifr_name), &v);
   napi_set_named_property(env, obj, "ifindex", v);
+  napi_get_boolean(env, uso_write, &v);
+  napi_set_named_property(env, obj, "usoWrite", v);
   return obj;
 }
 

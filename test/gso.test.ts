@@ -14,6 +14,7 @@ import {
   GSO_NONE,
   GSO_TCPV4,
   GSO_TCPV6,
+  GSO_UDP_L4,
   segmentCount,
   VNET_F_NEEDS_CSUM,
   VNET_HDR_LEN,
@@ -29,16 +30,16 @@ function refSum(bytes: Uint8Array): number {
   return s;
 }
 
-function pseudo(ip: Buffer, tcpLength: number): Buffer {
+function pseudo(ip: Buffer, l4Length: number, proto = 6): Buffer {
   const v6 = ip[0]! >>> 4 === 6;
   const addrs = v6 ? ip.subarray(8, 40) : ip.subarray(12, 20);
   const tail = Buffer.alloc(v6 ? 8 : 4);
   if (v6) {
-    tail.writeUInt32BE(tcpLength, 0);
-    tail[7] = 6;
+    tail.writeUInt32BE(l4Length, 0);
+    tail[7] = proto;
   } else {
-    tail[1] = 6;
-    tail.writeUInt16BE(tcpLength, 2);
+    tail[1] = proto;
+    tail.writeUInt16BE(l4Length, 2);
   }
   return Buffer.concat([addrs, tail]);
 }
@@ -362,6 +363,114 @@ describe('gso: coalescing for the TUN', () => {
     const [out] = written(b);
     assert.equal(out![1], GSO_TCPV6);
     assert.equal(out!.readUInt16BE(VNET_HDR_LEN + 4), 20 + 2000);
+  });
+});
+
+describe('gso: coalescing UDP for a TUN that takes UDP super-packets', () => {
+  /** A plain UDP/IP datagram with valid checksums, IPv4 id `id`. */
+  const dgram = (payload: Buffer, v6 = false, id = 0, srcPort = 40000): Buffer => {
+    const ipLen = v6 ? 40 : 20;
+    const pkt = Buffer.alloc(ipLen + 8 + payload.length);
+    if (v6) {
+      pkt[0] = 0x60;
+      pkt.writeUInt16BE(8 + payload.length, 4);
+      pkt[6] = 17;
+      pkt[7] = 64;
+      pkt[8] = 0xfd;
+      pkt[23] = 1;
+      pkt[24] = 0xfd;
+      pkt[39] = 2;
+    } else {
+      pkt[0] = 0x45;
+      pkt.writeUInt16BE(pkt.length, 2);
+      pkt.writeUInt16BE(id, 4);
+      pkt[8] = 64;
+      pkt[9] = 17;
+      pkt.set(SRC4, 12);
+      pkt.set(DST4, 16);
+      pkt.writeUInt16BE(~refSum(pkt.subarray(0, 20)) & 0xffff, 10);
+    }
+    pkt.writeUInt16BE(srcPort, ipLen);
+    pkt.writeUInt16BE(5201, ipLen + 2);
+    pkt.writeUInt16BE(8 + payload.length, ipLen + 4);
+    payload.copy(pkt, ipLen + 8);
+    const c = ~refSum(Buffer.concat([pseudo(pkt, pkt.length - ipLen, 17), pkt.subarray(ipLen)])) & 0xffff;
+    pkt.writeUInt16BE(c || 0xffff, ipLen + 6);
+    return pkt;
+  };
+  /** What the kernel does with a UDP super-packet: the datagrams, each with its own lengths and checksums. */
+  const cutUdp = (out: Buffer): Buffer[] => {
+    const gso = out.readUInt16LE(4);
+    const ip = out.subarray(VNET_HDR_LEN);
+    const v6 = ip[0]! >>> 4 === 6;
+    const ipLen = v6 ? 40 : 20;
+    const data = ip.subarray(ipLen + 8);
+    const parts: Buffer[] = [];
+    for (let at = 0, k = 0; at < data.length; at += gso, k++) {
+      const payload = data.subarray(at, Math.min(data.length, at + gso));
+      parts.push(dgram(payload, v6, v6 ? 0 : ip.readUInt16BE(4) + k, ip.readUInt16BE(ipLen)));
+    }
+    return parts;
+  };
+
+  for (const v6 of [false, true]) {
+    test(`IPv${v6 ? 6 : 4}: equal datagrams of one flow, the last shorter, become one UDP_L4 super-packet`, () => {
+      const pkts = [0, 1, 2].map((k) => dgram(bytes(100, k), v6, 7 + k));
+      pkts.push(dgram(bytes(60, 3), v6, 10));
+      const b = rxBatch(pkts);
+      assert.equal(coalesceForTun(b, new GroTable(), true, true), 1);
+      const [out] = written(b);
+      const ipLen = v6 ? 40 : 20;
+      assert.deepEqual(
+        [...out!.subarray(0, VNET_HDR_LEN)],
+        [VNET_F_NEEDS_CSUM, GSO_UDP_L4, ipLen + 8, 0, 100, 0, ipLen, 0, 6, 0],
+      );
+      const ip = out!.subarray(VNET_HDR_LEN);
+      assert.equal(ip.length, ipLen + 8 + 360);
+      if (v6) assert.equal(ip.readUInt16BE(4), 8 + 360);
+      else {
+        assert.equal(ip.readUInt16BE(2), 20 + 8 + 360);
+        assert.equal(refSum(ip.subarray(0, 20)), 0xffff, 'IPv4 header checksum');
+      }
+      assert.equal(ip.readUInt16BE(ipLen + 4), 8 + 360, 'UDP length: the whole');
+      assert.equal(ip.readUInt16BE(ipLen + 6), refSum(pseudo(ip, 8 + 360, 17)), 'UDP checksum: the pseudo-header sum');
+      assert.deepEqual(cutUdp(out!), pkts, 'cut as the kernel does: the very datagrams');
+    });
+  }
+
+  test('not merged: another size after a short one, no checksum, a bad checksum, another flow; order kept', () => {
+    const a = (k: number, n = 100) => dgram(bytes(n, k), false, k);
+    const noSum = a(5);
+    noSum.writeUInt16BE(0, 26);
+    const bad = a(6);
+    bad[40] = (bad[40]! + 1) & 0xff;
+    const other = dgram(bytes(100, 9), false, 9, 40001);
+    // a0+a1 merge; other flow interleaved merges with nothing; a2 short ends the run; a3 starts
+    // anew; noSum and bad go alone and end a3's run, so a4 may not jump ahead of them.
+    const pkts = [a(0), other, a(1), a(2, 50), a(3), noSum, bad, a(4)];
+    const b = rxBatch(pkts);
+    assert.equal(coalesceForTun(b, new GroTable(), true, true), 6);
+    const outs = written(b);
+    assert.deepEqual(cutUdp(outs[0]!), [a(0), a(1), a(2, 50)]);
+    assert.deepEqual(
+      outs.slice(1).map((w) => w[1]),
+      [GSO_NONE, GSO_NONE, GSO_NONE, GSO_NONE, GSO_NONE],
+    );
+    assert.deepEqual(
+      outs.slice(1).map((w) => w.subarray(VNET_HDR_LEN)),
+      [other, a(3), noSum, bad, a(4)],
+    );
+    const b2 = rxBatch([a(0), a(1)]);
+    assert.equal(coalesceForTun(b2, new GroTable(), true, false), 2, 'udpGro off: headers only');
+  });
+
+  test('at most 64 datagrams in one super-packet', () => {
+    const pkts = Array.from({ length: 70 }, (_, k) => dgram(bytes(64, k), false, k));
+    const b = rxBatch(pkts);
+    assert.equal(coalesceForTun(b, new GroTable(), true, true), 2);
+    const outs = written(b);
+    assert.deepEqual([...outs.flatMap((o) => cutUdp(o))], pkts);
+    assert.equal(cutUdp(outs[0]!).length, 64);
   });
 });
 

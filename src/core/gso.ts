@@ -22,9 +22,12 @@
  *
  * Receive (peer → TUN): `coalesceForTun` merges consecutive in-order segments of one TCP flow
  * in a batch into one super-packet with gso_type TCPV4/6 and NEEDS_CSUM, as the kernel's GRO
- * would, so the local TCP stack handles one packet instead of dozens. Each segment's checksum
- * is verified before it is merged (a merged packet's checksum is never checked again by the
- * kernel); packets not merged get an all-zero header and the kernel checks them as usual.
+ * would, so the local TCP stack handles one packet instead of dozens. Where the kernel takes
+ * them (6.2+), consecutive datagrams of one UDP flow with the same payload size (the last may
+ * be shorter) become one UDP super-packet (gso_type UDP_L4), which the kernel cuts back into
+ * the same datagrams behind one write. Each segment's checksum is verified before it is merged
+ * (a merged packet's checksum is never checked again by the kernel); packets not merged get an
+ * all-zero header and the kernel checks them as usual.
  */
 import { compact, DROPPED, type PacketBatch } from './batch.js';
 import { pseudoHeaderSum, sum16 } from './checksum.js';
@@ -34,6 +37,7 @@ export const VNET_F_NEEDS_CSUM = 1;
 export const GSO_NONE = 0;
 export const GSO_TCPV4 = 1;
 export const GSO_TCPV6 = 4;
+export const GSO_UDP_L4 = 5;
 export const GSO_ECN = 0x80;
 
 /** TUNSETOFFLOAD flags (linux/if_tun.h). */
@@ -44,6 +48,10 @@ export const TUN_F_TSO6 = 0x04;
 export const TUN_OFFLOADS = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
 
 const PROTO_TCP = 6;
+const PROTO_UDP = 17;
+const UDP_HEADER = 8;
+/** Datagrams in one UDP super-packet at most (the kernel's UDP_MAX_SEGMENTS on older kernels). */
+const UDP_MAX_SEGMENTS = 64;
 const TCP_FIN = 0x01;
 const TCP_PSH = 0x08;
 const TCP_ACK = 0x10;
@@ -65,7 +73,11 @@ function setIpv4Checksum(buf: Uint8Array, ip: number): void {
 
 /** Whether the TCP checksum of the packet at ip (IP header ipLen bytes, size total) verifies. */
 export function tcpChecksumValid(buf: Uint8Array, ip: number, ipLen: number, size: number): boolean {
-  const s = sum16(buf, ip + ipLen, ip + size, pseudoHeaderSum(buf, ip, PROTO_TCP, size - ipLen));
+  return transportChecksumValid(buf, ip, ipLen, size, PROTO_TCP);
+}
+
+function transportChecksumValid(buf: Uint8Array, ip: number, ipLen: number, size: number, proto: number): boolean {
+  const s = sum16(buf, ip + ipLen, ip + size, pseudoHeaderSum(buf, ip, proto, size - ipLen));
   return s === 0xffff;
 }
 
@@ -198,7 +210,9 @@ export class GroTable {
   readonly gsoSize = new Int32Array(128);
   readonly segments = new Int32Array(128);
   readonly ipLen = new Int32Array(128);
+  /** Transport header length: TCP's, or UDP_HEADER for a UDP item. */
   readonly tcpLen = new Int32Array(128);
+  readonly proto = new Uint8Array(128);
   readonly open = new Uint8Array(128);
   count = 0;
 }
@@ -206,10 +220,12 @@ export class GroTable {
 /** How far back in the table a packet looks for its flow. */
 const FLOW_LOOKBACK = 8;
 
-/** Whether the packets at a and b belong to one TCP flow: version, addresses, ports. */
+/** Whether the packets at a and b belong to one flow: version, protocol, addresses, ports. */
 function sameFlow(a: Buffer, ao: number, aIpLen: number, b: Buffer, bo: number, bIpLen: number): boolean {
   const v6 = a[ao]! >>> 4 === 6;
   if (v6 !== (b[bo]! >>> 4 === 6) || aIpLen !== bIpLen) return false;
+  const proto = v6 ? 6 : 9;
+  if (a[ao + proto] !== b[bo + proto]) return false;
   const s = v6 ? 8 : 12;
   const e = v6 ? 40 : 20;
   for (let i = s; i < e; i++) if (a[ao + i] !== b[bo + i]) return false;
@@ -223,13 +239,7 @@ function sameFlow(a: Buffer, ao: number, aIpLen: number, b: Buffer, bo: number, 
  * ack number, window and options equal, same header lengths.
  */
 function headersMatch(a: Buffer, ao: number, b: Buffer, bo: number, ipLen: number, tcpLen: number): boolean {
-  if (a[ao]! >>> 4 === 4) {
-    if (a[ao + 1] !== b[bo + 1] || a[ao + 6] !== b[bo + 6] || a[ao + 8] !== b[bo + 8]) return false;
-    for (let i = 20; i < ipLen; i++) if (a[ao + i] !== b[bo + i]) return false;
-  } else {
-    for (let i = 0; i < 4; i++) if (a[ao + i] !== b[bo + i]) return false;
-    if (a[ao + 7] !== b[bo + 7]) return false;
-  }
+  if (!ipHeadersMatch(a, ao, b, bo, ipLen)) return false;
   const at = ao + ipLen;
   const bt = bo + ipLen;
   if ((b[bt + 12]! >>> 4) * 4 !== tcpLen) return false;
@@ -239,6 +249,48 @@ function headersMatch(a: Buffer, ao: number, b: Buffer, bo: number, ipLen: numbe
   return true;
 }
 
+/** IP fields that must not change within a super-packet. */
+function ipHeadersMatch(a: Buffer, ao: number, b: Buffer, bo: number, ipLen: number): boolean {
+  if (a[ao]! >>> 4 === 4) {
+    if (a[ao + 1] !== b[bo + 1] || a[ao + 6] !== b[bo + 6] || a[ao + 8] !== b[bo + 8]) return false;
+    for (let i = 20; i < ipLen; i++) if (a[ao + i] !== b[bo + i]) return false;
+  } else {
+    for (let i = 0; i < 4; i++) if (a[ao + i] !== b[bo + i]) return false;
+    if (a[ao + 7] !== b[bo + 7]) return false;
+  }
+  return true;
+}
+
+/**
+ * The IP header length of a packet of protocol `proto` whose IP header allows merging (-1
+ * otherwise): IPv4 without fragmentation or IPv6 without extension headers, with lengths
+ * consistent with `size`.
+ */
+function plainIpLen(buf: Buffer, o: number, size: number, proto: number): number {
+  const version = buf[o]! >>> 4;
+  if (version === 4) {
+    const ipLen = (buf[o]! & 0x0f) * 4;
+    if (ipLen < 20 || size < ipLen || buf[o + 9] !== proto || u16be(buf, o + 2) !== size) return -1;
+    if ((buf[o + 6]! & 0x3f) !== 0 || buf[o + 7] !== 0) return -1; // MF or a fragment offset
+    return ipLen;
+  }
+  if (version === 6 && size >= 40 && buf[o + 6] === proto && u16be(buf, o + 4) === size - 40) return 40;
+  return -1;
+}
+
+/**
+ * The IP header length of a UDP datagram that may be merged (-1 otherwise): a plain IP header,
+ * a UDP length that is the packet's, some payload, and a checksum (an IPv4 datagram sent
+ * without one is left as it is).
+ */
+function mergeableUdpIpLen(buf: Buffer, o: number, size: number): number {
+  if (size < 29) return -1;
+  const ipLen = plainIpLen(buf, o, size, PROTO_UDP);
+  if (ipLen < 0 || size <= ipLen + UDP_HEADER || u16be(buf, o + ipLen + 4) !== size - ipLen) return -1;
+  if (u16be(buf, o + ipLen + 6) === 0) return -1;
+  return ipLen;
+}
+
 /**
  * The IP header length of a TCP packet that may be merged (-1 otherwise): IPv4 without
  * fragmentation or IPv6 without extension headers, lengths consistent with `size`, flags ACK
@@ -246,19 +298,8 @@ function headersMatch(a: Buffer, ao: number, b: Buffer, bo: number, ipLen: numbe
  */
 function mergeableIpLen(buf: Buffer, o: number, size: number): number {
   if (size < 40) return -1;
-  const version = buf[o]! >>> 4;
-  let ipLen: number;
-  if (version === 4) {
-    ipLen = (buf[o]! & 0x0f) * 4;
-    if (ipLen < 20 || buf[o + 9] !== PROTO_TCP || u16be(buf, o + 2) !== size) return -1;
-    if ((buf[o + 6]! & 0x3f) !== 0 || buf[o + 7] !== 0) return -1; // MF or a fragment offset
-  } else if (version === 6) {
-    ipLen = 40;
-    if (size < 60 || buf[o + 6] !== PROTO_TCP || u16be(buf, o + 4) !== size - 40) return -1;
-  } else {
-    return -1;
-  }
-  if (size < ipLen + 20) return -1;
+  const ipLen = plainIpLen(buf, o, size, PROTO_TCP);
+  if (ipLen < 0 || size < ipLen + 20) return -1;
   const tcpLen = (buf[o + ipLen + 12]! >>> 4) * 4;
   if (tcpLen < 20 || size <= ipLen + tcpLen) return -1;
   const flags = buf[o + ipLen + 13]!;
@@ -297,40 +338,24 @@ function prependHeader(
 /**
  * Prepares a batch of plain IP packets for a TUN with virtio_net_hdr: with `gro`, merges runs
  * of in-order TCP segments of one flow into super-packets (NEEDS_CSUM, gso_type TCPV4/6,
- * gso_size the first segment's payload); every other packet gets an all-zero header. Merged
- * packets are removed from the batch, keeping order. Returns the new count.
+ * gso_size the first segment's payload); with `udpGro` (only for a TUN that takes them), runs
+ * of one UDP flow's datagrams of one payload size, the last possibly shorter, into UDP
+ * super-packets (gso_type UDP_L4). Every other packet gets an all-zero header. Merged packets
+ * are removed from the batch, keeping each flow's order. Returns the new count.
  */
-export function coalesceForTun(batch: PacketBatch, table: GroTable, gro: boolean): number {
+export function coalesceForTun(batch: PacketBatch, table: GroTable, gro: boolean, udpGro = false): number {
   const { bufs, offsets, sizes } = batch;
   table.count = 0;
-  if (gro) {
+  if (gro || udpGro) {
     for (let i = 0; i < batch.count; i++) {
-      const buf = bufs[i]!;
-      const o = offsets[i]!;
-      const size = sizes[i]!;
-      const ipLen = mergeableIpLen(buf, o, size);
-      if (ipLen < 0) {
-        closeFlowOf(batch, table, i);
+      const tcpIpLen = gro ? mergeableIpLen(bufs[i]!, offsets[i]!, sizes[i]!) : -1;
+      if (tcpIpLen >= 0) {
+        mergeTcp(batch, table, i, tcpIpLen);
         continue;
       }
-      const tcpLen = (buf[o + ipLen + 12]! >>> 4) * 4;
-      const payload = size - ipLen - tcpLen;
-      const seq = u32be(buf, o + ipLen + 4);
-      const psh = (buf[o + ipLen + 13]! & TCP_PSH) !== 0;
-      const item = findFlow(batch, table, buf, o, ipLen);
-      if (item >= 0 && table.open[item] === 1 && tryAppend(batch, table, item, i, ipLen, tcpLen, payload, seq, psh)) {
-        sizes[i] = DROPPED;
-        continue;
-      }
-      if (item >= 0) table.open[item] = 0;
-      const n = table.count++;
-      table.slot[n] = i;
-      table.nextSeq[n] = (seq + payload) % 0x100000000;
-      table.gsoSize[n] = payload;
-      table.segments[n] = 1;
-      table.ipLen[n] = ipLen;
-      table.tcpLen[n] = tcpLen;
-      table.open[n] = psh ? 0 : 1;
+      const udpIpLen = udpGro ? mergeableUdpIpLen(bufs[i]!, offsets[i]!, sizes[i]!) : -1;
+      if (udpIpLen >= 0) mergeUdp(batch, table, i, udpIpLen);
+      else closeFlowOf(batch, table, i);
     }
   }
   let item = 0;
@@ -346,6 +371,51 @@ export function coalesceForTun(batch: PacketBatch, table: GroTable, gro: boolean
   return compact(batch);
 }
 
+/** Appends TCP segment i to its flow's open item, or opens a new item with it. */
+function mergeTcp(batch: PacketBatch, table: GroTable, i: number, ipLen: number): void {
+  const buf = batch.bufs[i]!;
+  const o = batch.offsets[i]!;
+  const tcpLen = (buf[o + ipLen + 12]! >>> 4) * 4;
+  const payload = batch.sizes[i]! - ipLen - tcpLen;
+  const seq = u32be(buf, o + ipLen + 4);
+  const psh = (buf[o + ipLen + 13]! & TCP_PSH) !== 0;
+  const item = findFlow(batch, table, buf, o, ipLen);
+  if (item >= 0 && table.open[item] === 1 && tryAppend(batch, table, item, i, ipLen, tcpLen, payload, seq, psh)) {
+    batch.sizes[i] = DROPPED;
+    return;
+  }
+  if (item >= 0) table.open[item] = 0;
+  const n = newItem(table, i, ipLen, tcpLen, PROTO_TCP, payload);
+  table.nextSeq[n] = (seq + payload) % 0x100000000;
+  table.open[n] = psh ? 0 : 1;
+}
+
+/** Appends UDP datagram i to its flow's open item, or opens a new item with it. */
+function mergeUdp(batch: PacketBatch, table: GroTable, i: number, ipLen: number): void {
+  const buf = batch.bufs[i]!;
+  const o = batch.offsets[i]!;
+  const payload = batch.sizes[i]! - ipLen - UDP_HEADER;
+  const item = findFlow(batch, table, buf, o, ipLen);
+  if (item >= 0 && table.open[item] === 1 && tryAppendUdp(batch, table, item, i, ipLen, payload)) {
+    batch.sizes[i] = DROPPED;
+    return;
+  }
+  if (item >= 0) table.open[item] = 0;
+  newItem(table, i, ipLen, UDP_HEADER, PROTO_UDP, payload);
+}
+
+function newItem(table: GroTable, i: number, ipLen: number, l4Len: number, proto: number, payload: number): number {
+  const n = table.count++;
+  table.slot[n] = i;
+  table.gsoSize[n] = payload;
+  table.segments[n] = 1;
+  table.ipLen[n] = ipLen;
+  table.tcpLen[n] = l4Len;
+  table.proto[n] = proto;
+  table.open[n] = 1;
+  return n;
+}
+
 /** The latest table entry of the flow of packet (buf, o), or -1. */
 function findFlow(batch: PacketBatch, table: GroTable, buf: Buffer, o: number, ipLen: number): number {
   const stop = Math.max(0, table.count - FLOW_LOOKBACK);
@@ -356,16 +426,17 @@ function findFlow(batch: PacketBatch, table: GroTable, buf: Buffer, o: number, i
   return -1;
 }
 
-/** A TCP packet of a flow that cannot be merged ends that flow's open item, so order is kept. */
+/** A TCP or UDP packet of a flow that cannot be merged ends that flow's open item, so order is kept. */
 function closeFlowOf(batch: PacketBatch, table: GroTable, i: number): void {
   if (table.count === 0) return;
   const buf = batch.bufs[i]!;
   const o = batch.offsets[i]!;
   const size = batch.sizes[i]!;
-  if (size < 40) return;
+  if (size < 28) return;
   const version = buf[o]! >>> 4;
   const ipLen = version === 4 ? (buf[o]! & 0x0f) * 4 : version === 6 ? 40 : 0;
-  if (ipLen < 20 || size < ipLen + 20 || buf[o + (version === 4 ? 9 : 6)] !== PROTO_TCP) return;
+  const proto = buf[o + (version === 4 ? 9 : 6)];
+  if (ipLen < 20 || size < ipLen + UDP_HEADER || (proto !== PROTO_TCP && proto !== PROTO_UDP)) return;
   const item = findFlow(batch, table, buf, o, ipLen);
   if (item >= 0) table.open[item] = 0;
 }
@@ -411,7 +482,40 @@ function tryAppend(
   return true;
 }
 
-/** Fixes the lengths of a merged packet, leaves the pseudo-header sum in its TCP checksum, adds its header. */
+function tryAppendUdp(
+  batch: PacketBatch,
+  table: GroTable,
+  item: number,
+  i: number,
+  ipLen: number,
+  payload: number,
+): boolean {
+  const s = table.slot[item]!;
+  const head = batch.bufs[s]!;
+  const ho = batch.offsets[s]!;
+  const hsize = batch.sizes[s]!;
+  const buf = batch.bufs[i]!;
+  const o = batch.offsets[i]!;
+  if (payload > table.gsoSize[item]! || table.segments[item]! >= UDP_MAX_SEGMENTS) return false;
+  if (hsize + payload > MAX_IP || ho + hsize + payload > head.length) return false;
+  if (!ipHeadersMatch(head, ho, buf, o, ipLen)) return false;
+  // The kernel never checks a merged packet's checksum again: check each datagram's now.
+  if (table.segments[item] === 1 && !transportChecksumValid(head, ho, ipLen, hsize, PROTO_UDP)) {
+    table.open[item] = 0;
+    return false;
+  }
+  if (!transportChecksumValid(buf, o, ipLen, batch.sizes[i]!, PROTO_UDP)) {
+    table.open[item] = 0;
+    return false;
+  }
+  buf.copy(head, ho + hsize, o + ipLen + UDP_HEADER, o + batch.sizes[i]!);
+  batch.sizes[s] = hsize + payload;
+  table.segments[item] = table.segments[item]! + 1;
+  if (payload < table.gsoSize[item]!) table.open[item] = 0;
+  return true;
+}
+
+/** Fixes the lengths of a merged packet, leaves the pseudo-header sum in its checksum, adds its header. */
 function finishSuperPacket(batch: PacketBatch, table: GroTable, item: number): void {
   const s = table.slot[item]!;
   const buf = batch.bufs[s]!;
@@ -424,6 +528,12 @@ function finishSuperPacket(batch: PacketBatch, table: GroTable, item: number): v
     setIpv4Checksum(buf, o);
   } else {
     put16be(buf, o + 4, size - 40);
+  }
+  if (table.proto[item] === PROTO_UDP) {
+    put16be(buf, o + ipLen + 4, size - ipLen);
+    put16be(buf, o + ipLen + 6, pseudoHeaderSum(buf, o, PROTO_UDP, size - ipLen));
+    prependHeader(batch, s, VNET_F_NEEDS_CSUM, GSO_UDP_L4, ipLen + UDP_HEADER, table.gsoSize[item]!, ipLen, 6);
+    return;
   }
   put16be(buf, o + ipLen + 16, pseudoHeaderSum(buf, o, PROTO_TCP, size - ipLen));
   prependHeader(

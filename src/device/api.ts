@@ -42,6 +42,12 @@ export interface InterfaceOptions {
   /** With offload: merge consecutive TCP segments written to the TUN (GRO). Default `OVPN_TUN_GRO`, else on. */
   gro?: boolean;
   /**
+   * With offload: merge consecutive datagrams of one UDP flow written to the TUN into one UDP
+   * super-packet, on kernels whose TUN takes them (6.2 and later; others write them one by one).
+   * Default `OVPN_TUN_UDP_GRO`, else on.
+   */
+  udpGro?: boolean;
+  /**
    * The queue packets read from the TUN wait in before they are sealed: sparse flows first; bulk
    * flows through CoDel and a byte limit (core/flow-queue.ts). Defaults DEFAULT_FLOW_QUEUE, or
    * from the environment: `OVPN_TX_QUEUE_SLOTS`, `OVPN_TX_QUEUE_BULK_BYTES`,

@@ -32,6 +32,7 @@ const RECEIVE_FIRST_MIN_BATCH = 8;
 export interface DataPathOptions {
   batchSize: number;
   gro: boolean;
+  udpGro: boolean;
   flowQueue: FlowQueueOptions;
 }
 
@@ -61,7 +62,10 @@ export class DataPath {
       (what, error) => host.ioError(what, error),
       { ...options, offloads },
     );
-    this.rx = new Receiver(tun, peers, drops, host, offloads && options.gro);
+    this.rx = new Receiver(tun, peers, drops, host, {
+      tcp: offloads && options.gro,
+      udp: offloads && options.udpGro && tun.usoWrite,
+    });
   }
 
   start(): void {

@@ -37,6 +37,7 @@ export interface InterfaceSettings {
   offload: boolean;
   gsoMaxSize: number;
   gro: boolean;
+  udpGro: boolean;
   flowQueue: FlowQueueOptions;
   batchSize: number;
   controlQueue: ControlQueueOptions;
@@ -78,6 +79,7 @@ export function resolveOptions(options: InterfaceOptions): InterfaceSettings {
     offload: options.offload ?? envSwitch('OVPN_TUN_OFFLOAD', true),
     gsoMaxSize: options.gsoMaxSize ?? envInteger('OVPN_TUN_GSO_MAX_SIZE', DEFAULT_GSO_MAX_SIZE),
     gro: options.gro ?? envSwitch('OVPN_TUN_GRO', true),
+    udpGro: options.udpGro ?? envSwitch('OVPN_TUN_UDP_GRO', true),
     flowQueue,
     batchSize,
     controlQueue: controlQueueOptions(options.controlQueue),

@@ -24,8 +24,8 @@ export class Receiver {
     private readonly table: PeerLookup,
     private readonly drops: DropCounters,
     private readonly host: DataPathHost,
-    /** Merge TCP segments written to the TUN (needs TUN offloads). */
-    private readonly gro: boolean,
+    /** Merge TCP segments, and UDP datagrams, written to the TUN (needs TUN offloads). */
+    private readonly gro: { tcp: boolean; udp: boolean },
   ) {}
 
   /** The batch a UDP port just received: each datagram finds its peer by its peer-id. */
@@ -133,7 +133,7 @@ export class Receiver {
     });
     compact(batch, endpoints === null ? undefined : { buf: endpoints, slotSize: ENDPOINT_SIZE });
     if (batch.count === 0 || this.host.closed) return;
-    if (this.tun.offloads !== null) coalesceForTun(batch, this.groTable, this.gro);
+    if (this.tun.offloads !== null) coalesceForTun(batch, this.groTable, this.gro.tcp, this.gro.udp);
     let written = 0;
     try {
       written = this.tun.write(batch);

@@ -39,6 +39,8 @@ export interface Tun {
    * packet read or written starts with a virtio_net_hdr (core/gso.ts).
    */
   readonly offloads: number | null;
+  /** Whether writes may carry UDP super-packets (virtio_net_hdr gso_type UDP_L4). */
+  readonly usoWrite: boolean;
   readonly mtu: number;
   /**
    * Reads up to `max` packets, packet i at batch.offsets[i] (set by the caller); sets sizes and

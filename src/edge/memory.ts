@@ -199,6 +199,7 @@ abstract class MemoryFd<T> {
 
 export class MemoryTun extends MemoryFd<Buffer> implements Tun {
   readonly offloads = null;
+  readonly usoWrite = false;
   /** Packets the interface wrote, i.e. what the kernel would deliver to local sockets. */
   readonly written = new Inbox<Buffer>();
   private gone = false;

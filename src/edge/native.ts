@@ -28,7 +28,7 @@ export interface NativeIo {
    * front of every packet read or written (IFF_VNET_HDR) and accepts those offloads
    * (TUNSETOFFLOAD). Throws, leaving no device behind, when the kernel refuses either.
    */
-  tunOpen(name: string, offloads?: number): { fd: number; name: string; ifindex: number };
+  tunOpen(name: string, offloads?: number): { fd: number; name: string; ifindex: number; usoWrite: boolean };
   linkSet(name: string, opts: { mtu?: number; up?: boolean; txqueuelen?: number }): void;
   linkGet(name: string): { mtu: number; up: boolean; ifindex: number; txqueuelen: number } | null;
   /** Returns packets read (0 = nothing pending). Throws on fd errors. */

@@ -34,6 +34,8 @@ export class TunDevice extends PolledFd implements Tun {
     readonly offloads: number | null,
     /** Why the offloads asked for were refused (the device then works without them). */
     readonly offloadError: string | null,
+    /** The kernel takes UDP super-packets on write (it knows TUN_F_USO4/6); see core/gso.ts. */
+    readonly usoWrite = false,
   ) {
     super(fd, `tun ${name}`);
   }
@@ -49,7 +51,7 @@ export class TunDevice extends PolledFd implements Tun {
     if (offloads !== undefined) {
       try {
         const t = native().tunOpen(name, offloads);
-        return new TunDevice(t.fd, t.name, t.ifindex, offloads, null);
+        return new TunDevice(t.fd, t.name, t.ifindex, offloads, null, t.usoWrite);
       } catch (error) {
         if (isNativeError(error, 'EBUSY') || !isNativeError(error)) throw error;
         const t = native().tunOpen(name);
