@@ -9,7 +9,9 @@
  */
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { release } from 'node:os';
 import { test } from 'node:test';
 import {
   type Background,
@@ -35,6 +37,18 @@ import {
   waitUntil,
   withTunnel,
 } from './helpers/behaviour-harness.js';
+
+/** Packets the kernel took from tun0's writer in a namespace (the TUN's RX count). */
+function tunRxPackets(ns: 'bt0' | 'bt1'): number {
+  const [link] = JSON.parse(execFileSync('ip', ['-n', ns, '-s', '-j', 'link', 'show', 'tun0'], { encoding: 'utf8' }));
+  return Number(link.stats64.rx.packets);
+}
+
+/** Linux 6.2 and later take UDP super-packets on a TUN (TUN_F_USO4/6). */
+function usoKernel(): boolean {
+  const [major = 0, minor = 0] = release().split('.').map(Number);
+  return major > 6 || (major === 6 && minor >= 2);
+}
 
 // Daemons started from here (through ovpn-cli) report their drops in their log this often.
 process.env.OVPN_DROP_REPORT_MS = '200';
@@ -385,6 +399,26 @@ test('`ip link set tun0 down` under traffic costs packets, not the daemon: io dr
     await runOk('ip', ['-n', 'bt0', 'addr', 'replace', `${VPN_ADDR.bt0}/24`, 'dev', 'tun0']);
     const back = await t.ping('bt1', '-c', '3', '-i', '0.2', '-W', '1');
     assert.equal(back.code, 0, `ping works again once up:\n${back.stdout}`);
+  });
+});
+
+test('bursts of UDP datagrams cross byte for byte, merged into UDP super-packets on the TUN where the kernel takes them', {
+  skip,
+}, async () => {
+  await withTunnel({}, async (t) => {
+    const rxBefore = tunRxPackets('bt1');
+    const sink = t.spawn('bt1', [process.execPath, NS_HELPER, 'udp-sink', VPN_ADDR.bt1, '7777']);
+    await sink.waitLine((text) => text === 'listening', 'the UDP sink to bind');
+    const sent = await inNs('bt0', [process.execPath, NS_HELPER, 'udp-burst', VPN_ADDR.bt1, '7777', '100'], 30_000);
+    assert.equal(sent.code, 0, sent.stderr);
+    const line = await sink.waitLine((text) => text.startsWith('{'), 'the UDP sink to report', 15_000);
+    const { received, bad } = JSON.parse(line) as { received: number; bad: number };
+    assert.equal(bad, 0, 'every datagram that came is the one sent, the short last of each burst too');
+    assert.ok(received >= 3200 * 0.95, `${received} of 3200 datagrams came`);
+    const writes = tunRxPackets('bt1') - rxBefore;
+    // The TUN counts a super-packet once: merged, far fewer writes than datagrams.
+    if (usoKernel()) assert.ok(writes < received / 2, `${writes} TUN writes for ${received} datagrams`);
+    else assert.ok(writes >= received, `${writes} TUN writes for ${received} datagrams (one each)`);
   });
 });
 
