@@ -22,11 +22,13 @@ export const DEFAULT_MTU = 1428;
 export const DEFAULT_TXQUEUELEN = 100;
 
 /**
- * With offloads, the largest super-packet the kernel hands the TUN. It is the unit the flow
- * queue holds and drops, so it must stay well below the queue's bulk byte limit; larger ones
- * also make each slot of the TUN's ring hold more delay (bench/results/tun-offload.md).
+ * With offloads, the largest super-packet the kernel hands the TUN (the kernel's own maximum).
+ * It was 16 KiB while a slot of the TUN's ring holding 64 KiB meant milliseconds of delay
+ * (bench/results/tun-offload.md); since the flow queue drains the ring at every wakeup and the
+ * data path got faster, whole super-packets mean fewer reads and wakeups per byte for the same
+ * ping under load (docs/ARCHITECTURE.md, "TUN queue and offloads").
  */
-export const DEFAULT_GSO_MAX_SIZE = 16384;
+export const DEFAULT_GSO_MAX_SIZE = 65536;
 
 export interface InterfaceSettings {
   name: string;
