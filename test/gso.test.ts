@@ -65,16 +65,14 @@ interface Shape {
 const SRC4 = [10, 0, 0, 1];
 const DST4 = [10, 0, 0, 2];
 
-/** A plain TCP/IP packet with valid checksums. */
-function tcpPacket(s: Shape): Buffer {
-  const opts = s.options ?? Buffer.alloc(0);
-  const tcpLen = 20 + opts.length;
-  const ipLen = s.v6 ? 40 : 20;
-  const pkt = Buffer.alloc(ipLen + tcpLen + s.payload.length);
-  if (s.v6) {
+/** A packet of `l4Length` bytes after a valid IP header (fd00::1 → fd00::2, or SRC4 → DST4 with `id`). */
+function ipPacket(v6: boolean, proto: number, l4Length: number, id: number, dontFragment: boolean): Buffer {
+  const ipLen = v6 ? 40 : 20;
+  const pkt = Buffer.alloc(ipLen + l4Length);
+  if (v6) {
     pkt[0] = 0x60;
-    pkt.writeUInt16BE(tcpLen + s.payload.length, 4);
-    pkt[6] = 6;
+    pkt.writeUInt16BE(l4Length, 4);
+    pkt[6] = proto;
     pkt[7] = 64;
     pkt[8] = 0xfd;
     pkt[23] = 1;
@@ -83,14 +81,23 @@ function tcpPacket(s: Shape): Buffer {
   } else {
     pkt[0] = 0x45;
     pkt.writeUInt16BE(pkt.length, 2);
-    pkt.writeUInt16BE(s.id, 4);
-    pkt[6] = 0x40; // DF
+    pkt.writeUInt16BE(id, 4);
+    if (dontFragment) pkt[6] = 0x40;
     pkt[8] = 64;
-    pkt[9] = 6;
+    pkt[9] = proto;
     pkt.set(SRC4, 12);
     pkt.set(DST4, 16);
     pkt.writeUInt16BE(~refSum(pkt.subarray(0, 20)) & 0xffff, 10);
   }
+  return pkt;
+}
+
+/** A plain TCP/IP packet with valid checksums. */
+function tcpPacket(s: Shape): Buffer {
+  const opts = s.options ?? Buffer.alloc(0);
+  const tcpLen = 20 + opts.length;
+  const ipLen = s.v6 ? 40 : 20;
+  const pkt = ipPacket(s.v6, 6, tcpLen + s.payload.length, s.id, true);
   const t = ipLen;
   pkt.writeUInt16BE(40000, t);
   pkt.writeUInt16BE(5201, t + 2);
@@ -370,26 +377,7 @@ describe('gso: coalescing UDP for a TUN that takes UDP super-packets', () => {
   /** A plain UDP/IP datagram with valid checksums, IPv4 id `id`. */
   const dgram = (payload: Buffer, v6 = false, id = 0, srcPort = 40000): Buffer => {
     const ipLen = v6 ? 40 : 20;
-    const pkt = Buffer.alloc(ipLen + 8 + payload.length);
-    if (v6) {
-      pkt[0] = 0x60;
-      pkt.writeUInt16BE(8 + payload.length, 4);
-      pkt[6] = 17;
-      pkt[7] = 64;
-      pkt[8] = 0xfd;
-      pkt[23] = 1;
-      pkt[24] = 0xfd;
-      pkt[39] = 2;
-    } else {
-      pkt[0] = 0x45;
-      pkt.writeUInt16BE(pkt.length, 2);
-      pkt.writeUInt16BE(id, 4);
-      pkt[8] = 64;
-      pkt[9] = 17;
-      pkt.set(SRC4, 12);
-      pkt.set(DST4, 16);
-      pkt.writeUInt16BE(~refSum(pkt.subarray(0, 20)) & 0xffff, 10);
-    }
+    const pkt = ipPacket(v6, 17, 8 + payload.length, id, false);
     pkt.writeUInt16BE(srcPort, ipLen);
     pkt.writeUInt16BE(5201, ipLen + 2);
     pkt.writeUInt16BE(8 + payload.length, ipLen + 4);

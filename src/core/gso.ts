@@ -71,11 +71,7 @@ function setIpv4Checksum(buf: Uint8Array, ip: number): void {
   buf[ip + 11] = c & 0xff;
 }
 
-/** Whether the TCP checksum of the packet at ip (IP header ipLen bytes, size total) verifies. */
-export function tcpChecksumValid(buf: Uint8Array, ip: number, ipLen: number, size: number): boolean {
-  return transportChecksumValid(buf, ip, ipLen, size, PROTO_TCP);
-}
-
+/** Whether the TCP or UDP checksum of the packet at ip (IP header ipLen bytes, size total) verifies. */
 function transportChecksumValid(buf: Uint8Array, ip: number, ipLen: number, size: number, proto: number): boolean {
   const s = sum16(buf, ip + ipLen, ip + size, pseudoHeaderSum(buf, ip, proto, size - ipLen));
   return s === 0xffff;
@@ -455,30 +451,14 @@ function tryAppend(
   const s = table.slot[item]!;
   const head = batch.bufs[s]!;
   const ho = batch.offsets[s]!;
-  const hsize = batch.sizes[s]!;
-  const buf = batch.bufs[i]!;
-  const o = batch.offsets[i]!;
   if (seq !== table.nextSeq[item] || payload > table.gsoSize[item]! || table.tcpLen[item] !== tcpLen) return false;
-  if (hsize + payload > MAX_IP || ho + hsize + payload > head.length) return false;
-  if (!headersMatch(head, ho, buf, o, ipLen, tcpLen)) return false;
-  // The kernel never checks a merged packet's checksum again: check each segment's now.
-  if (table.segments[item] === 1 && !tcpChecksumValid(head, ho, ipLen, hsize)) {
-    table.open[item] = 0;
-    return false;
-  }
-  if (!tcpChecksumValid(buf, o, ipLen, batch.sizes[i]!)) {
-    table.open[item] = 0;
-    return false;
-  }
-  buf.copy(head, ho + hsize, o + ipLen + tcpLen, o + batch.sizes[i]!);
-  batch.sizes[s] = hsize + payload;
-  table.segments[item] = table.segments[item]! + 1;
+  if (!headersMatch(head, ho, batch.bufs[i]!, batch.offsets[i]!, ipLen, tcpLen)) return false;
+  if (!appendPayload(batch, table, item, i, ipLen, tcpLen, payload, PROTO_TCP)) return false;
   table.nextSeq[item] = (seq + payload) % 0x100000000;
   if (psh) {
     head[ho + ipLen + 13] = head[ho + ipLen + 13]! | TCP_PSH;
     table.open[item] = 0;
   }
-  if (payload < table.gsoSize[item]!) table.open[item] = 0;
   return true;
 }
 
@@ -491,24 +471,43 @@ function tryAppendUdp(
   payload: number,
 ): boolean {
   const s = table.slot[item]!;
+  if (payload > table.gsoSize[item]! || table.segments[item]! >= UDP_MAX_SEGMENTS) return false;
+  if (!ipHeadersMatch(batch.bufs[s]!, batch.offsets[s]!, batch.bufs[i]!, batch.offsets[i]!, ipLen)) return false;
+  return appendPayload(batch, table, item, i, ipLen, UDP_HEADER, payload, PROTO_UDP);
+}
+
+/**
+ * What appending packet i to an item is for TCP and UDP alike, once its headers fit: room in
+ * the head's buffer, each checksum verified (a bad one ends the item), the payload copied behind
+ * the head's. A shorter payload than the item's gso_size ends the item.
+ */
+function appendPayload(
+  batch: PacketBatch,
+  table: GroTable,
+  item: number,
+  i: number,
+  ipLen: number,
+  l4Len: number,
+  payload: number,
+  proto: number,
+): boolean {
+  const s = table.slot[item]!;
   const head = batch.bufs[s]!;
   const ho = batch.offsets[s]!;
   const hsize = batch.sizes[s]!;
   const buf = batch.bufs[i]!;
   const o = batch.offsets[i]!;
-  if (payload > table.gsoSize[item]! || table.segments[item]! >= UDP_MAX_SEGMENTS) return false;
   if (hsize + payload > MAX_IP || ho + hsize + payload > head.length) return false;
-  if (!ipHeadersMatch(head, ho, buf, o, ipLen)) return false;
-  // The kernel never checks a merged packet's checksum again: check each datagram's now.
-  if (table.segments[item] === 1 && !transportChecksumValid(head, ho, ipLen, hsize, PROTO_UDP)) {
+  // The kernel never checks a merged packet's checksum again: check each segment's now.
+  if (table.segments[item] === 1 && !transportChecksumValid(head, ho, ipLen, hsize, proto)) {
     table.open[item] = 0;
     return false;
   }
-  if (!transportChecksumValid(buf, o, ipLen, batch.sizes[i]!, PROTO_UDP)) {
+  if (!transportChecksumValid(buf, o, ipLen, batch.sizes[i]!, proto)) {
     table.open[item] = 0;
     return false;
   }
-  buf.copy(head, ho + hsize, o + ipLen + UDP_HEADER, o + batch.sizes[i]!);
+  buf.copy(head, ho + hsize, o + ipLen + l4Len, o + batch.sizes[i]!);
   batch.sizes[s] = hsize + payload;
   table.segments[item] = table.segments[item]! + 1;
   if (payload < table.gsoSize[item]!) table.open[item] = 0;
