@@ -23,10 +23,8 @@
 # flr<pid>-<letter><0|1>, removed on exit with every process in them.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# shellcheck source=tests/lib.sh
-source "$ROOT/tests/lib.sh"
 # shellcheck source=bench/idle-lib.sh
-source "$ROOT/bench/idle-lib.sh"
+source "$ROOT/bench/idle-lib.sh" # and tests/lib.sh
 
 TRAINS=${FLOOR_TRAINS:-4}
 PINGS=${FLOOR_PINGS:-400}

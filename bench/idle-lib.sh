@@ -1,7 +1,10 @@
 # shellcheck shell=bash
 # What the idle-ping benchmarks (bench/idle-rtt.sh, bench/idle-floor.sh) share: a tunnel's
 # transport link, the OpenVPN 2.6 reference tunnel, and how a train is measured and written.
-# Source it after tests/lib.sh; it defines functions and runs nothing.
+# Sourcing it sources tests/lib.sh too; it defines functions and runs nothing.
+
+# shellcheck source=tests/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../tests/lib.sh"
 
 # Every process these helpers started, for the caller's cleanup (killed by pid).
 IDLE_PIDS=()

@@ -13,10 +13,8 @@
 # (OpenVPN); removed on exit.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# shellcheck source=tests/lib.sh
-source "$ROOT/tests/lib.sh"
 # shellcheck source=bench/idle-lib.sh
-source "$ROOT/bench/idle-lib.sh"
+source "$ROOT/bench/idle-lib.sh" # and tests/lib.sh
 
 TRAINS=${IDLE_TRAINS:-6}
 PINGS=${IDLE_PINGS:-300}
