@@ -17,6 +17,9 @@
 #
 #   bash bench/idle-floor.sh            # as root; writes bench/results/idle-floor.md
 #   FLOOR_TRAINS=4 FLOOR_PINGS=400      # trains per tunnel, pings per train
+#   FLOOR_PM_QOS=1                      # hold /dev/cpu_dma_latency at 0 during the trains: idle CPUs
+#                                       # poll instead of halting (what tuned's latency-performance
+#                                       # profile does), so a packet does not pay a CPU's wakeup
 #
 # Needs openvpn, ping and a build (npm run build). The floor addon is built here with node-gyp
 # into bench/idle-floor/build; without it the three addon rows are skipped. Namespaces are
@@ -33,6 +36,8 @@ ADDON_DIR=$ROOT/bench/idle-floor
 ADDON=$ADDON_DIR/build/Release/floor.node
 FORWARD=$ROOT/dist/bench/idle-floor/forward.js
 NS=flr$$
+PM_QOS=${FLOOR_PM_QOS:-0}
+[[ $PM_QOS == 0 || $PM_QOS == 1 ]] || { echo "FLOOR_PM_QOS must be 0 or 1, got '$PM_QOS'" >&2; exit 1; }
 TUNNELS=(openvpn ours c-in-node js-entry js-entry+call our-edges)
 declare -A PAIR=([openvpn]=$NS-v [ours]=$NS-o [c-in-node]=$NS-c [js-entry]=$NS-j [js-entry+call]=$NS-k
   [our-edges]=$NS-e)
@@ -141,6 +146,11 @@ for label in "${TUNNELS[@]}"; do
 done
 
 step "$TRAINS trains of $PINGS pings 10 ms apart per tunnel, alternating"
+if [[ $PM_QOS == 1 ]]; then
+  # The request lasts while the fd is open: this shell holds it until it exits.
+  exec 9>/dev/cpu_dma_latency
+  printf '\0\0\0\0' >&9
+fi
 for ((t = 1; t <= TRAINS; t++)); do
   line="train $t:"
   for label in "${TUNNELS[@]}"; do
@@ -186,6 +196,8 @@ table() {
   echo
   echo "$(date -u +%FT%TZ) · $(nproc) cores · load average $(cut -d' ' -f1 /proc/loadavg) at the end · $(node --version)"
   echo
+  [[ $PM_QOS != 1 ]] || echo '**FLOOR_PM_QOS=1: /dev/cpu_dma_latency held at 0 during the trains (idle CPUs poll, no halt).**'
+  [[ $PM_QOS != 1 ]] || echo
   echo "\`bash bench/idle-floor.sh\`: $TRAINS alternating trains of $PINGS pings 10 ms apart per tunnel after a flood-ping"
   cat <<'EOF'
 warm-up (`ping -f -c 20000`). **openvpn** and **ours** are AES-256-GCM data channels, UDP, point to point.
