@@ -80,7 +80,12 @@ export class DataPath {
 
   /** A UDP port is readable (or may still hold datagrams taken in with GRO). */
   onUdpReadable(udp: UdpPort): void {
-    this.guard(() => this.receiveFrom(udp));
+    // try/catch here rather than guard(): a closure per wakeup is garbage per idle packet.
+    try {
+      this.receiveFrom(udp);
+    } catch (error) {
+      this.failed(error);
+    }
   }
 
   onStreamPackets(peer: Peer | null, link: TcpLink, localPort: number, batch: PacketBatch): void {
@@ -118,11 +123,13 @@ export class DataPath {
   private onTunReadable(): void {
     this.tunRetry = null;
     if (!this.live) return;
-    this.guard(() => {
+    try {
       for (let round = 0; round < BATCHES_PER_WAKEUP && this.live; round++) {
         if (this.tx.fromTun(this.clock.now(), this.receiveFirst) === 0) break;
       }
-    });
+    } catch (error) {
+      this.failed(error);
+    }
     // Packets already taken from the TUN into the queue are not announced by the fd again.
     if (this.tx.pending && this.live) this.tunRetry = setImmediate(() => this.onTunReadable());
   }
@@ -135,7 +142,7 @@ export class DataPath {
    */
   private readonly receiveFirst = (read: number): void => {
     if (read < RECEIVE_FIRST_MIN_BATCH) return;
-    for (const udp of this.links.udpPorts()) this.guard(() => this.receiveFrom(udp));
+    for (const udp of this.links.udpPorts()) this.onUdpReadable(udp);
   };
 
   private receiveFrom(udp: UdpPort): void {
@@ -162,8 +169,12 @@ export class DataPath {
     try {
       work();
     } catch (error) {
-      if (errorCode(error) === TUN_GONE_CODE) this.host.tunGone();
-      else this.host.ioError('moving packets', error);
+      this.failed(error);
     }
+  }
+
+  private failed(error: unknown): void {
+    if (errorCode(error) === TUN_GONE_CODE) this.host.tunGone();
+    else this.host.ioError('moving packets', error);
   }
 }

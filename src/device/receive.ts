@@ -3,7 +3,7 @@
  * packet and find its peer → open each peer's run in place → note liveness, follow the peer's
  * path, consume keepalives → write the survivors to the TUN. Control packets go up untouched.
  */
-import { compact, DROPPED, forEachRun, MAX_BATCH, type PacketBatch, packetView } from '../core/batch.js';
+import { compact, DROPPED, MAX_BATCH, type PacketBatch, packetView, runEnd } from '../core/batch.js';
 import { openRange } from '../core/crypto-batch.js';
 import type { DropCounters } from '../core/drops.js';
 import { copyEndpoint, ENDPOINT_SIZE, samePath, sameRemote } from '../core/endpoint.js';
@@ -123,14 +123,18 @@ export class Receiver {
   /** Opens each peer's run, accepts what authenticates, and writes the survivors to the TUN. */
   private deliver(batch: PacketBatch, endpoints: Buffer | null, now: number): void {
     const { sizes } = batch;
-    forEachRun(this.peers, batch.count, (peer, start, end) => {
+    const peers = this.peers;
+    for (let start = 0, end = 0; start < batch.count; start = end) {
+      end = runEnd(peers, start, batch.count);
+      const peer = peers[start];
+      if (peer == null) continue;
       openRange(batch, start, end, peer.keys, peer.drops);
       for (let i = start; i < end; i++) if (sizes[i] !== DROPPED) this.accept(peer, batch, i, endpoints, now);
       if (peer.floated) {
         peer.floated = false;
         this.host.floated(peer);
       }
-    });
+    }
     compact(batch, endpoints === null ? undefined : { buf: endpoints, slotSize: ENDPOINT_SIZE });
     if (batch.count === 0 || this.host.closed) return;
     if (this.tun.offloads !== null) coalesceForTun(batch, this.groTable, this.gro.tcp, this.gro.udp);

@@ -7,11 +7,11 @@
 import {
   compactWithOwners,
   DROPPED,
-  forEachRun,
   newBatch,
   type PacketBatch,
   pushPacket,
   resetOffsets,
+  runEnd,
 } from '../core/batch.js';
 import { sealRange } from '../core/crypto-batch.js';
 import type { DropCounters } from '../core/drops.js';
@@ -75,10 +75,14 @@ export class Transmitter {
     const read = batch.count;
     beforeSealing(read);
     this.route(batch);
-    forEachRun(this.peers, batch.count, (peer, start, end) => {
+    const peers = this.peers;
+    for (let start = 0, end = 0; start < batch.count; start = end) {
+      end = runEnd(peers, start, batch.count);
+      const peer = peers[start];
+      if (peer == null) continue;
       sealRange(batch, start, end, peer.keys.primary, peer.id, peer.drops);
       for (let i = start; i < end; i++) copyEndpoint(this.endpoints, i, peer.endpoint, 0);
-    });
+    }
     compactWithOwners(batch, this.peers, { buf: this.endpoints, slotSize: ENDPOINT_SIZE });
     this.send(batch, this.endpoints, this.peers, now);
     return read;
@@ -131,34 +135,41 @@ export class Transmitter {
 
   /** Sends a compacted batch, each run of packets through the link of its peer. */
   private send(batch: PacketBatch, endpoints: Buffer, peers: (Peer | null)[], now: number): void {
-    forEachRun(peers, batch.count, (peer, start, end) => {
-      const link = this.links.linkOf(peer);
-      if (link === undefined) {
-        // A TCP peer still waiting for its connection, or a peer being torn down.
-        peer.drops.io += end - start;
-        return;
+    for (let start = 0, end = 0; start < batch.count; start = end) {
+      end = runEnd(peers, start, batch.count);
+      const peer = peers[start];
+      if (peer != null) this.sendRun(batch, endpoints, peer, start, end, now);
+    }
+  }
+
+  /** Sends packets [start, end) of the batch, all for `peer`, through its link. */
+  private sendRun(batch: PacketBatch, endpoints: Buffer, peer: Peer, start: number, end: number, now: number): void {
+    const link = this.links.linkOf(peer);
+    if (link === undefined) {
+      // A TCP peer still waiting for its connection, or a peer being torn down.
+      peer.drops.io += end - start;
+      return;
+    }
+    let sent = 0;
+    try {
+      sent = link instanceof TcpLink ? link.send(batch, start, end) : sendRange(link, batch, endpoints, start, end);
+    } catch (error) {
+      this.failed(`sending to peer ${peer.id}`, error);
+    }
+    let refused = 0;
+    for (let i = start; i < start + sent; i++) {
+      if (batch.sizes[i]! < 0) {
+        // Refused for this packet alone (no route, the path's device gone): consumed, and a drop.
+        peer.drops.io++;
+        refused = batch.sizes[i]!;
+        continue;
       }
-      let sent = 0;
-      try {
-        sent = link instanceof TcpLink ? link.send(batch, start, end) : sendRange(link, batch, endpoints, start, end);
-      } catch (error) {
-        this.failed(`sending to peer ${peer.id}`, error);
-      }
-      let refused = 0;
-      for (let i = start; i < start + sent; i++) {
-        if (batch.sizes[i]! < 0) {
-          // Refused for this packet alone (no route, the path's device gone): consumed, and a drop.
-          peer.drops.io++;
-          refused = batch.sizes[i]!;
-          continue;
-        }
-        peer.stats.linkTxPackets++;
-        peer.stats.linkTxBytes += batch.sizes[i]!;
-      }
-      if (refused < 0) this.failed(`sending to peer ${peer.id}`, packetError(refused));
-      peer.drops.io += end - start - sent;
-      if (sent > 0) peer.lastSent = now;
-    });
+      peer.stats.linkTxPackets++;
+      peer.stats.linkTxBytes += batch.sizes[i]!;
+    }
+    if (refused < 0) this.failed(`sending to peer ${peer.id}`, packetError(refused));
+    peer.drops.io += end - start - sent;
+    if (sent > 0) peer.lastSent = now;
   }
 }
 
