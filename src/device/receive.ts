@@ -17,6 +17,11 @@ import type { UdpPort } from './udp-port.js';
 
 export class Receiver {
   private readonly peers = new Array<Peer | null>(MAX_BATCH).fill(null);
+  /** Moves endpoints with their packets in compact(): one object reused, not one per batch. */
+  private readonly endpointSidecar: { buf: Buffer; slotSize: number } = {
+    buf: Buffer.alloc(0),
+    slotSize: ENDPOINT_SIZE,
+  };
   private readonly groTable = new GroTable();
 
   constructor(
@@ -135,7 +140,11 @@ export class Receiver {
         this.host.floated(peer);
       }
     }
-    compact(batch, endpoints === null ? undefined : { buf: endpoints, slotSize: ENDPOINT_SIZE });
+    if (endpoints === null) compact(batch);
+    else {
+      this.endpointSidecar.buf = endpoints;
+      compact(batch, this.endpointSidecar);
+    }
     if (batch.count === 0 || this.host.closed) return;
     if (this.tun.offloads !== null) coalesceForTun(batch, this.groTable, this.gro.tcp, this.gro.udp);
     let written = 0;

@@ -36,6 +36,8 @@ export class Transmitter {
   private readonly reader: TunReader;
   private readonly batch: PacketBatch;
   private readonly endpoints: Buffer;
+  /** Moves endpoints with their packets in compactWithOwners(): made once, not per batch. */
+  private readonly endpointSidecar: { buf: Buffer; slotSize: number };
   private readonly peers: (Peer | null)[];
 
   constructor(
@@ -52,6 +54,7 @@ export class Transmitter {
     this.reader = new TunReader(tun, drops, options.offloads, options.flowQueue);
     this.batch = newBatch(options.batchSize);
     this.endpoints = newEndpoints(options.batchSize);
+    this.endpointSidecar = { buf: this.endpoints, slotSize: ENDPOINT_SIZE };
     this.peers = new Array<Peer | null>(options.batchSize).fill(null);
   }
 
@@ -83,7 +86,7 @@ export class Transmitter {
       sealRange(batch, start, end, peer.keys.primary, peer.id, peer.drops);
       for (let i = start; i < end; i++) copyEndpoint(this.endpoints, i, peer.endpoint, 0);
     }
-    compactWithOwners(batch, this.peers, { buf: this.endpoints, slotSize: ENDPOINT_SIZE });
+    compactWithOwners(batch, this.peers, this.endpointSidecar);
     this.send(batch, this.endpoints, this.peers, now);
     return read;
   }
