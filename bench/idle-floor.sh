@@ -53,17 +53,7 @@ if [[ ! -f $FORWARD || ! -f $ROOT/dist/src/cli/ovpn-cli.js ]]; then
 fi
 command -v openvpn >/dev/null || { fail "openvpn (2.6) is not installed"; exit 1; }
 
-TEST_TMP=$(mktemp -d -t idle-floor.XXXXXX)
-cleanup() {
-  local pid
-  trap - EXIT
-  for pid in "${IDLE_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  netns_teardown "${CREATED_NS[@]}"
-  rm -rf -- "$TEST_TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+idle_begin idle-floor
 
 # node-gyp as npm itself runs it for the project's addon: the one npm set for this script
 # (npm run), else the one bundled with the global npm, else any on PATH.

@@ -6,8 +6,27 @@
 # shellcheck source=tests/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../tests/lib.sh"
 
-# Every process these helpers started, for the caller's cleanup (killed by pid).
+# Every process these helpers started, for idle_cleanup (killed by pid).
 IDLE_PIDS=()
+
+# idle_begin <name>: a fresh TEST_TMP (mktemp, named after the benchmark) and the traps that run
+# idle_cleanup on every exit.
+idle_begin() {
+  TEST_TMP=$(mktemp -d -t "$1.XXXXXX")
+  trap idle_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+# idle_cleanup: kills the processes these helpers started, removes every namespace the script
+# created (CREATED_NS, recorded by tests/lib.sh) with the processes in them, and TEST_TMP.
+idle_cleanup() {
+  local pid
+  trap - EXIT
+  for pid in "${IDLE_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  netns_teardown "${CREATED_NS[@]}"
+  [[ -z ${TEST_TMP:-} ]] || rm -rf -- "$TEST_TMP"
+}
 
 # veth_link <ns0> <ns1>: the transport link every tunnel runs over, 10.10.1.1 - 10.10.1.2.
 veth_link() {

@@ -21,12 +21,7 @@ PINGS=${IDLE_PINGS:-300}
 OUT=${IDLE_OUT:-$ROOT/bench/results/idle-rtt.md}
 OV=(irtt-v0 irtt-v1)
 
-cleanup() {
-  local pid
-  for pid in "${IDLE_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  netns_teardown irtt-o0 irtt-o1 "${OV[@]}"
-}
-trap cleanup EXIT
+idle_begin idle-rtt
 
 # ours: the library's own star setup (lib.sh), point to point, AES
 STAR_ALG=aes STAR_SERVER=p2p star_setup irtt-o 1 >/dev/null

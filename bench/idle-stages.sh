@@ -21,15 +21,7 @@ NS=ist$$-
 need_root "$0"
 [[ -f $PRELOAD ]] || { fail "dist/ is missing or stale: build first with npm run build"; exit 1; }
 
-TEST_TMP=$(mktemp -d -t idle-stages.XXXXXX)
-cleanup() {
-  trap - EXIT
-  netns_teardown "${NS}0" "${NS}1"
-  rm -rf -- "$TEST_TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+idle_begin idle-stages
 
 step "a tunnel whose daemons run with the stage preload"
 mkdir -p "$TEST_TMP/stages"
